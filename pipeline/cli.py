@@ -1,0 +1,145 @@
+"""`scalegap ...`: one console script, a subcommand per stage.
+
+Conventions: every subcommand takes --db; those that print results take --json (machine-readable on
+stdout; logs and progress on stderr); --quiet silences progress. Expected failures print one clear
+message and exit non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from pipeline.schema import ScalegapError
+
+app = typer.Typer(
+    help="Fit scaling curves to published AI results and project whether the frontier-minus-meek gap "
+         "closes or grows.\n\nExample: scalegap run --metric mmlu --bootstrap 1000",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# stdout carries results; stderr carries progress and messages.
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default data/processed/scalegap.duckdb, or $SCALEGAP_DB).")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
+OutOption = Annotated[Path, typer.Option("--out", help="Folder for reports.")]
+
+
+def print_json(payload) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=str, allow_nan=False) + "\n")
+
+
+def print_frame(frame, title: str | None = None, float_format: str = "{:.4g}") -> None:
+    table = Table(title=title, show_lines=False)
+    for column in frame.columns:
+        table.add_column(str(column), overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[_cell(v, float_format) for v in row])
+    out.print(table)
+
+
+def _cell(value, float_format: str) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value != value:
+            return ""
+        return float_format.format(value)
+    return str(value)
+
+
+def jsonable_frame(frame) -> list[dict]:
+    """DataFrame -> list of dicts with NaN as null (JSON has no NaN)."""
+    return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+# ---------------------------------------------------------------------------------- ingest
+@app.command()
+def ingest(
+    targets: Annotated[list[str], typer.Argument(help="Files, folders, http(s) URLs, or names from data/raw/sources.toml.")],
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Read published results into the store (unchanged files are skipped).
+
+    Example: scalegap ingest ../shared/data/obsscaling_ruan2024 data/raw
+    """
+    from pipeline import ingest as ingest_stage
+    from pipeline import store
+
+    run_id = store.start_run(db, "ingest", {"targets": targets})
+    try:
+        summary = ingest_stage.ingest(targets, db=db, run_id=run_id)
+    except BaseException as exc:
+        store.finish_run(db, run_id, "failed", str(exc))
+        raise
+    store.finish_run(db, run_id, "succeeded", data_digests=summary.digests)
+    if as_json:
+        print_json({"run_id": run_id, **summary.as_dict()})
+        return
+    if not quiet:
+        err.print(f"run {run_id}: {len(summary.files)} file(s), {len(summary.versions)} new source version(s), "
+                  f"{summary.observations} observations, {summary.rejected} rejected rows, "
+                  f"{len(summary.skipped_unchanged)} unchanged")
+        for note in summary.notes:
+            err.print(f"  note: {note}")
+
+
+# ---------------------------------------------------------------------------------- status
+@app.command()
+def status(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Show what the store holds: observations per kind, metric and source, and recent runs.
+
+    Example: scalegap status --json
+    """
+    from pipeline import ingest as ingest_stage
+    from pipeline import store
+
+    summary = ingest_stage.summary_table(db)
+    con = store.connect(db, read_only=True)
+    try:
+        runs = con.execute("SELECT run_id, command, status, started_at, finished_at FROM runs "
+                           "ORDER BY started_at DESC LIMIT 10").df()
+    finally:
+        con.close()
+    if as_json:
+        print_json({"observations": jsonable_frame(summary), "runs": jsonable_frame(runs)})
+        return
+    print_frame(summary, "Observations per kind, metric and source")
+    print_frame(runs, "Recent runs")
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except ScalegapError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        err.print("interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

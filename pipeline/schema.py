@@ -1,0 +1,145 @@
+"""The canonical observation: columns, units, kinds, and the error type users see.
+
+Every adapter in `pipeline.sources` turns a public format into a DataFrame with exactly
+`OBSERVATION_COLUMNS`; `validate_observations` is the last check before anything is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+KINDS = ("benchmark", "elo", "horizon", "loss")
+UNITS = ("fraction", "elo", "minutes", "nats", "index", "score")
+
+# (column, pandas dtype, meaning)
+OBSERVATION_SPEC: tuple[tuple[str, str, str], ...] = (
+    ("source", "string", "source key, e.g. obsscaling_ruan2024"),
+    ("source_version", "string", "version label of the figure (file date or snapshot date)"),
+    ("source_sha256", "string", "sha256 of the file the row was read from"),
+    ("model", "string", "model as the source names it"),
+    ("organization", "string", "developer, where given"),
+    ("release_date", "datetime64[ns]", "date the model was published"),
+    ("train_flop", "float64", "training compute in raw FLOP (not log10)"),
+    ("train_flop_note", "string", "how the compute was obtained (Epoch confidence, join, ...)"),
+    ("params", "float64", "parameter count (raw), where given"),
+    ("metric", "string", "metric name, e.g. mmlu, eci, arena_elo, metr_p50_minutes, loss"),
+    ("kind", "string", "benchmark | elo | horizon | loss"),
+    ("value", "float64", "the figure, in `unit`"),
+    ("value_lo", "float64", "lower end of the published interval"),
+    ("value_hi", "float64", "upper end of the published interval"),
+    ("unit", "string", "fraction | elo | minutes | nats | index | score"),
+    ("original_unit", "string", "unit as published (percent string, 0-100, 1e21 FLOP, ...)"),
+    ("floor", "float64", "known lower bound (chance level), else null"),
+    ("ceiling", "float64", "known upper bound (1.0 for fractions), else null"),
+    ("cluster", "string", "group of non-independent rows (model family / organisation / run)"),
+    ("row_ref", "string", "where in the source file the row came from (line number or key)"),
+    ("citation", "string", "short citation of the published figure"),
+)
+OBSERVATION_COLUMNS = tuple(name for name, _, _ in OBSERVATION_SPEC)
+OBSERVATION_KEY = ("source", "source_version", "model", "metric")
+REJECTED_COLUMNS = ("source", "source_version", "row_ref", "column_name", "value", "reason")
+
+# Known bounds per unit; a fraction above 1 or below 0 is an input error, not a measurement.
+UNIT_RANGE = {"fraction": (0.0, 1.0), "minutes": (0.0, np.inf), "nats": (0.0, np.inf)}
+
+
+class ScalegapError(Exception):
+    """An expected failure: shown to the user as one clear message, never as a traceback."""
+
+    exit_code = 2
+
+
+@dataclass
+class InputError(ScalegapError):
+    """Bad input: names the file, the row and column, and what would fix it."""
+
+    path: str
+    problem: str
+    fix: str = ""
+    row: int | str | None = None
+    column: str | None = None
+
+    def __str__(self) -> str:
+        where = [str(self.path)]
+        if self.row is not None:
+            where.append(f"row {self.row}")
+        if self.column is not None:
+            where.append(f"column '{self.column}'")
+        message = f"{', '.join(where)}: {self.problem}"
+        if self.fix:
+            message += f". Fix: {self.fix}"
+        return message
+
+
+def empty_observations() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype, _ in OBSERVATION_SPEC})
+
+
+def conform(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add missing canonical columns (as nulls), order them, and coerce dtypes."""
+    out = frame.copy()
+    for name, dtype, _ in OBSERVATION_SPEC:
+        if name not in out.columns:
+            out[name] = pd.Series(pd.NA if dtype == "string" else np.nan, index=out.index)
+        if dtype == "string":
+            out[name] = out[name].astype("string")
+        elif dtype.startswith("datetime"):
+            out[name] = pd.to_datetime(out[name], errors="raise").astype("datetime64[ns]")
+        else:
+            out[name] = pd.to_numeric(out[name], errors="raise").astype("float64")
+    return out[list(OBSERVATION_COLUMNS)].reset_index(drop=True)
+
+
+def validate_observations(frame: pd.DataFrame, path: str) -> pd.DataFrame:
+    """Check the invariants every stored observation must satisfy; raise InputError naming the row."""
+    frame = conform(frame)
+
+    def fail(i: int, column: str, problem: str, fix: str) -> None:
+        raise InputError(path, problem, fix, row=frame.at[i, "row_ref"], column=column)
+
+    for column in ("source", "source_version", "model", "metric", "kind", "unit"):
+        missing = frame[column].isna() | (frame[column].astype("string").str.strip() == "")
+        if missing.any():
+            fail(int(np.flatnonzero(missing)[0]), column, "value is empty", f"give every row a {column}")
+    bad_kind = ~frame["kind"].isin(KINDS)
+    if bad_kind.any():
+        i = int(np.flatnonzero(bad_kind)[0])
+        fail(i, "kind", f"unknown kind {frame.at[i, 'kind']!r}", f"use one of {', '.join(KINDS)}")
+    bad_unit = ~frame["unit"].isin(UNITS)
+    if bad_unit.any():
+        i = int(np.flatnonzero(bad_unit)[0])
+        fail(i, "unit", f"unknown unit {frame.at[i, 'unit']!r}", f"use one of {', '.join(UNITS)}")
+    finite = np.isfinite(frame["value"].to_numpy(dtype=float))
+    if not finite.all():
+        fail(int(np.flatnonzero(~finite)[0]), "value", "value is missing or not a finite number",
+             "give a numeric value")
+    flop = frame["train_flop"].to_numpy(dtype=float)
+    bad_flop = ~np.isnan(flop) & ~(flop > 0)
+    if bad_flop.any():
+        fail(int(np.flatnonzero(bad_flop)[0]), "train_flop", "training compute must be positive",
+             "give raw FLOP (e.g. 3.1e23), not log10 and not zero")
+    for unit, (lo, hi) in UNIT_RANGE.items():
+        rows = frame["unit"] == unit
+        v = frame["value"].to_numpy(dtype=float)
+        out_of_range = rows.to_numpy() & ((v < lo) | (v > hi))
+        if out_of_range.any():
+            i = int(np.flatnonzero(out_of_range)[0])
+            fail(i, "value", f"{v[i]} is outside the {unit} range [{lo}, {hi}]",
+                 "scores are fractions 0..1 (divide percentages by 100)" if unit == "fraction"
+                 else f"give a value within [{lo}, {hi}]")
+    dup = frame.duplicated(list(OBSERVATION_KEY), keep=False)
+    if dup.any():
+        group = frame[dup].groupby(list(OBSERVATION_KEY), dropna=False)["value"].nunique()
+        conflicting = group[group > 1]
+        if len(conflicting):
+            key = conflicting.index[0]
+            rows = frame[(frame[list(OBSERVATION_KEY)] == pd.Series(key, index=list(OBSERVATION_KEY))).all(axis=1)]
+            fail(int(rows.index[1]), "value",
+                 f"duplicate key (model {key[2]!r}, metric {key[3]!r}) with different values "
+                 f"(first at row {rows.iloc[0]['row_ref']})",
+                 "keep one row per model and metric, or give them distinct metric names")
+        frame = frame.drop_duplicates(list(OBSERVATION_KEY)).reset_index(drop=True)
+    return frame

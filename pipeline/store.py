@@ -1,0 +1,374 @@
+"""DuckDB store: table definitions, short-lived connections, one transaction per stage, run records.
+
+DuckDB allows one writer per file. Connections are opened per stage and closed at once; a second
+process waits with backoff and then fails with a clear message. Each stage's writes happen inside
+one BEGIN/COMMIT, so a crash or kill leaves the previous state intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from pipeline.schema import ScalegapError
+
+DEFAULT_DB = Path("data/processed/scalegap.duckdb")
+LOCK_TIMEOUT_S = float(os.environ.get("SCALEGAP_LOCK_TIMEOUT", "60"))
+
+
+class StoreBusy(ScalegapError):
+    pass
+
+
+class StoreUnavailable(ScalegapError):
+    pass
+
+
+# One entry per table. Stages own their tables: add or change only your stage's entries.
+# Primary keys are the natural keys that make re-runs upserts instead of duplicates.
+TABLES: dict[str, str] = {
+    # --- foundation -----------------------------------------------------------------------
+    "runs": """
+        run_id VARCHAR PRIMARY KEY,
+        command VARCHAR,
+        started_at TIMESTAMP,
+        finished_at TIMESTAMP,
+        status VARCHAR,              -- running | succeeded | failed
+        message VARCHAR,
+        parameters JSON,
+        code_version VARCHAR,
+        data_digests JSON,
+        host VARCHAR,
+        pid INTEGER
+    """,
+    "run_stages": """
+        run_id VARCHAR,
+        stage VARCHAR,
+        started_at TIMESTAMP,
+        finished_at TIMESTAMP,
+        status VARCHAR,
+        rows_written BIGINT,
+        message VARCHAR,
+        PRIMARY KEY (run_id, stage)
+    """,
+    "sources": """
+        source VARCHAR,
+        source_version VARCHAR,
+        location VARCHAR,            -- file path or URL it was read from
+        sha256 VARCHAR,
+        retrieved_at TIMESTAMP,
+        license VARCHAR,
+        citation VARCHAR,
+        kind VARCHAR,
+        adapter VARCHAR,
+        n_observations BIGINT,
+        n_rejected BIGINT,
+        notes VARCHAR,
+        ingest_run_id VARCHAR,
+        PRIMARY KEY (source, source_version)
+    """,
+    "observations": """
+        source VARCHAR,
+        source_version VARCHAR,
+        source_sha256 VARCHAR,
+        model VARCHAR,
+        organization VARCHAR,
+        release_date TIMESTAMP,
+        train_flop DOUBLE,
+        train_flop_note VARCHAR,
+        params DOUBLE,
+        metric VARCHAR,
+        kind VARCHAR,
+        value DOUBLE,
+        value_lo DOUBLE,
+        value_hi DOUBLE,
+        unit VARCHAR,
+        original_unit VARCHAR,
+        floor DOUBLE,
+        ceiling DOUBLE,
+        "cluster" VARCHAR,
+        row_ref VARCHAR,
+        citation VARCHAR,
+        ingest_run_id VARCHAR,
+        PRIMARY KEY (source, source_version, model, metric)
+    """,
+    "rejected": """
+        source VARCHAR,
+        source_version VARCHAR,
+        row_ref VARCHAR,
+        column_name VARCHAR,
+        value VARCHAR,
+        reason VARCHAR,
+        ingest_run_id VARCHAR,
+        PRIMARY KEY (source, source_version, row_ref, column_name)
+    """,
+    "model_aliases": """
+        alias VARCHAR PRIMARY KEY,   -- normalised name as some source spells it
+        canonical VARCHAR,           -- Epoch 'Model' name
+        note VARCHAR
+    """,
+    "model_compute": """
+        model VARCHAR,               -- Epoch 'Model' name
+        source VARCHAR,
+        source_version VARCHAR,
+        organization VARCHAR,
+        release_date TIMESTAMP,
+        train_flop DOUBLE,
+        confidence VARCHAR,          -- Epoch's grade: Confident / Likely / Speculative / ...
+        params DOUBLE,
+        PRIMARY KEY (model, source, source_version)
+    """,
+    "metr_runs": """
+        source VARCHAR,
+        source_version VARCHAR,
+        run_key VARCHAR,             -- METR's run_id
+        task_id VARCHAR,
+        task_family VARCHAR,
+        alias VARCHAR,
+        model VARCHAR,
+        score DOUBLE,
+        score_binarized INTEGER,
+        human_minutes DOUBLE,
+        human_source VARCHAR,
+        time_limit_s DOUBLE,
+        equal_task_weight DOUBLE,
+        invsqrt_task_weight DOUBLE,
+        fatal_error_from VARCHAR,
+        PRIMARY KEY (source, source_version, run_key)
+    """,
+}
+
+
+def resolve_db(db: str | Path | None = None) -> Path:
+    """`--db` wins, then SCALEGAP_DB, then the default under data/processed."""
+    return Path(db or os.environ.get("SCALEGAP_DB") or DEFAULT_DB)
+
+
+def check_writable(path: Path, what: str) -> None:
+    """Fail before any work when a file cannot be written where the user asked."""
+    parent = path.parent if path.suffix else path
+    probe = parent
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK) or (path.exists() and path.is_file() and not os.access(path, os.W_OK)):
+        raise StoreUnavailable(
+            f"{path}: cannot write the {what} here (permission denied). "
+            f"Fix: choose a writable location with --{'db' if what == 'database' else 'out'}"
+        )
+    if path.exists() and path.is_dir() and what == "database":
+        raise StoreUnavailable(f"{path}: is a directory. Fix: give a file path for --db")
+
+
+def connect(db: str | Path | None = None, read_only: bool = False,
+            timeout_s: float | None = None) -> duckdb.DuckDBPyConnection:
+    """Open the store, waiting with backoff while another process holds the write lock."""
+    path = resolve_db(db)
+    if read_only and not path.exists():
+        raise StoreUnavailable(f"{path}: no database here yet. Fix: run `scalegap ingest` or `scalegap run` first")
+    if not read_only:
+        check_writable(path, "database")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    timeout_s = LOCK_TIMEOUT_S if timeout_s is None else timeout_s
+    deadline = time.monotonic() + timeout_s
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" not in text.lower():
+                raise StoreUnavailable(f"{path}: cannot open the database ({text.splitlines()[0]})") from None
+            if time.monotonic() >= deadline:
+                raise StoreBusy(
+                    f"{path}: another scalegap process is writing to this database and did not finish "
+                    f"within {timeout_s:.0f} s. Fix: wait for it to end (see `scalegap status`), or use "
+                    f"another --db; SCALEGAP_LOCK_TIMEOUT sets the wait"
+                ) from None
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 2.0)
+        except duckdb.Error as exc:
+            raise StoreUnavailable(
+                f"{path}: not a readable scalegap database ({str(exc).splitlines()[0]}). "
+                f"Fix: point --db at another file or remove this one"
+            ) from None
+    if not read_only:
+        ensure_schema(con)
+    return con
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    for name, columns in TABLES.items():
+        con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT; any exception rolls everything back."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    else:
+        con.execute("COMMIT")
+
+
+@contextmanager
+def open_stage(db: str | Path | None, run_id: str | None, stage: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open the store, run one stage's writes in a single transaction, record the stage outcome."""
+    con = connect(db)
+    try:
+        started = now()
+        with transaction(con):
+            yield con
+            if run_id:
+                con.execute(
+                    "INSERT OR REPLACE INTO run_stages VALUES (?, ?, ?, ?, 'succeeded', NULL, NULL)",
+                    [run_id, stage, started, now()],
+                )
+    finally:
+        con.close()
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
+
+
+def upsert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
+    """Insert rows, replacing any with the same primary key. Frame columns are matched by name."""
+    if frame is None or len(frame) == 0:
+        return 0
+    columns = table_columns(con, table)
+    missing = [c for c in columns if c not in frame.columns]
+    frame = frame.assign(**{c: None for c in missing})[columns]
+    con.register("_upsert_frame", frame)
+    try:
+        quoted = ", ".join(f'"{c}"' for c in columns)
+        con.execute(f"INSERT OR REPLACE INTO {table} ({quoted}) SELECT {quoted} FROM _upsert_frame")
+    finally:
+        con.unregister("_upsert_frame")
+    return len(frame)
+
+
+def replace_run_rows(con: duckdb.DuckDBPyConnection, table: str, run_id: str, frame: pd.DataFrame,
+                     where: str = "", params: list | None = None) -> int:
+    """Make a stage's output for one run exactly `frame`: delete that run's rows, insert the new ones."""
+    con.execute(f"DELETE FROM {table} WHERE run_id = ? {where}", [run_id, *(params or [])])
+    if frame is None or len(frame) == 0:
+        return 0
+    return upsert(con, table, frame.assign(run_id=run_id))
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_run_id() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def code_version() -> str:
+    """Package version plus a digest of the pipeline's source, so results trace to the exact code."""
+    from pipeline import __version__
+
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*")):
+        if path.suffix in {".py", ".toml", ".html", ".css", ".sql", ".j2"} and "__pycache__" not in path.parts:
+            digest.update(path.relative_to(root).as_posix().encode())
+            digest.update(path.read_bytes())
+    return f"{__version__}+{digest.hexdigest()[:12]}"
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def start_run(db: str | Path | None, command: str, parameters: dict, run_id: str | None = None) -> str:
+    """Record a new run (status 'running'); runs left 'running' by a dead process are marked failed."""
+    run_id = run_id or new_run_id()
+    con = connect(db)
+    try:
+        with transaction(con):
+            _mark_dead_runs(con)
+            con.execute(
+                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, NULL, 'running', NULL, ?, ?, NULL, ?, ?)",
+                [run_id, command, now(), json.dumps(parameters, default=str, sort_keys=True),
+                 code_version(), socket.gethostname(), os.getpid()],
+            )
+    finally:
+        con.close()
+    return run_id
+
+
+def finish_run(db: str | Path | None, run_id: str, status: str, message: str | None = None,
+               data_digests: dict | None = None) -> None:
+    con = connect(db)
+    try:
+        with transaction(con):
+            con.execute(
+                "UPDATE runs SET finished_at = ?, status = ?, message = ?, "
+                "data_digests = coalesce(?, data_digests) WHERE run_id = ?",
+                [now(), status, message,
+                 json.dumps(data_digests, sort_keys=True) if data_digests is not None else None, run_id],
+            )
+    finally:
+        con.close()
+
+
+def _mark_dead_runs(con: duckdb.DuckDBPyConnection) -> None:
+    host = socket.gethostname()
+    for run_id, pid in con.execute(
+        "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]
+    ).fetchall():
+        if pid is None or not _pid_alive(int(pid)):
+            con.execute(
+                "UPDATE runs SET status = 'failed', message = 'process ended before the run finished' "
+                "WHERE run_id = ?", [run_id])
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def latest_run(con: duckdb.DuckDBPyConnection, stage: str | None = None) -> str | None:
+    """The newest run that completed `stage` (or finished successfully, if no stage is given)."""
+    if stage:
+        row = con.execute(
+            "SELECT run_id FROM run_stages WHERE stage = ? AND status = 'succeeded' "
+            "ORDER BY finished_at DESC LIMIT 1", [stage]).fetchone()
+    else:
+        row = con.execute(
+            "SELECT run_id FROM runs WHERE status = 'succeeded' ORDER BY finished_at DESC LIMIT 1").fetchone()
+    return row[0] if row else None
+
+
+def table_digest(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """Order-independent digest of a table's contents (used to prove the store is unchanged)."""
+    frame = con.execute(f"SELECT * FROM {table}").df()
+    rows = sorted(frame.astype(str).itertuples(index=False, name=None))
+    return hashlib.sha256(repr(rows).encode()).hexdigest()

@@ -12,6 +12,7 @@ import json
 import os
 import random
 import socket
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -157,18 +158,29 @@ def resolve_db(db: str | Path | None = None) -> Path:
 
 
 def check_writable(path: Path, what: str) -> None:
-    """Fail before any work when a file cannot be written where the user asked."""
-    parent = path.parent if path.suffix else path
-    probe = parent
+    """Fail before any work when a file cannot be written where the user asked (a real probe:
+    permission bits say nothing when running as root)."""
+    option = "--db" if what == "database" else "--out"
+    if what == "database" and path.is_dir():
+        raise StoreUnavailable(f"{path}: is a directory. Fix: give a file path for --db")
+    folder = path.parent if what == "database" else path
+    probe = folder
     while not probe.exists():
         probe = probe.parent
-    if not os.access(probe, os.W_OK) or (path.exists() and path.is_file() and not os.access(path, os.W_OK)):
-        raise StoreUnavailable(
-            f"{path}: cannot write the {what} here (permission denied). "
-            f"Fix: choose a writable location with --{'db' if what == 'database' else 'out'}"
-        )
-    if path.exists() and path.is_dir() and what == "database":
-        raise StoreUnavailable(f"{path}: is a directory. Fix: give a file path for --db")
+    problem = None
+    if not probe.is_dir():
+        problem = f"{probe} is not a folder"
+    else:
+        try:
+            with tempfile.NamedTemporaryFile(dir=probe, prefix=".scalegap-probe-"):
+                pass
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+    if problem is None and path.is_file() and not os.access(path, os.W_OK):
+        problem = "the file is read-only"
+    if problem:
+        raise StoreUnavailable(f"{path}: cannot write the {what} here ({problem}). "
+                               f"Fix: choose a writable location with {option}")
 
 
 def connect(db: str | Path | None = None, read_only: bool = False,

@@ -1,0 +1,113 @@
+"""The store's promises: one transaction per stage, upserts, a busy second writer, run records."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pytest
+
+from pipeline import store
+from pipeline.schema import InputError, conform, validate_observations
+
+
+def _obs(values: list[float], models: list[str] | None = None) -> pd.DataFrame:
+    models = models or [f"m{i}" for i in range(len(values))]
+    return conform(pd.DataFrame({
+        "source": "test", "source_version": "v1", "source_sha256": "0" * 64, "model": models,
+        "metric": "mmlu", "kind": "benchmark", "unit": "fraction", "value": values,
+        "train_flop": [1e21 * (i + 1) for i in range(len(values))], "row_ref": [str(i + 2) for i in range(len(values))],
+    }))
+
+
+def test_upsert_replaces_on_natural_key(tmp_db):
+    con = store.connect(tmp_db)
+    with store.transaction(con):
+        store.upsert(con, "observations", _obs([0.3, 0.4]))
+    with store.transaction(con):
+        store.upsert(con, "observations", _obs([0.35, 0.4]))
+    rows = con.execute("SELECT model, value FROM observations ORDER BY model").fetchall()
+    con.close()
+    assert rows == [("m0", 0.35), ("m1", 0.4)]
+
+
+def test_failed_stage_leaves_previous_state(tmp_db):
+    con = store.connect(tmp_db)
+    with store.transaction(con):
+        store.upsert(con, "observations", _obs([0.3, 0.4]))
+    before = store.table_digest(con, "observations")
+    con.close()
+    with pytest.raises(RuntimeError):
+        with store.open_stage(tmp_db, "r1", "ingest") as con:
+            con.execute("DELETE FROM observations")
+            store.upsert(con, "observations", _obs([0.9]))
+            raise RuntimeError("crash mid-stage")
+    con = store.connect(tmp_db, read_only=True)
+    assert store.table_digest(con, "observations") == before
+    assert con.execute("SELECT count(*) FROM run_stages").fetchone()[0] == 0
+    con.close()
+
+
+def test_second_writer_waits_then_fails_clearly(tmp_db):
+    store.connect(tmp_db).close()
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import duckdb, time, sys
+        con = duckdb.connect({str(tmp_db)!r})
+        print("locked", flush=True)
+        time.sleep(6)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        started = time.monotonic()
+        with pytest.raises(store.StoreBusy) as info:
+            store.connect(tmp_db, timeout_s=1.0)
+        assert time.monotonic() - started >= 0.9  # it waited with backoff before giving up
+        assert "another scalegap process" in str(info.value) and "Fix:" in str(info.value)
+        holder.wait(timeout=20)
+        store.connect(tmp_db, timeout_s=5).close()  # free again once the holder exits
+    finally:
+        holder.kill()
+
+
+def test_run_records_and_dead_runs(tmp_db):
+    run_id = store.start_run(tmp_db, "test", {"bootstrap": 10})
+    con = store.connect(tmp_db)
+    con.execute("UPDATE runs SET pid = 999999999 WHERE run_id = ?", [run_id])  # a process that is gone
+    con.close()
+    other = store.start_run(tmp_db, "test", {})
+    store.finish_run(tmp_db, other, "succeeded", data_digests={"f.csv": "abc"})
+    con = store.connect(tmp_db, read_only=True)
+    status = dict(con.execute("SELECT run_id, status FROM runs").fetchall())
+    assert status == {run_id: "failed", other: "succeeded"}
+    assert store.latest_run(con) == other
+    row = con.execute("SELECT parameters, code_version, data_digests FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    con.close()
+    assert '"bootstrap": 10' in row[0] and row[1].startswith("0.1.0+") and row[2] is None
+
+
+def test_validation_names_row_and_column():
+    frame = _obs([0.3, 1.7])
+    with pytest.raises(InputError) as info:
+        validate_observations(frame, "scores.csv")
+    message = str(info.value)
+    assert "scores.csv" in message and "row 3" in message and "'value'" in message and "Fix:" in message
+
+
+def test_validation_rejects_conflicting_duplicates_and_drops_exact_ones():
+    exact = validate_observations(_obs([0.3, 0.3], ["a", "a"]).assign(row_ref=["2", "3"]), "f.csv")
+    assert len(exact) == 1
+    with pytest.raises(InputError, match="duplicate key"):
+        validate_observations(_obs([0.3, 0.4], ["a", "a"]), "f.csv")
+
+
+@pytest.mark.parametrize("target", ["/sys/scalegap/x.duckdb", "FILE/x.duckdb", "DIR"])
+def test_unwritable_database_path_is_refused_before_work(tmp_path, target):
+    a_file = tmp_path / "plain.txt"
+    a_file.write_text("not a folder")
+    path = {"FILE/x.duckdb": a_file / "x.duckdb", "DIR": tmp_path}.get(target, target)
+    with pytest.raises(store.StoreUnavailable, match="Fix:"):
+        store.connect(path)
+    assert not (tmp_path / "x.duckdb").exists()

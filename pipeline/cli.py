@@ -123,6 +123,85 @@ def status(db: DbOption = None, as_json: JsonOption = False) -> None:
     print_frame(runs, "Recent runs")
 
 
+# ---------------------------------------------------------------------------------- run / serve (Prefect)
+def _split(values: list[str] | None) -> list[str] | None:
+    """Repeatable options that also accept comma lists: --metric mmlu,gpqa --metric eci."""
+    items = [v.strip() for value in values or [] for v in value.split(",") if v.strip()]
+    return items or None
+
+
+@app.command()
+def run(
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s) to fit, repeatable or comma-separated (default: all).")] = None,
+    families: Annotated[list[str] | None, typer.Option("--families", help="Curve families to try, comma-separated (default: all).")] = None,
+    x_axis: Annotated[list[str] | None, typer.Option("--x-axis", help="compute and/or date (default: both).")] = None,
+    scenario: Annotated[Path | None, typer.Option("--scenario", help="Growth scenario TOML (default: the built-in one).")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap / Monte Carlo draws.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same results).")] = 0,
+    sources: Annotated[list[str] | None, typer.Option("--sources", help="Paths, URLs or names from data/raw/sources.toml; 'all-public' = every name (default: bundled data/raw).")] = None,
+    db: DbOption = None,
+    out_dir: OutOption = Path("reports"),
+    task_runner: Annotated[str, typer.Option("--task-runner", help="default (threads) or dask.")] = "default",
+    dask_address: Annotated[str | None, typer.Option("--dask-address", help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster of 2 workers).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute fits even when cached.")] = False,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """The whole refresh as a Prefect flow: ingest, horizons, fit, classify, project, report.
+
+    Example: scalegap run --metric mmlu --scenario my_scenario.toml --bootstrap 1000
+    """
+    import flows
+
+    flows.quiet_console()  # expected failures are shown once by main(), without Prefect's traceback
+    from flows.progress import RichReporter, set_reporter
+    from flows.refresh import refresh
+
+    set_reporter(None if quiet or as_json and not err.is_terminal else RichReporter(err))
+    try:
+        result = refresh(
+            sources=_split(sources), metrics=_split(metric), families=_split(families),
+            x_axes=_split(x_axis), bootstrap=bootstrap, seed=seed,
+            scenario=str(scenario) if scenario else None, db=str(db) if db else None,
+            out_dir=str(out_dir), task_runner=task_runner, dask_address=dask_address,
+            use_cache=not no_cache, command="run",
+        )
+    finally:
+        set_reporter(None)
+    if as_json:
+        print_json(result)
+        return
+    if result.get("report"):
+        for kind in ("html", "pdf"):
+            if result["report"].get(kind):
+                out.print(result["report"][kind])
+        return
+    from pipeline import ingest as ingest_stage
+
+    print_frame(ingest_stage.summary_table(db), f"Observations per kind, metric and source (run {result['run_id']})")
+    if not quiet:
+        err.print("no report yet: the report stage is not available in this checkout")
+
+
+@app.command()
+def serve(
+    api_url: Annotated[str | None, typer.Option("--api-url", help="Prefect server API (default $PREFECT_API_URL or http://127.0.0.1:4200/api).")] = None,
+    start_server: Annotated[bool, typer.Option("--start-server", help="Start a local `prefect server` if none answers.")] = False,
+    port: Annotated[int, typer.Option("--port", help="Port for --start-server.")] = 4200,
+    cron: Annotated[str, typer.Option("--cron", help="Schedule of the weekly refresh (cron, UTC).")] = "0 6 * * 1",
+) -> None:
+    """Serve the weekly-refresh schedule and the ad-hoc deployment on a local Prefect server (blocks).
+
+    Example: scalegap serve --start-server
+    """
+    import flows
+    from flows import deployments
+
+    err.print(f"Prefect state in {flows.PREFECT_HOME}; ad-hoc: "
+              "prefect deployment run 'refresh/adhoc' --param bootstrap=200")
+    deployments.serve(api_url, cron=cron, start=start_server, port=port)
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)

@@ -1,0 +1,110 @@
+"""Deployments of `refresh` and the `scalegap serve` process that runs their schedules.
+
+`weekly-refresh` fetches every public URL listed in data/raw/sources.toml on a weekly cron; `adhoc`
+has no schedule and exists for `prefect deployment run 'refresh/adhoc' --param ...`. Both are served
+by one long-lived process (`prefect.serve`), which needs a running Prefect server: no Cloud account,
+no work pool.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import flows
+from pipeline.schema import ScalegapError
+
+WEEKLY_CRON = "0 6 * * 1"  # Mondays 06:00
+DEFAULT_API_URL = "http://127.0.0.1:4200/api"
+
+
+class ServerUnavailable(ScalegapError):
+    pass
+
+
+def api_url(explicit: str | None = None) -> str:
+    return (explicit or os.environ.get("PREFECT_API_URL") or DEFAULT_API_URL).rstrip("/")
+
+
+def server_healthy(url: str, timeout_s: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout_s) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def start_server(port: int, host: str = "127.0.0.1", timeout_s: float = 90.0,
+                 log_path: Path | None = None) -> subprocess.Popen:
+    """`prefect server start` in a child process with the project's PREFECT_HOME; waits for health."""
+    prefect_bin = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
+    env = {**os.environ, "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(flows.PREFECT_HOME))}
+    env.pop("PREFECT_API_URL", None)
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
+    process = subprocess.Popen([prefect_bin, "server", "start", "--host", host, "--port", str(port)],
+                               env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    url = f"http://{host}:{port}/api"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerUnavailable(f"`prefect server start` exited with code {process.returncode}"
+                                    + (f"; see {log_path}" if log_path else "")
+                                    + ". Fix: check that the port is free (--port)")
+        if server_healthy(url):
+            return process
+        time.sleep(0.5)
+    process.terminate()
+    raise ServerUnavailable(f"the Prefect server on {url} did not become healthy in {timeout_s:.0f} s")
+
+
+def build_deployments(cron: str = WEEKLY_CRON, bootstrap: int = 1000) -> list:
+    from flows.refresh import ALL_PUBLIC, refresh
+
+    return [
+        refresh.to_deployment(
+            name="weekly-refresh", cron=cron, tags=["scalegap"],
+            parameters={"sources": [ALL_PUBLIC], "bootstrap": bootstrap},
+            description="Fetch every public source in data/raw/sources.toml, refit, re-project, "
+                        "re-render the report.",
+        ),
+        refresh.to_deployment(
+            name="adhoc", tags=["scalegap"],
+            description="Unscheduled: a researcher's question, e.g. --param metrics='[\"mmlu\"]'.",
+        ),
+    ]
+
+
+def serve(url: str | None = None, cron: str = WEEKLY_CRON, start: bool = False, port: int = 4200,
+          limit: int | None = None) -> None:
+    """Register the deployments on the server at `url` and run their schedules until interrupted."""
+    url = api_url(url)
+    server = None
+    if not server_healthy(url):
+        if not start:
+            raise ServerUnavailable(
+                f"no Prefect server answers at {url}. Fix: start one with "
+                f"`PREFECT_HOME={flows.PREFECT_HOME} .venv/bin/prefect server start`, "
+                f"or run `scalegap serve --start-server`")
+        server = start_server(port, log_path=flows.PREFECT_HOME / "server.log")
+        url = f"http://127.0.0.1:{port}/api"
+    os.environ["PREFECT_API_URL"] = url
+    try:
+        from prefect import serve as prefect_serve
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: url}):
+            prefect_serve(*build_deployments(cron), limit=limit, print_starting_message=True)
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()

@@ -1,0 +1,368 @@
+"""The `refresh` parent flow: ingest -> horizons -> fit -> classify -> project -> report.
+
+Each stage is a thin task around the `pipeline/` stage function named in docs/design.md. A stage whose
+module has not landed yet is skipped with a logged note, so the flow runs on whatever exists.
+
+Caching: only the expensive, pure `fitting.fit_series` computation is cached (key: the series'
+content + families + bootstrap draws + seed + pipeline code version; results persisted under
+`.prefect/storage`). Stages that write the store always run, so every run id holds its full results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import importlib
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import flows  # noqa: F401  (offline defaults before prefect is imported)
+from flows import PROJECT_ROOT
+from flows.progress import reporter
+
+from prefect import flow, get_run_logger, task  # isort: skip
+from prefect.cache_policies import NO_CACHE  # isort: skip
+from prefect.futures import as_completed  # isort: skip
+from prefect.task_runners import ThreadPoolTaskRunner  # isort: skip
+from prefect.tasks import exponential_backoff  # isort: skip
+from prefect.utilities.annotations import unmapped  # isort: skip
+
+from pipeline import store
+from pipeline.schema import InputError, ScalegapError
+
+BUNDLED = PROJECT_ROOT / "data" / "raw"
+ALL_PUBLIC = "all-public"
+DEFAULT_X_AXES = ("compute", "date")
+TASK_RUNNERS = ("default", "dask")
+
+
+# ------------------------------------------------------------------------------ stage lookup
+def stage_function(module: str, name: str) -> Callable | None:
+    """The stage function if its module has landed, else None (a missing *dependency* still raises)."""
+    try:
+        mod = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
+            return None
+        raise
+    return getattr(mod, name, None)
+
+
+def _skip(stage: str, db: str | None, run_id: str, why: str) -> str:
+    """Log and record a stage that did not run, so `run_stages` shows why it is absent."""
+    get_run_logger().warning("stage %s skipped: %s", stage, why)
+    reporter().skipped(stage, why)
+    con = store.connect(db)
+    try:
+        with store.transaction(con):
+            con.execute("INSERT OR REPLACE INTO run_stages VALUES (?, ?, ?, ?, 'skipped', 0, ?)",
+                        [run_id, stage, store.now(), store.now(), why])
+    finally:
+        con.close()
+    return f"skipped: {why}"
+
+
+# ------------------------------------------------------------------------------ cache keys
+@functools.lru_cache(maxsize=1)
+def _code_version() -> str:
+    return store.code_version()
+
+
+def content_digest(obj: Any) -> str:
+    """Stable digest of a series object's *content* (DataFrames/arrays by value, not by identity)."""
+    import numpy as np
+    import pandas as pd
+
+    digest = hashlib.sha256()
+
+    def feed(value: Any) -> None:
+        if isinstance(value, pd.DataFrame):
+            digest.update(repr((list(value.columns), list(map(str, value.dtypes)))).encode())
+            digest.update(pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes())
+        elif isinstance(value, pd.Series):
+            digest.update(str(value.dtype).encode())
+            digest.update(pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes())
+        elif isinstance(value, np.ndarray):
+            digest.update(repr((value.dtype.str, value.shape)).encode())
+            digest.update(np.ascontiguousarray(value).tobytes())
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            digest.update(type(value).__qualname__.encode())
+            for field in dataclasses.fields(value):
+                digest.update(field.name.encode())
+                feed(getattr(value, field.name))
+        elif isinstance(value, dict):
+            for key in sorted(value, key=repr):
+                digest.update(repr(key).encode())
+                feed(value[key])
+        elif isinstance(value, list | tuple):
+            digest.update(b"[")
+            for item in value:
+                feed(item)
+            digest.update(b"]")
+        else:
+            digest.update(repr(value).encode())
+
+    feed(obj)
+    return digest.hexdigest()
+
+
+def fit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
+    families = parameters.get("families")
+    key = json.dumps({
+        "series": content_digest(parameters["series"]),
+        "families": sorted(families) if families else None,
+        "bootstrap": parameters["bootstrap"],
+        "seed": parameters["seed"],
+        "code": _code_version(),
+    }, sort_keys=True)
+    return "fit-series-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+# ------------------------------------------------------------------------------ tasks
+@task(name="fetch-source", retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=10),
+      cache_policy=NO_CACHE)
+def fetch_source(target: str, download_dir: str) -> list[str]:
+    """Download one URL or named public source (network: retried with backoff)."""
+    from pipeline import ingest
+
+    return [str(p) for p in ingest.expand_targets([target], Path(download_dir))]
+
+
+@task(name="ingest", cache_policy=NO_CACHE)
+def ingest_task(targets: list[str], db: str | None, run_id: str):
+    from pipeline import ingest
+
+    return ingest.ingest(targets, db=db, run_id=run_id)
+
+
+@task(name="fit-series", cache_key_fn=fit_cache_key, persist_result=True,
+      cache_expiration=None)
+def fit_series_task(series: Any, families: list[str] | None, bootstrap: int, seed: int) -> Any:
+    """The pure, picklable fit of one series: what a Dask worker runs; cached on its content."""
+    from pipeline import fitting
+
+    return fitting.fit_series(series, families, bootstrap, seed)
+
+
+@task(name="store-fits", cache_policy=NO_CACHE)
+def store_fits_task(db: str | None, run_id: str, fits: list) -> Any:
+    from pipeline import fitting
+
+    return fitting.store_fits(db, run_id, fits)
+
+
+@task(name="stage", cache_policy=NO_CACHE)
+def stage_task(fn: Callable, kwargs: dict[str, Any]) -> Any:
+    return fn(**kwargs)
+
+
+# ------------------------------------------------------------------------------ fit subflow
+def make_task_runner(task_runner: str = "default", dask_address: str | None = None):
+    if task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        if dask_address:
+            return DaskTaskRunner(address=dask_address)
+        return DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                              cluster_kwargs={"n_workers": 2, "threads_per_worker": 1,
+                                              "processes": True, "dashboard_address": None})
+    if task_runner != "default":
+        raise InputError("--task-runner", f"unknown task runner {task_runner!r}",
+                         f"use one of {', '.join(TASK_RUNNERS)}")
+    # Fits are CPU-bound Python; two threads keep a small shared machine responsive.
+    return ThreadPoolTaskRunner(max_workers=2)
+
+
+@flow(name="fit-series-map", validate_parameters=False)
+def fit_flow(db: str | None, run_id: str, metrics: list[str] | None, x_axes: list[str],
+             families: list[str] | None, bootstrap: int, seed: int, use_cache: bool = True) -> dict:
+    """Map `fit_series` over every selected series on this flow's task runner, then store them."""
+    from pipeline import fitting
+
+    logger = get_run_logger()
+    series = list(fitting.load_series(db, metrics, x_axes))
+    reporter().start("fit", total=len(series))
+    if not series:
+        raise InputError(str(store.resolve_db(db)), "no series to fit for the selected metrics and axes",
+                         "check --metric against `scalegap status`, or ingest data first")
+    task = fit_series_task.with_options(refresh_cache=not use_cache)
+    futures = task.map(series, unmapped(families), unmapped(bootstrap), unmapped(seed))
+    for future in as_completed(futures):
+        future.result()  # surfaces a failed fit at once
+        reporter().advance("fit")
+    fits = [future.result() for future in futures]  # series order, whatever the finishing order
+    stored = store_fits_task(db, run_id, fits)
+    logger.info("fit: %d series fitted and stored under run %s", len(fits), run_id)
+    return {"series": len(fits), "stored": stored}
+
+
+# ------------------------------------------------------------------------------ parent flow
+def resolve_sources(sources: list[str] | None) -> tuple[list[str], list[str]]:
+    """(local paths, network targets). None -> the bundled snapshot; 'all-public' -> every name in
+    data/raw/sources.toml."""
+    from pipeline import ingest
+
+    if not sources:
+        return [str(BUNDLED)], []
+    local: list[str] = []
+    network: list[str] = []
+    for target in sources:
+        if target == ALL_PUBLIC:
+            names = sorted(ingest.named_sources(BUNDLED / "sources.toml"))
+            if not names:
+                raise InputError(str(BUNDLED / "sources.toml"), "no public sources are listed",
+                                 "add [source.<name>] entries with url/urls, or pass paths")
+            network.extend(names)
+        elif target.startswith(("http://", "https://")) or not Path(target).exists():
+            network.append(target)
+        else:
+            local.append(target)
+    return local, network
+
+
+@flow(name="refresh", validate_parameters=True)
+def refresh(
+    sources: list[str] | None = None,
+    metrics: list[str] | None = None,
+    families: list[str] | None = None,
+    x_axes: list[str] | None = None,
+    bootstrap: int = 1000,
+    seed: int = 0,
+    scenario: str | None = None,
+    db: str | None = None,
+    out_dir: str = "reports",
+    task_runner: str = "default",
+    dask_address: str | None = None,
+    use_cache: bool = True,
+    command: str = "refresh",
+) -> dict:
+    """Refresh everything: ingest the sources, derive horizons, fit, classify, project, report.
+
+    `sources`: paths, URLs or names from data/raw/sources.toml ("all-public" = every name); default
+    the bundled snapshot. `bootstrap` draws serve the fit bootstrap, the horizon bootstrap and the
+    projection Monte Carlo. `task_runner` "dask" maps the fits over a Dask cluster (`dask_address`,
+    or a local cluster of two workers).
+    """
+    parameters = {
+        "sources": sources, "metrics": metrics, "families": families, "x_axes": x_axes,
+        "bootstrap": bootstrap, "seed": seed, "scenario": scenario, "db": db, "out_dir": out_dir,
+        "task_runner": task_runner, "dask_address": dask_address, "use_cache": use_cache,
+    }
+    if bootstrap < 1:
+        raise InputError("--bootstrap", f"{bootstrap} draws", "give a positive number of draws")
+    if task_runner not in TASK_RUNNERS:
+        raise InputError("--task-runner", f"unknown task runner {task_runner!r}",
+                         f"use one of {', '.join(TASK_RUNNERS)}")
+    if scenario is not None and not Path(scenario).is_file():
+        raise InputError(scenario, "scenario file not found", "give the path of a scenario TOML file")
+    x_axes = list(x_axes or DEFAULT_X_AXES)
+    logger = get_run_logger()
+    try:
+        from prefect.runtime import deployment, flow_run
+
+        if deployment.name:
+            command = f"deployment {deployment.name}"
+        parameters["prefect_flow_run_id"] = str(flow_run.id)
+    except Exception:  # runtime lookups are informational only
+        pass
+    run_id = store.start_run(db, command, parameters)
+    logger.info("run %s started (%s)", run_id, command)
+    result: dict[str, Any] = {"run_id": run_id, "db": str(store.resolve_db(db)), "stages": {},
+                              "timings_s": {}, "report": None}
+    digests: dict[str, str] | None = None
+    try:
+        # ingest -----------------------------------------------------------------------
+        t0 = time.perf_counter()
+        local, network = resolve_sources(sources)
+        reporter().start("ingest", total=len(network) or None)
+        download_dir = str(store.resolve_db(db).parent / "downloads")
+        for target in network:
+            local.extend(fetch_source(target, download_dir))
+            reporter().advance("ingest")
+        summary = ingest_task(local, db, run_id)
+        digests = summary.digests
+        result["stages"]["ingest"] = summary.as_dict()
+        result["timings_s"]["ingest"] = time.perf_counter() - t0
+        detail = (f"{len(summary.files)} file(s), {len(summary.versions)} new source version(s), "
+                  f"{summary.observations} observations, {len(summary.skipped_unchanged)} unchanged")
+        logger.info("ingest: %s", detail)
+        reporter().done("ingest", detail)
+
+        # horizons, fit, classify, project, report -------------------------------------
+        stages: list[tuple[str, str, str, dict[str, Any]]] = [
+            ("horizons", "pipeline.horizons", "horizons_stage",
+             {"db": db, "run_id": run_id, "draws": bootstrap, "seed": seed}),
+            ("fit", "pipeline.fitting", "fit_stage", {}),
+            ("classify", "pipeline.taxonomy", "classify_stage",
+             {"db": db, "run_id": run_id, "metrics": metrics}),
+            ("project", "pipeline.projection", "project_stage",
+             {"db": db, "run_id": run_id, "scenario_path": scenario, "samples": bootstrap,
+              "seed": seed}),
+            ("report", "pipeline.report.render", "report_stage",
+             {"db": db, "run_id": run_id, "out_dir": out_dir}),
+        ]
+        fitted = False
+        for stage, module, name, kwargs in stages:
+            t0 = time.perf_counter()
+            if stage == "fit":
+                outcome = _run_fit(db, run_id, metrics, x_axes, families, bootstrap, seed,
+                                   task_runner, dask_address, use_cache)
+                fitted = not (isinstance(outcome, str) and outcome.startswith("skipped"))
+            elif stage in ("classify", "project", "report") and not fitted:
+                outcome = _skip(stage, db, run_id, "no fit stage in this run")
+            else:
+                fn = stage_function(module, name)
+                if fn is None:
+                    outcome = _skip(stage, db, run_id, f"{module}.{name} not available yet")
+                else:
+                    reporter().start(stage)
+                    outcome = stage_task.with_options(name=stage)(fn, kwargs)
+                    reporter().done(stage, _describe(outcome))
+                    logger.info("%s: %s", stage, _describe(outcome))
+            result["stages"][stage] = outcome
+            result["timings_s"][stage] = time.perf_counter() - t0
+            if stage == "report" and isinstance(outcome, dict):
+                result["report"] = {k: str(v) for k, v in outcome.items()}
+    except BaseException as exc:
+        store.finish_run(db, run_id, "failed", str(exc) or type(exc).__name__, data_digests=digests)
+        raise
+    store.finish_run(db, run_id, "succeeded", data_digests=digests)
+    logger.info("run %s succeeded", run_id)
+    return result
+
+
+def _run_fit(db: str | None, run_id: str, metrics: list[str] | None, x_axes: list[str],
+             families: list[str] | None, bootstrap: int, seed: int, task_runner: str,
+             dask_address: str | None, use_cache: bool) -> Any:
+    mapped = all(stage_function("pipeline.fitting", n) for n in ("load_series", "fit_series",
+                                                                   "store_fits"))
+    if mapped:
+        runner = make_task_runner(task_runner, dask_address)
+        outcome = fit_flow.with_options(task_runner=runner)(
+            db, run_id, metrics, x_axes, families, bootstrap, seed, use_cache)
+        reporter().done("fit", _describe(outcome))
+        return outcome
+    fit_stage = stage_function("pipeline.fitting", "fit_stage")
+    if fit_stage is None:
+        return _skip("fit", db, run_id, "pipeline.fitting not available yet")
+    reporter().start("fit")
+    outcome = stage_task.with_options(name="fit")(fit_stage, {
+        "db": db, "run_id": run_id, "metrics": metrics, "x_axes": tuple(x_axes),
+        "families": families, "bootstrap": bootstrap, "seed": seed})
+    reporter().done("fit", _describe(outcome) + " (not cached: fit_series not available)")
+    return outcome
+
+
+def _describe(outcome: Any) -> str:
+    if isinstance(outcome, dict):
+        parts = [f"{k}={v}" for k, v in outcome.items() if isinstance(v, int | float | str)]
+        return ", ".join(parts[:6]) or "done"
+    return str(outcome)[:200] if outcome is not None else "done"
+
+
+__all__ = ["refresh", "fit_flow", "make_task_runner", "content_digest", "fit_cache_key",
+           "ScalegapError"]

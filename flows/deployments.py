@@ -41,10 +41,12 @@ def server_healthy(url: str, timeout_s: float = 2.0) -> bool:
 
 
 def start_server(port: int, host: str = "127.0.0.1", timeout_s: float = 90.0,
-                 log_path: Path | None = None) -> subprocess.Popen:
-    """`prefect server start` in a child process with the project's PREFECT_HOME; waits for health."""
+                 log_path: Path | None = None, prefect_home: Path | None = None) -> subprocess.Popen:
+    """`prefect server start` in a child process (default: the project's PREFECT_HOME); waits until
+    it answers /health."""
     prefect_bin = shutil.which("prefect", path=str(Path(sys.executable).parent)) or "prefect"
-    env = {**os.environ, "PREFECT_HOME": os.environ.get("PREFECT_HOME", str(flows.PREFECT_HOME))}
+    home = prefect_home or Path(os.environ.get("PREFECT_HOME") or flows.PREFECT_HOME)
+    env = {**os.environ, "PREFECT_HOME": str(home)}
     env.pop("PREFECT_API_URL", None)
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
     process = subprocess.Popen([prefect_bin, "server", "start", "--host", host, "--port", str(port)],

@@ -124,7 +124,7 @@ def fit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
 
 # ------------------------------------------------------------------------------ tasks
 @task(name="fetch-source", retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=10),
-      cache_policy=NO_CACHE)
+      cache_policy=NO_CACHE, persist_result=False)
 def fetch_source(target: str, download_dir: str) -> list[str]:
     """Download one URL or named public source (network: retried with backoff)."""
     from pipeline import ingest
@@ -132,7 +132,7 @@ def fetch_source(target: str, download_dir: str) -> list[str]:
     return [str(p) for p in ingest.expand_targets([target], Path(download_dir))]
 
 
-@task(name="ingest", cache_policy=NO_CACHE)
+@task(name="ingest", cache_policy=NO_CACHE, persist_result=False)
 def ingest_task(targets: list[str], db: str | None, run_id: str):
     from pipeline import ingest
 
@@ -148,14 +148,14 @@ def fit_series_task(series: Any, families: list[str] | None, bootstrap: int, see
     return fitting.fit_series(series, families, bootstrap, seed)
 
 
-@task(name="store-fits", cache_policy=NO_CACHE)
+@task(name="store-fits", cache_policy=NO_CACHE, persist_result=False)
 def store_fits_task(db: str | None, run_id: str, fits: list) -> Any:
     from pipeline import fitting
 
     return fitting.store_fits(db, run_id, fits)
 
 
-@task(name="stage", cache_policy=NO_CACHE)
+@task(name="stage", cache_policy=NO_CACHE, persist_result=False)
 def stage_task(fn: Callable, kwargs: dict[str, Any]) -> Any:
     return fn(**kwargs)
 
@@ -177,7 +177,7 @@ def make_task_runner(task_runner: str = "default", dask_address: str | None = No
     return ThreadPoolTaskRunner(max_workers=2)
 
 
-@flow(name="fit-series-map", validate_parameters=False)
+@flow(name="fit-series-map", validate_parameters=False, persist_result=False)
 def fit_flow(db: str | None, run_id: str, metrics: list[str] | None, x_axes: list[str],
              families: list[str] | None, bootstrap: int, seed: int, use_cache: bool = True) -> dict:
     """Map `fit_series` over every selected series on this flow's task runner, then store them."""
@@ -195,9 +195,11 @@ def fit_flow(db: str | None, run_id: str, metrics: list[str] | None, x_axes: lis
         future.result()  # surfaces a failed fit at once
         reporter().advance("fit")
     fits = [future.result() for future in futures]  # series order, whatever the finishing order
+    cached = sum(future.state.name == "Cached" for future in futures)
     stored = store_fits_task(db, run_id, fits)
-    logger.info("fit: %d series fitted and stored under run %s", len(fits), run_id)
-    return {"series": len(fits), "stored": stored}
+    logger.info("fit: %d series (%d from cache) stored under run %s", len(fits), cached, run_id)
+    return {"series": len(fits), "cached": cached,
+            "stored": _describe(stored) if isinstance(stored, dict) else stored}
 
 
 # ------------------------------------------------------------------------------ parent flow
@@ -224,7 +226,7 @@ def resolve_sources(sources: list[str] | None) -> tuple[list[str], list[str]]:
     return local, network
 
 
-@flow(name="refresh", validate_parameters=True)
+@flow(name="refresh", validate_parameters=True, persist_result=False)
 def refresh(
     sources: list[str] | None = None,
     metrics: list[str] | None = None,

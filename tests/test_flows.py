@@ -1,0 +1,299 @@
+"""The refresh flow, its cache, ad-hoc parameters, the Dask runner and a served deployment.
+
+The stage logic is tested in each stage's own tests; here only orchestration. The flow tests run
+under ONE `prefect_test_harness` (a temporary Prefect server and database for the session) on the
+bundled snapshot in data/raw/ and a temporary DuckDB file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import flows
+from flows import deployments
+from flows.refresh import (
+    BUNDLED,
+    content_digest,
+    fit_cache_key,
+    make_task_runner,
+    resolve_sources,
+    stage_function,
+)
+from pipeline import store
+from pipeline.schema import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+DRAWS = 200  # small: these tests are about orchestration, not about interval accuracy
+
+
+def _has_bundled_data() -> bool:
+    return BUNDLED.is_dir() and any(p.suffix in {".csv", ".json", ".jsonl", ".yaml"}
+                                    for p in BUNDLED.rglob("*") if p.is_file())
+
+
+def _has_mapped_fitting() -> bool:
+    return all(stage_function("pipeline.fitting", n) for n in ("load_series", "fit_series",
+                                                               "store_fits"))
+
+
+needs_bundle = pytest.mark.skipif(not _has_bundled_data(), reason="bundled data/raw not built yet")
+needs_fitting = pytest.mark.skipif(not _has_mapped_fitting(),
+                                   reason="pipeline.fitting load_series/fit_series/store_fits not landed")
+
+
+# ------------------------------------------------------------------------------ fast unit tests
+def test_content_digest_follows_values_not_identity():
+    a = pd.DataFrame({"x": [21.0, 22.5, 24.0], "value": [0.31, 0.52, 0.77]})
+    b = a.copy()
+    assert content_digest({"frame": a, "metric": "mmlu"}) == content_digest({"metric": "mmlu", "frame": b})
+    b.loc[1, "value"] = 0.53
+    assert content_digest({"frame": a, "metric": "mmlu"}) != content_digest({"frame": b, "metric": "mmlu"})
+    assert content_digest({"frame": a, "metric": "mmlu"}) != content_digest({"frame": a, "metric": "gpqa"})
+
+
+def test_fit_cache_key_covers_draws_seed_and_families():
+    series = {"frame": pd.DataFrame({"x": [1.0, 2.0], "value": [0.1, 0.2]})}
+    base = {"series": series, "families": ["logistic", "power"], "bootstrap": 200, "seed": 0}
+    key = fit_cache_key(None, base)
+    assert key == fit_cache_key(None, {**base, "families": ["power", "logistic"]})
+    for change in ({"bootstrap": 201}, {"seed": 1}, {"families": ["logistic"]}):
+        assert fit_cache_key(None, {**base, **change}) != key
+
+
+def test_sources_resolution(tmp_path):
+    assert resolve_sources(None) == ([str(BUNDLED)], [])
+    local_file = tmp_path / "mine.csv"
+    local_file.write_text("model,metric,value\n")
+    local, network = resolve_sources([str(local_file), "https://example.org/x.csv", "epoch_hub"])
+    assert local == [str(local_file)]
+    assert network == ["https://example.org/x.csv", "epoch_hub"]
+
+
+def test_unknown_task_runner_is_an_input_error():
+    with pytest.raises(InputError, match="unknown task runner"):
+        make_task_runner("spark")
+
+
+def test_missing_stage_module_is_skipped_but_broken_imports_are_not(tmp_path, monkeypatch):
+    assert stage_function("pipeline.no_such_stage", "run") is None
+    (tmp_path / "scalegap_broken_stage.py").write_text("import scalegap_no_such_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError):
+        stage_function("scalegap_broken_stage", "run")
+
+
+def test_offline_defaults_are_set():
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    assert os.environ["DO_NOT_TRACK"] == "1"
+    assert Path(os.environ["PREFECT_HOME"]).resolve() == flows.PREFECT_HOME.resolve()
+
+
+def test_prefect_yaml_deploys_the_refresh_flow():
+    import yaml
+    from prefect.flows import load_flow_from_entrypoint
+
+    config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    by_name = {d["name"]: d for d in config["deployments"]}
+    weekly = by_name["weekly-refresh"]
+    assert weekly["parameters"]["sources"] == ["all-public"]
+    assert weekly["schedules"][0]["cron"] == deployments.WEEKLY_CRON
+    flow = load_flow_from_entrypoint(str(ROOT / weekly["entrypoint"]))
+    assert flow.name == "refresh"
+    assert set(weekly["parameters"]) <= set(flow.parameters.properties)
+
+
+# ------------------------------------------------------------------------------ flow runs
+@pytest.fixture(scope="session")
+def harness(tmp_path_factory):
+    """One temporary Prefect server for every flow test; a fresh fit cache for the session."""
+    from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    storage = tmp_path_factory.mktemp("prefect-storage")
+    with prefect_test_harness(server_startup_timeout=120), \
+            temporary_settings({PREFECT_LOCAL_STORAGE_PATH: storage}):
+        yield storage
+
+
+def _run(db: Path, **params):
+    from flows.refresh import refresh
+
+    return refresh(db=str(db), bootstrap=params.pop("bootstrap", DRAWS),
+                   out_dir=str(db.parent / "reports"), **params)
+
+
+def _runs(db: Path) -> pd.DataFrame:
+    con = store.connect(db, read_only=True)
+    try:
+        return con.execute("SELECT * FROM runs ORDER BY started_at").df()
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+@needs_bundle
+def test_refresh_end_to_end_records_the_run(harness, tmp_path):
+    db = tmp_path / "e2e.duckdb"
+    result = _run(db, seed=3, metrics=None)
+    runs = _runs(db)
+    assert list(runs["run_id"]) == [result["run_id"]]
+    row = runs.iloc[0]
+    assert row["status"] == "succeeded" and row["finished_at"] is not None
+    parameters = json.loads(row["parameters"])
+    assert parameters["bootstrap"] == DRAWS and parameters["seed"] == 3
+    assert json.loads(row["data_digests"])  # every ingested file's sha256
+    con = store.connect(db, read_only=True)
+    try:
+        n_obs = con.execute("SELECT count(*) FROM observations").fetchone()[0]
+        stages = dict(con.execute("SELECT stage, status FROM run_stages WHERE run_id = ?",
+                                  [result["run_id"]]).fetchall())
+    finally:
+        con.close()
+    assert n_obs > 0
+    assert stages["ingest"] == "succeeded"
+    # every later stage either ran or was recorded as skipped, none silently missing
+    assert set(stages) == {"ingest", "horizons", "fit", "classify", "project", "report"}
+
+
+@pytest.mark.slow
+@needs_bundle
+def test_adhoc_parameters_are_stored(harness, tmp_path):
+    db = tmp_path / "adhoc.duckdb"
+    result = _run(db, bootstrap=50, seed=11, metrics=["mmlu"], x_axes=["compute"],
+                  families=["logistic"], command="run")
+    row = _runs(db).set_index("run_id").loc[result["run_id"]]
+    parameters = json.loads(row["parameters"])
+    assert row["command"] == "run"
+    assert {k: parameters[k] for k in ("bootstrap", "seed", "metrics", "x_axes", "families")} == {
+        "bootstrap": 50, "seed": 11, "metrics": ["mmlu"], "x_axes": ["compute"],
+        "families": ["logistic"]}
+    assert parameters["prefect_flow_run_id"]
+
+
+@pytest.mark.slow
+def test_failed_run_is_recorded_as_failed(harness, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    db = tmp_path / "failed.duckdb"
+    with pytest.raises(InputError, match="empty"):
+        _run(db, sources=[str(empty)])
+    row = _runs(db).iloc[0]
+    assert row["status"] == "failed"
+    assert "empty" in row["message"]
+
+
+@pytest.mark.slow
+@needs_bundle
+@needs_fitting
+def test_second_run_is_served_from_the_fit_cache(harness, tmp_path):
+    db = tmp_path / "cache.duckdb"
+    t0 = time.perf_counter()
+    first = _run(db, seed=5)
+    t_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    second = _run(db, seed=5)
+    t_second = time.perf_counter() - t0
+    assert first["stages"]["fit"]["series"] > 0
+    assert first["stages"]["fit"]["cached"] == 0
+    assert second["stages"]["fit"]["cached"] == second["stages"]["fit"]["series"]
+    assert second["timings_s"]["fit"] < first["timings_s"]["fit"] / 2, (first["timings_s"], second["timings_s"])
+    print(f"first run {t_first:.1f} s, second run {t_second:.1f} s")
+    # both runs hold their full fits, identical apart from the run id
+    assert _fits(db, first["run_id"]).equals(_fits(db, second["run_id"]))
+
+
+def _fits(db: Path, run_id: str) -> pd.DataFrame:
+    con = store.connect(db, read_only=True)
+    try:
+        frame = con.execute("SELECT * FROM fits WHERE run_id = ?", [run_id]).df()
+    finally:
+        con.close()
+    drop = [c for c in frame.columns if c == "run_id" or c.endswith("_at") or "time" in c]
+    frame = frame.drop(columns=drop)
+    return frame.sort_values(list(frame.columns[:6])).reset_index(drop=True)
+
+
+@pytest.mark.slow
+@needs_bundle
+@needs_fitting
+def test_dask_runner_gives_the_default_runners_fits(harness, tmp_path):
+    db = tmp_path / "dask.duckdb"
+    default = _run(db, seed=7, use_cache=False)
+    dask = _run(db, seed=7, use_cache=False, task_runner="dask")
+    assert dask["stages"]["fit"]["cached"] == 0  # really computed on the cluster
+    a, b = _fits(db, default["run_id"]), _fits(db, dask["run_id"])
+    assert len(a) > 0
+    pd.testing.assert_frame_equal(a, b)
+
+
+# ------------------------------------------------------------------------------ served deployment
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _deployment_names(url: str) -> set[str]:
+    request = urllib.request.Request(f"{url}/deployments/filter", data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return {d["name"] for d in json.load(response)}
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+@pytest.mark.slow
+@needs_bundle
+def test_served_deployment_registers_and_a_triggered_run_completes(tmp_path):
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": url,
+           "PREFECT_LOCAL_STORAGE_PATH": str(home / "storage"), "PREFECT_CLI_PROMPT": "false"}
+    server = deployments.start_server(port, log_path=tmp_path / "server.log", prefect_home=home)
+    serve_log = open(tmp_path / "serve.log", "wb")  # noqa: SIM115
+    served = subprocess.Popen([str(Path(sys.executable).parent / "scalegap"), "serve", "--api-url", url],
+                              cwd=ROOT, env=env, stdout=serve_log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        names: set[str] = set()
+        while time.monotonic() < deadline and not {"weekly-refresh", "adhoc"} <= names:
+            assert served.poll() is None, (tmp_path / "serve.log").read_text()
+            time.sleep(1)
+            names = _deployment_names(url)
+        assert {"weekly-refresh", "adhoc"} <= names
+
+        db = tmp_path / "served.duckdb"
+        params = {"sources": [str(BUNDLED)], "db": str(db), "bootstrap": 50,
+                  "out_dir": str(tmp_path / "reports")}
+        triggered = subprocess.run(
+            [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "refresh/adhoc",
+             "--params", json.dumps(params), "--watch", "--watch-timeout", "240"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert triggered.returncode == 0, triggered.stdout + triggered.stderr
+        row = _runs(db).iloc[-1]
+        assert row["status"] == "succeeded"
+        assert row["command"] == "deployment adhoc"
+        assert json.loads(row["parameters"])["bootstrap"] == 50
+    finally:
+        _stop(served)
+        _stop(server)
+        serve_log.close()

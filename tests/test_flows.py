@@ -34,11 +34,13 @@ from pipeline.schema import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 DRAWS = 200  # small: these tests are about orchestration, not about interval accuracy
+# The bundled snapshot; SCALEGAP_FLOW_TEST_DATA points the flow tests at another folder of sources.
+DATA = Path(os.environ.get("SCALEGAP_FLOW_TEST_DATA") or BUNDLED)
 
 
 def _has_bundled_data() -> bool:
-    return BUNDLED.is_dir() and any(p.suffix in {".csv", ".json", ".jsonl", ".yaml"}
-                                    for p in BUNDLED.rglob("*") if p.is_file())
+    return DATA.is_dir() and any(p.suffix in {".csv", ".json", ".jsonl", ".yaml"}
+                                 for p in DATA.rglob("*") if p.is_file())
 
 
 def _has_mapped_fitting() -> bool:
@@ -128,6 +130,7 @@ def harness(tmp_path_factory):
 def _run(db: Path, **params):
     from flows.refresh import refresh
 
+    params.setdefault("sources", [str(DATA)])
     return refresh(db=str(db), bootstrap=params.pop("bootstrap", DRAWS),
                    out_dir=str(db.parent / "reports"), **params)
 
@@ -282,7 +285,7 @@ def test_served_deployment_registers_and_a_triggered_run_completes(tmp_path):
         assert {"weekly-refresh", "adhoc"} <= names
 
         db = tmp_path / "served.duckdb"
-        params = {"sources": [str(BUNDLED)], "db": str(db), "bootstrap": 50,
+        params = {"sources": [str(DATA)], "db": str(db), "bootstrap": 50,
                   "out_dir": str(tmp_path / "reports")}
         triggered = subprocess.run(
             [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "refresh/adhoc",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import store
+from pipeline import aliases, store
 from pipeline.schema import InputError, ScalegapError, validate_observations
 from pipeline.sources import SourceData, adapter_for
 
@@ -56,7 +56,8 @@ def expand_targets(targets: list[str], download_dir: Path | None = None) -> list
             continue
         path = Path(target)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and _is_data_file(p)))
+            # In a folder, files no adapter knows (lookup tables, notes) are passed over, not errors.
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and _is_data_file(p) and _known(p)))
         elif path.is_file():
             files.append(path)
         else:
@@ -68,6 +69,14 @@ def expand_targets(targets: list[str], download_dir: Path | None = None) -> list
             for url in named:
                 files.append(fetch_url(url, download_dir))
     return files
+
+
+def _known(path: Path) -> bool:
+    try:
+        adapter_for(path, fallback=False)
+    except InputError:
+        return False
+    return True
 
 
 def _is_data_file(path: Path) -> bool:
@@ -179,6 +188,7 @@ def ingest(targets: list[str], db: str | Path | None = None, run_id: str | None 
             summary.rejected += len(rejected)
             if data.notes:
                 summary.notes.append(f"{data.source}@{version}: {data.notes}")
+        aliases.attach_compute(con)
     return summary
 
 

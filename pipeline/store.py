@@ -131,6 +131,13 @@ TABLES: dict[str, str] = {
         params DOUBLE,
         PRIMARY KEY (model, source, source_version)
     """,
+    "metr_release_dates": """
+        source VARCHAR,
+        source_version VARCHAR,
+        alias VARCHAR,
+        release_date TIMESTAMP,
+        PRIMARY KEY (source, source_version, alias)
+    """,
     "metr_runs": """
         source VARCHAR,
         source_version VARCHAR,

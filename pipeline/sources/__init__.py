@@ -56,10 +56,15 @@ def _load_adapters() -> list[Adapter]:
     return ADAPTERS
 
 
-def adapter_for(path: Path) -> Adapter:
-    for adapter in _load_adapters():
+def adapter_for(path: Path, fallback: bool = True) -> Adapter:
+    """The adapter that knows this file; a CSV nobody claims goes to the generic one, whose
+    reader then says exactly what is missing (with `fallback=False`, such a file is unknown)."""
+    adapters = _load_adapters()
+    for adapter in adapters:
         if adapter.matches(path):
             return adapter
+    if fallback and path.name.lower().endswith((".csv", ".csv.gz", ".txt", ".tsv")):
+        return adapters[-1]
     raise InputError(
         str(path), "no adapter recognises this file",
         "give a file in one of the supported public formats (see `scalegap ingest --help`), or a CSV "

@@ -4,6 +4,20 @@ from __future__ import annotations
 
 
 def all_adapters() -> list:
-    from pipeline.sources import generic_csv
+    from pipeline.sources import (
+        chinchilla,
+        epoch_hub,
+        epoch_models,
+        generic_csv,
+        jones_hex,
+        lmarena,
+        metr,
+        obsscaling,
+    )
 
-    return [generic_csv.ADAPTER]
+    return [
+        obsscaling.ADAPTER, chinchilla.ADAPTER, jones_hex.ADAPTER, epoch_hub.ADAPTER, epoch_models.ADAPTER,
+        metr.RESULTS, metr.RELEASE_DATES, metr.RUNS, metr.HEADLINE,
+        lmarena.CATALOG, lmarena.CSV, lmarena.HISTORY, lmarena.OPEN_LLM,
+        generic_csv.ADAPTER,
+    ]

@@ -1,0 +1,224 @@
+"""A user's own results, and the bundled snapshot: a CSV with `model, metric, value` and
+`train_flop` or `release_date`. Optional: value_lo, value_hi, unit, kind, floor, ceiling,
+organization, params, source, source_version, citation, license, train_flop_note, cluster.
+
+Rows are grouped by `source` (default: the file's stem). Structural problems raise InputError naming
+file, line and column; rows that are merely unusable (neither compute nor date) are rejected.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.schema import InputError
+from pipeline.sources import SourceData, rejected_frame
+
+REQUIRED = ("model", "metric", "value")
+KNOWN = REQUIRED + (
+    "train_flop", "train_flop_log10", "train_flop_1e21", "release_date", "value_lo", "value_hi", "unit",
+    "kind", "floor", "ceiling", "organization", "params", "source", "source_version", "citation",
+    "license", "train_flop_note", "cluster", "original_unit",
+)
+UNIT_KIND = {"fraction": "benchmark", "percent": "benchmark", "elo": "elo", "minutes": "horizon",
+             "nats": "loss", "index": "benchmark", "score": "benchmark"}
+NUMERIC = ("value", "value_lo", "value_hi", "floor", "ceiling", "params", "train_flop",
+           "train_flop_log10", "train_flop_1e21")
+
+
+class GenericCsvAdapter:
+    name = "generic_csv"
+
+    def matches(self, path: Path) -> bool:
+        if path.suffix.lower() not in {".csv", ".gz"} or not path.name.lower().endswith((".csv", ".csv.gz")):
+            return False
+        try:
+            header = _read_text(path).splitlines()[0].lstrip("\ufeff").lower()
+        except (InputError, IndexError, OSError):
+            return False
+        return all(col in header for col in REQUIRED)
+
+    def read(self, path: Path) -> list[SourceData]:
+        return read_generic(path)
+
+
+def _read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    if path.name.endswith(".gz"):
+        import gzip
+
+        raw = gzip.decompress(raw)
+    if b"\x00" in raw[:65536]:
+        raise InputError(str(path), "this is a binary file, not a CSV text file",
+                         "give a UTF-8 CSV file with a header row")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputError(str(path), f"the file is not UTF-8 text (bad byte at offset {exc.start})",
+                         "save the file as UTF-8", row=line) from None
+
+
+def read_generic(path: Path) -> list[SourceData]:
+    text = _read_text(path)
+    if not text.strip():
+        raise InputError(str(path), "the file is empty", "give a header row and data rows")
+    header_line = text.splitlines()[0]
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise InputError(str(path), f"not a valid CSV ({exc})", "check quoting of fields") from None
+    header = [h.strip().lower() for h in rows[0]]
+    if len(header) == 1 and any(sep in header_line for sep in (";", "\t", "|")):
+        sep = next(s for s in (";", "\t", "|") if s in header_line)
+        raise InputError(str(path), f"the columns are separated by {sep!r}, not commas",
+                         "save the file with comma separators", row=1)
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise InputError(str(path), f"missing required column(s) {', '.join(missing)}",
+                         "the header needs model, metric, value and train_flop or release_date",
+                         row=1)
+    if not ({"train_flop", "train_flop_log10", "train_flop_1e21", "release_date"} & set(header)):
+        raise InputError(str(path), "no compute or date column",
+                         "add train_flop (raw FLOP) or release_date (YYYY-MM-DD)", row=1)
+    dup = {h for h in header if header.count(h) > 1}
+    if dup:
+        raise InputError(str(path), f"column(s) {', '.join(sorted(dup))} appear twice", "keep one", row=1)
+    body = rows[1:]
+    if not body:
+        raise InputError(str(path), "the file has a header but no data rows", "add data rows")
+    for i, row in enumerate(body):
+        if len(row) != len(header) and any(cell.strip() for cell in row):
+            raise InputError(str(path), f"{len(row)} fields where the header has {len(header)}",
+                             "check separators and quoting on this line", row=i + 2)
+    body = [r for r in body if len(r) == len(header)]
+    frame = pd.DataFrame(body, columns=header).replace({"": None})
+    frame["row_ref"] = [str(i + 2) for i in range(len(body))]
+    frame = frame[[c for c in frame.columns if c in KNOWN or c == "row_ref"]]
+    rejected: list[dict] = []
+    for column in NUMERIC:
+        if column in frame.columns:
+            frame[column] = _numbers(frame, column, path)
+    if "value" in frame.columns and frame["value"].isna().any():
+        i = int(np.flatnonzero(frame["value"].isna().to_numpy())[0])
+        raise InputError(str(path), "value is empty", "give a number", row=frame.at[i, "row_ref"], column="value")
+    if "train_flop_log10" in frame.columns:
+        frame["train_flop"] = frame.get("train_flop", pd.Series(np.nan, index=frame.index)).fillna(
+            10 ** frame["train_flop_log10"])
+    if "train_flop_1e21" in frame.columns:
+        frame["train_flop"] = frame.get("train_flop", pd.Series(np.nan, index=frame.index)).fillna(
+            frame["train_flop_1e21"] * 1e21)
+    if "train_flop" not in frame.columns:
+        frame["train_flop"] = np.nan
+    flop = frame["train_flop"].to_numpy(dtype=float)
+    small = np.flatnonzero(~np.isnan(flop) & (flop > 0) & (flop < 1000))
+    if len(small):
+        i = int(small[0])
+        raise InputError(str(path), f"train_flop {flop[i]:g} looks like log10 FLOP, not raw FLOP",
+                         f"give raw FLOP (10**{flop[i]:g} = {10 ** flop[i]:.3g}) or name the column "
+                         "train_flop_log10", row=frame.at[i, "row_ref"], column="train_flop")
+    bad = np.flatnonzero(~np.isnan(flop) & (flop <= 0))
+    if len(bad):
+        i = int(bad[0])
+        raise InputError(str(path), f"training compute {flop[i]:g} is not positive",
+                         "give raw FLOP > 0, or leave it empty", row=frame.at[i, "row_ref"], column="train_flop")
+    if "release_date" in frame.columns:
+        dates = pd.to_datetime(frame["release_date"], errors="coerce", format="mixed")
+        unparsed = frame["release_date"].notna() & dates.isna()
+        if unparsed.any():
+            i = int(np.flatnonzero(unparsed.to_numpy())[0])
+            raise InputError(str(path), f"date {frame.at[i, 'release_date']!r} does not parse",
+                             "write dates as YYYY-MM-DD", row=frame.at[i, "row_ref"], column="release_date")
+        frame["release_date"] = dates
+    else:
+        frame["release_date"] = pd.NaT
+    _normalise_units(frame, path)
+    unusable = frame["train_flop"].isna() & frame["release_date"].isna()
+    for ref in frame.loc[unusable, "row_ref"]:
+        rejected.append({"row_ref": ref, "column_name": "train_flop", "value": "",
+                         "reason": "neither training compute nor release date: cannot be placed on an axis"})
+    frame = frame[~unusable]
+    meta = _sources_toml(path)
+    if "source" not in frame.columns:
+        frame["source"] = path.name.split(".")[0]
+    frame["source"] = frame["source"].fillna(path.name.split(".")[0])
+    out = []
+    for source, part in frame.groupby("source", sort=True):
+        info = meta.get(source, {})
+        version = _first(part, "source_version") or info.get("version") or "user"
+        out.append(SourceData(
+            source=str(source), source_version=str(version), kind=str(part["kind"].mode().iloc[0]),
+            license=_first(part, "license") or info.get("license", "as stated by the user"),
+            citation=_first(part, "citation") or info.get("citation", f"user file {path.name}"),
+            observations=part.drop(columns=[c for c in ("source_version", "license") if c in part.columns]),
+        ))
+    if out:
+        out[0].rejected = rejected_frame(rejected)
+    else:
+        out.append(SourceData(source=path.name.split(".")[0], source_version="user", kind="benchmark",
+                              license="as stated by the user", citation=f"user file {path.name}",
+                              observations=frame.iloc[0:0], rejected=rejected_frame(rejected)))
+    return out
+
+
+def _first(part: pd.DataFrame, column: str) -> str | None:
+    if column not in part.columns:
+        return None
+    values = part[column].dropna()
+    return str(values.iloc[0]) if len(values) else None
+
+
+def _numbers(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+    text = frame[column].astype("string").str.strip()
+    percent = text.str.endswith("%", na=False)
+    values = pd.to_numeric(text.str.rstrip("%"), errors="coerce")
+    bad = text.notna() & values.isna()
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(str(path), f"{text.iloc[i]!r} is not a number", "give a plain number (e.g. 0.77 or 3.1e23)",
+                         row=frame["row_ref"].iloc[i], column=column)
+    if percent.any():
+        values = values.where(~percent, values / 100.0)
+        frame.loc[percent, "original_unit"] = "percent string"
+    return values.astype(float)
+
+
+def _normalise_units(frame: pd.DataFrame, path: Path) -> None:
+    if "unit" not in frame.columns:
+        frame["unit"] = None
+    if "original_unit" not in frame.columns:
+        frame["original_unit"] = None
+    pct = frame["unit"].astype("string").str.lower().isin(["percent", "%", "0-100"])
+    for column in ("value", "value_lo", "value_hi", "floor", "ceiling"):
+        if column in frame.columns:
+            frame.loc[pct, column] = frame.loc[pct, column] / 100.0
+    frame.loc[pct, "original_unit"] = "percent 0-100"
+    frame.loc[pct, "unit"] = "fraction"
+    guess = frame["unit"].isna()
+    frame.loc[guess, "unit"] = np.where(frame.loc[guess, "value"].between(0, 1), "fraction", "score")
+    frame["original_unit"] = frame["original_unit"].fillna(frame["unit"])
+    if "kind" not in frame.columns:
+        frame["kind"] = None
+    frame["kind"] = frame["kind"].fillna(frame["unit"].map(UNIT_KIND)).fillna("benchmark")
+    if "ceiling" not in frame.columns:
+        frame["ceiling"] = np.nan
+    frame.loc[frame["unit"] == "fraction", "ceiling"] = frame.loc[frame["unit"] == "fraction", "ceiling"].fillna(1.0)
+
+
+def _sources_toml(path: Path) -> dict:
+    toml_path = path.parent / "sources.toml"
+    if not toml_path.exists():
+        return {}
+    try:
+        with open(toml_path, "rb") as handle:
+            return tomllib.load(handle).get("source", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(str(toml_path), f"not valid TOML ({exc})", "fix the syntax") from None
+
+
+ADAPTER = GenericCsvAdapter()

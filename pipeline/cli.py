@@ -202,6 +202,25 @@ def serve(
     deployments.serve(api_url, cron=cron, start=start_server, port=port)
 
 
+# ---------------------------------------------------------------------------------- snapshot
+@app.command()
+def snapshot(
+    shared: Annotated[Path, typer.Option("--shared", help="Folder holding the public data sets.")] = Path("../shared/data"),
+    out_dir: Annotated[Path, typer.Option("--out", help="Where the bundled snapshot goes.")] = Path("data/raw"),
+    quiet: QuietOption = False,
+) -> None:
+    """Rebuild the bundled data/raw snapshot from the public formats with the project's adapters.
+
+    Example: scalegap snapshot --shared ../shared/data --out data/raw
+    """
+    from pipeline.snapshot import build_snapshot
+
+    counts = build_snapshot(shared, out_dir)
+    if not quiet:
+        for name, n in counts.items():
+            err.print(f"{out_dir / name}: {n} rows")
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)

@@ -80,7 +80,7 @@ def _known(path: Path) -> bool:
 
 
 def _is_data_file(path: Path) -> bool:
-    return path.suffix.lower() in {".csv", ".json", ".jsonl", ".yaml", ".yml", ".toml"} and \
+    return path.suffix.lower() in {".csv", ".gz", ".json", ".jsonl", ".yaml", ".yml"} and \
         path.name not in {"sources.toml"}
 
 

@@ -147,10 +147,13 @@ def read_generic(path: Path) -> list[SourceData]:
     if "source" not in frame.columns:
         frame["source"] = path.name.split(".")[0]
     frame["source"] = frame["source"].fillna(path.name.split(".")[0])
+    if "source_version" not in frame.columns:
+        frame["source_version"] = None
+    frame["source_version"] = frame["source_version"].fillna(
+        frame["source"].map(lambda src: meta.get(src, {}).get("version", "user")))
     out = []
-    for source, part in frame.groupby("source", sort=True):
+    for (source, version), part in frame.groupby(["source", "source_version"], sort=True):
         info = meta.get(source, {})
-        version = _first(part, "source_version") or info.get("version") or "user"
         out.append(SourceData(
             source=str(source), source_version=str(version), kind=str(part["kind"].mode().iloc[0]),
             license=_first(part, "license") or info.get("license", "as stated by the user"),

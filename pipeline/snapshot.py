@@ -1,0 +1,112 @@
+"""Build the bundled snapshot in data/raw/ from the public formats, with the project's own adapters.
+
+The public files are read into a scratch store (so the Epoch compute join runs exactly as in a
+normal ingest), then a compact selection is written as generic CSVs, each row citing its source,
+version and citation; `sources.toml` lists licence, citation and the public URLs a refresh fetches.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline import ingest, store
+from pipeline.schema import InputError
+
+# Public files read for the snapshot (relative to the shared data folder).
+INPUTS = (
+    "epoch_ai_models/notable_ai_models_2026-02.csv",
+    "epoch_ai_models/all_ai_models_2025-04.csv",
+    "obsscaling_ruan2024/eval_results/base_llm_benchmark_eval.csv",
+    "epoch_benchmarking_hub/data/website/epoch_capabilities_index.csv",
+    "epoch_benchmarking_hub/data/external_benchmark_mmlu.csv",
+    "epoch_benchmarking_hub/data/external_benchmark_gsm8k.csv",
+    "epoch_benchmarking_hub/data/external_benchmark_hellaswag.csv",
+    "epoch_benchmarking_hub/data/external_benchmark_winogrande.csv",
+    "epoch_benchmarking_hub/data/external_benchmark_metr.csv",
+    "boardlaw_jones2021/elo_vs_train_flops_frontier_digitized.csv",
+    "chinchilla_epoch_replication/svg_extracted_data.csv",
+    "metr_time_horizon/benchmark_results_1_0.yaml",
+    "metr_time_horizon/benchmark_results_1_1_2026-03-03.yaml",
+    "metr_time_horizon/all_runs_th1.0_prerelease_2025-02-27.jsonl",
+)
+# Which stored series go into which bundled file.
+SELECTION = {
+    "benchmarks.csv": "kind = 'benchmark' AND (source = 'obsscaling_ruan2024' AND metric IN "
+                      "('mmlu','arc_c','hellaswag','winogrande','truthfulqa','gsm8k') "
+                      "OR source = 'epoch_eci' OR source LIKE 'epoch_hub_%') AND train_flop IS NOT NULL "
+                      "OR source = 'epoch_eci' AND release_date IS NOT NULL",
+    "elo.csv": "source = 'jones2021_hex_frontier'",
+    "horizons.csv": "kind = 'horizon'",
+    "loss.csv": "kind = 'loss'",
+}
+COLUMNS = ("source", "source_version", "model", "organization", "release_date", "train_flop", "train_flop_note",
+           "params", "metric", "kind", "value", "value_lo", "value_hi", "unit", "original_unit", "floor", "ceiling",
+           "cluster", "citation", "license")
+PUBLIC = {  # source -> (licence, citation, public URL a refresh fetches)
+    "obsscaling_ruan2024": ("Apache-2.0", "Ruan, Maddison & Hashimoto (2024), arXiv 2405.10938",
+                            "https://raw.githubusercontent.com/ryoungj/ObsScaling/4d6e1e43fd2635d04654aa77d1df9d5266ea0382/eval_results/base_llm_benchmark_eval.csv"),
+    "epoch_eci": ("CC BY 4.0", "Epoch AI, Epoch Capabilities Index",
+                  "https://raw.githubusercontent.com/epoch-research/benchmark-stitching/99a3dfc0f50de791047dfa725dfd171eca8d25e9/data/website/epoch_capabilities_index.csv"),
+    "epoch_hub": ("CC BY 4.0", "Epoch AI, Benchmarking Hub",
+                  "https://raw.githubusercontent.com/epoch-research/benchmark-stitching/99a3dfc0f50de791047dfa725dfd171eca8d25e9/data/external_benchmark_mmlu.csv"),
+    "epoch_ai_models": ("CC BY 4.0", "Epoch AI, Data on AI Models",
+                        "https://epoch.ai/data/notable_ai_models.csv"),
+    "jones2021_hex_frontier": ("MIT", "Jones (2021), arXiv 2104.03113",
+                               "https://raw.githubusercontent.com/andyljones/boardlaw/522b7fc9a747e6aee954357f30bb418b24fe326c/docs/flops_curves.svg"),
+    "chinchilla_hoffmann2022": ("none stated (cite Besiroglu et al. 2024)", "Besiroglu et al. (2024), arXiv 2404.10102",
+                                "https://raw.githubusercontent.com/epoch-research/analyzing-chinchilla/main/data/svg_extracted_data.csv"),
+    "metr_time_horizon": ("public, cite METR", "METR (2025), arXiv 2503.14499",
+                          "https://raw.githubusercontent.com/METR/eval-analysis-public/main/reports/time-horizon-1-1/data/benchmark_results_1_1.yaml"),
+    "metr_runs": ("public, cite METR", "METR (2025), arXiv 2503.14499",
+                  "https://raw.githubusercontent.com/METR/eval-analysis-public/19b03113b7a28276593e2c2b9a86fbb508a89dba/data/external/all_runs.jsonl"),
+}
+
+
+def build_snapshot(shared: Path, out: Path) -> dict[str, int]:
+    """Regenerate data/raw from the public files; returns rows written per file."""
+    missing = [p for p in INPUTS if not (shared / p).exists()]
+    if missing:
+        raise InputError(str(shared), f"public file(s) not found: {', '.join(missing)}",
+                         "point --shared at the folder holding the public data sets")
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        db = Path(scratch) / "snapshot.duckdb"
+        ingest.ingest([str(shared / p) for p in INPUTS], db=db)
+        con = store.connect(db, read_only=True)
+        try:
+            counts = {}
+            for name, where in SELECTION.items():
+                frame = con.execute(
+                    f"SELECT * FROM (SELECT o.*, s.license FROM observations o JOIN sources s "
+                    f"USING (source, source_version)) WHERE {where} ORDER BY source, source_version, metric, model").df()
+                counts[name] = _write_csv(frame[list(COLUMNS)], out / name)
+            runs = con.execute("SELECT * EXCLUDE (source) FROM metr_runs ORDER BY run_key").df()
+        finally:
+            con.close()
+    buffer = io.StringIO()
+    runs.to_csv(buffer, index=False, float_format="%.10g", lineterminator="\n")
+    # mtime=0 keeps the gzip bytes identical across rebuilds
+    (out / "metr_runs.csv.gz").write_bytes(gzip.compress(buffer.getvalue().encode(), mtime=0))
+    counts["metr_runs.csv.gz"] = len(runs)
+    (out / "sources.toml").write_text(_sources_toml())
+    return counts
+
+
+def _write_csv(frame: pd.DataFrame, path: Path) -> int:
+    frame = frame.copy()
+    frame["release_date"] = pd.to_datetime(frame["release_date"]).dt.strftime("%Y-%m-%d")
+    path.write_text(frame.to_csv(index=False, float_format="%.10g", lineterminator="\n"))
+    return len(frame)
+
+
+def _sources_toml() -> str:
+    lines = ["# Sources of the bundled snapshot (built by `scalegap snapshot`) and the public URLs",
+             "# a scheduled refresh fetches (`scalegap ingest NAME`).", ""]
+    for source, (licence, citation, url) in PUBLIC.items():
+        lines += [f"[source.{source}]", f'license = "{licence}"', f'citation = "{citation}"', f'url = "{url}"', ""]
+    return "\n".join(lines)

@@ -304,3 +304,39 @@ def test_served_deployment_registers_and_a_triggered_run_completes(tmp_path):
         _stop(served)
         _stop(server)
         serve_log.close()
+
+
+@pytest.mark.slow
+def test_network_fetch_retries_until_the_source_answers(harness, tmp_path):
+    """A source that fails more often than one download's own retries is retried by the task."""
+    import http.server
+    import threading
+
+    from flows.refresh import fetch_source
+
+    body = b"model,metric,value,train_flop\nm1,mmlu,0.5,1e23\n"
+    requests: list[str] = []
+
+    class Flaky(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            requests.append(self.path)
+            if len(requests) <= 3:  # fetch_url tries 3 times, so the first attempt of the task fails
+                self.send_error(503, "busy")
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/flaky.csv"
+        files = fetch_source.with_options(retry_delay_seconds=0)(url, str(tmp_path / "downloads"))
+    finally:
+        server.shutdown()
+    assert len(requests) == 4
+    assert [Path(f).read_bytes() for f in files] == [body]

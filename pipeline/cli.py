@@ -130,6 +130,21 @@ def _split(values: list[str] | None) -> list[str] | None:
     return items or None
 
 
+def _release_frames(exc: BaseException) -> None:
+    """Drop the locals of a failed run's frames (Prefect keeps the exception in its state), so
+    store connections are freed now rather than reported as leaks at interpreter exit."""
+    import gc
+    import traceback
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if exc.__traceback__ is not None:
+            traceback.clear_frames(exc.__traceback__)
+        exc = exc.__cause__ or exc.__context__
+    gc.collect()
+
+
 @app.command()
 def run(
     metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s) to fit, repeatable or comma-separated (default: all).")] = None,
@@ -166,6 +181,9 @@ def run(
             out_dir=str(out_dir), task_runner=task_runner, dask_address=dask_address,
             use_cache=not no_cache, command="run",
         )
+    except ScalegapError as exc:
+        _release_frames(exc)
+        raise
     finally:
         set_reporter(None)
     if as_json:

@@ -340,3 +340,18 @@ def test_network_fetch_retries_until_the_source_answers(harness, tmp_path):
         server.shutdown()
     assert len(requests) == 4
     assert [Path(f).read_bytes() for f in files] == [body]
+
+
+@pytest.mark.slow
+def test_cli_run_failure_is_one_clear_line(tmp_path):
+    """A user's mistake inside the flow ends as one `error:` line and exit code 2, no traceback."""
+    db = tmp_path / "cli.duckdb"
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    done = subprocess.run([str(Path(sys.executable).parent / "scalegap"), "run", "--db", str(db),
+                           "--sources", str(empty), "--quiet"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error:") and "empty" in done.stderr
+    assert "Traceback" not in done.stderr and "leaked" not in done.stderr
+    assert _runs(db).iloc[0]["status"] == "failed"

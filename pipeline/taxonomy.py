@@ -1,0 +1,339 @@
+"""Meek or mighty (Fogelson et al. 2026): analytic per fitted family, symbolic + numeric for any
+closed-form metric, and with uncertainty from Akaike weights and bootstrap draws.
+
+Theorem 2.4: a normal metric bounded above is meek. Theorem 2.5: for an unbounded normal metric
+whose log-log slope g = f'(C)·C·ln C is eventually monotone, the gap under exponential growth tends
+to ln(ln b / ln a) · lim g: zero (meek), a constant (mighty, the c·ln ln C boundary) or infinity.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from pipeline import store
+from pipeline.curves import FAMILIES
+from pipeline.schema import ScalegapError
+
+DEFAULT_A, DEFAULT_B = 4.0, 4.0 * 2.828  # meek-math §8: a = g_h·g_a, b = a·g_i
+ALLOWED_FUNCTIONS = ("log", "ln", "exp", "sqrt", "atan", "tanh", "erf")
+_TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z_0-9]*)|(\*\*|[-+*/^(),]))")
+
+
+class ExpressionError(ScalegapError):
+    pass
+
+
+def gap_limit_constant(g_limit: float, a: float = DEFAULT_A, b: float = DEFAULT_B) -> float:
+    """lim gap = ln(ln b / ln a) · lim g (Thm 2.5, Result 2)."""
+    if g_limit == 0:
+        return 0.0
+    return math.log(math.log(b) / math.log(a)) * g_limit
+
+
+def limit_kind(g_limit: float) -> str:
+    if not np.isfinite(g_limit):
+        return "infinite" if g_limit == math.inf else "unknown"
+    return "zero" if g_limit == 0 else "constant"
+
+
+# ------------------------------------------------------------------------------ expressions
+@dataclass
+class ExprVerdict:
+    expression: str
+    normal: bool
+    normal_from_C: float | None        # the tail on which F increases starts here (None if beyond 1e300)
+    normal_from_log10_C: float | None
+    bounded: bool | None
+    sup: float | None
+    g_limit: float | None
+    gap_limit: float | None
+    verdict: str          # meek | mighty-constant-gap | mighty-divergent | not-normal
+    method: str           # symbolic | numeric
+    evidence: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def parse_expression(text: str):
+    """Whitelisted tokens only (C, numbers, + - * / ** ^ ( ), log/ln/exp/sqrt/atan/tanh/erf); the
+    validated string is then built by sympy's parser with no builtins available."""
+    import sympy
+
+    if not text or not text.strip():
+        raise ExpressionError("empty expression. Fix: give a formula in C, e.g. 'log(log(C))'")
+    if len(text) > 500:
+        raise ExpressionError("expression longer than 500 characters. Fix: shorten it")
+    pos, names = 0, set()
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if not match or match.end() == pos:
+            bad = text[pos:].strip()[:1] or text[pos]
+            raise ExpressionError(f"character {bad!r} at position {pos} is not allowed. Fix: use only C, numbers, "
+                                  f"+ - * / ** ( ) and {', '.join(ALLOWED_FUNCTIONS)}")
+        name = match.group(2)
+        if name is not None:
+            if name != "C" and name not in ALLOWED_FUNCTIONS:
+                raise ExpressionError(f"name {name!r} is not allowed. Fix: the only variable is C; functions: "
+                                      f"{', '.join(ALLOWED_FUNCTIONS)}")
+            names.add(name)
+        if match.group(3) == ",":
+            raise ExpressionError("',' is not allowed (log takes one argument). Fix: use log(x)/log(base)")
+        pos = match.end()
+    if text.count("(") != text.count(")"):
+        raise ExpressionError("unbalanced parentheses. Fix: close every '('")
+    if "C" not in names:
+        raise ExpressionError("the expression does not involve C. Fix: write the metric as a function of compute C")
+    C = sympy.Symbol("C", positive=True)
+    local = {"C": C, "log": sympy.log, "ln": sympy.log, "exp": sympy.exp, "sqrt": sympy.sqrt,
+             "atan": sympy.atan, "tanh": sympy.tanh, "erf": sympy.erf}
+    from sympy.parsing.sympy_parser import convert_xor, parse_expr, standard_transformations
+
+    try:
+        expr = parse_expr(text, local_dict=local, global_dict={"Integer": sympy.Integer, "Float": sympy.Float,
+                                                               "Rational": sympy.Rational, "Symbol": sympy.Symbol},
+                          transformations=standard_transformations + (convert_xor,), evaluate=True)
+    except Exception as exc:  # noqa: BLE001 - any parser failure is the user's syntax
+        raise ExpressionError(f"cannot parse {text!r} ({type(exc).__name__}). Fix: check the syntax") from None
+    return expr, C
+
+
+def _with_timeout(fn, seconds: float):
+    box: dict = {}
+
+    def run():
+        try:
+            box["value"] = fn()
+        except Exception as exc:  # noqa: BLE001 - sympy may raise anything on hard limits
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return box.get("value") if "value" in box else None
+
+
+def _as_float(value) -> float | None:
+    import sympy
+
+    if value is None or value.has(sympy.nan, sympy.zoo) or isinstance(value, sympy.AccumBounds):
+        return None
+    if value == sympy.oo:
+        return math.inf
+    if value == -sympy.oo:
+        return -math.inf
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _numeric(fn, values: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        out = np.asarray(fn(values), dtype=complex) * np.ones_like(values)
+    real = out.real.copy()
+    real[np.abs(out.imag) > 1e-12 * np.maximum(np.abs(out.real), 1.0)] = np.nan
+    return real
+
+
+def classify_expression(text: str, a: float = DEFAULT_A, b: float = DEFAULT_B, timeout_s: float = 5.0) -> ExprVerdict:
+    import sympy
+
+    if not (1 < a < b):
+        raise ExpressionError(f"growth factors must satisfy 1 < a < b (got a = {a}, b = {b}). "
+                              "Fix: the frontier must grow faster than the meek actor")
+    expr, C = parse_expression(text)
+    u = sympy.Symbol("u", real=True)
+    # F as a function of u = ln ln C keeps C = e^(e^u) out of floating point; ln g (expanded) keeps
+    # double exponentials such as exp(-C^0.1) from underflowing to 0·inf.
+    # no simplify: it rebuilds exp(exp(u)) terms that overflow; sympy already reduces log(exp(.))
+    f_u = expr.subs(C, sympy.exp(sympy.exp(u)))
+    g_u = sympy.diff(f_u, u)
+    ln_g_u = _with_timeout(lambda: sympy.expand_log(sympy.log(g_u), force=True), timeout_s) or sympy.log(g_u)
+    modules = [{"erf": _np_erf}, "numpy"]
+    f_num = sympy.lambdify(u, f_u, modules)
+    g_num = sympy.lambdify(u, g_u, modules)
+    ln_g_num = sympy.lambdify(u, ln_g_u, modules)
+
+    grid = np.linspace(math.log(10.0), math.log(1e300), 600)  # u = ln x, x = ln C in [10, 1e300] (§10)
+    g_vals, ln_g = _numeric(g_num, grid), _numeric(ln_g_num, grid)
+    # where the closed-form g is not computable in floats, central differences of F in ln x (§10)
+    h = 1e-4
+    with np.errstate(all="ignore"):
+        g_cd = (_numeric(f_num, grid + h) - _numeric(f_num, grid - h)) / (2 * h)
+    g_vals = np.where(np.isfinite(g_vals), g_vals, g_cd)
+    # a point is on an increasing stretch when g >= 0, or when g over/underflows but ln g is real
+    increasing = np.where(np.isfinite(g_vals), g_vals >= 0, ~np.isnan(ln_g) & (ln_g != np.inf))
+    bad = np.flatnonzero(~increasing)
+    start = int(bad[-1] + 1) if len(bad) else 0
+    normal = start < len(grid) - 10
+    normal_from = float(math.exp(grid[start]) / math.log(10)) if normal else None  # log10 C = e^u / ln 10
+    if not normal:
+        return ExprVerdict(text, False, None, None, None, None, None, None, "not-normal", "numeric",
+                           "the metric does not increase with compute on the tail (dF/d ln ln C < 0 or undefined "
+                           "for ln C up to 1e300)")
+
+    sup = _as_float(_with_timeout(lambda: sympy.limit(expr, C, sympy.oo), timeout_s))
+    g_sym = _as_float(_with_timeout(lambda: sympy.limit(sympy.diff(expr, C) * C * sympy.log(C), C, sympy.oo),
+                                    timeout_s))
+
+    # Numeric tail test (meek-math §10): slope of ln g against ln ln x over the last decades.
+    lg = np.where(np.isnan(ln_g), np.log(np.where(g_vals > 0, g_vals, np.nan)), ln_g)[start:]
+    us = grid[start:]
+    keep = np.isfinite(lg)
+    tail_u, tail_lg = us[keep][-200:], lg[keep][-200:]
+    with np.errstate(over="ignore"):
+        g_end = float(np.exp(lg[-1])) if not np.isnan(lg[-1]) else math.nan
+    if lg[-1] == -np.inf or len(tail_u) < 10:
+        slope = -math.inf
+    else:
+        slope = float(np.polyfit(np.log(tail_u), tail_lg, 1)[0])
+    if slope < -0.1 or g_end < 1e-12:
+        numeric_g, numeric_verdict = 0.0, "meek"
+    elif slope > 0.1:
+        numeric_g, numeric_verdict = math.inf, "mighty-divergent"
+    else:
+        numeric_g, numeric_verdict = g_end, "mighty-constant-gap"
+
+    # Direct gap at large t, as evidence (Def 2.2 with x0 = ln C0 = 10): exponential growth a^t, b^t
+    # (Thm 2.5) and power-law growth t^a, t^b (Thm 2.6: x = ln C grows like a·ln t).
+    def f_at_x(x: float) -> float:
+        return float(_numeric(f_num, np.array([math.log(x)]))[0])
+
+    gaps_exp = {t: f_at_x(10 + t * math.log(b)) - f_at_x(10 + t * math.log(a)) for t in (1e2, 1e20, 1e200)}
+    gaps_pow = {t: f_at_x(10 + b * math.log(t)) - f_at_x(10 + a * math.log(t)) for t in (1e2, 1e20, 1e200)}
+
+    if g_sym is not None:
+        method, g_limit = "symbolic", g_sym
+    else:
+        method, g_limit = "numeric", numeric_g
+    if sup is None:
+        far, farther = f_at_x(1e200), f_at_x(1e300)
+        bounded = numeric_verdict == "meek" and math.isfinite(farther) and abs(farther - far) < 1e-6
+        sup_value = farther if bounded else math.inf
+        method = "numeric"
+    else:
+        bounded, sup_value = math.isfinite(sup), sup
+    if bounded:
+        verdict, g_limit = "meek", 0.0
+    elif g_limit == 0:
+        verdict = "meek"
+    elif math.isinf(g_limit):
+        verdict = "mighty-divergent"
+    else:
+        verdict = "mighty-constant-gap"
+    gap_limit = gap_limit_constant(g_limit, a, b) if g_limit is not None else None
+    evidence = (f"lim f = {sup if sup is not None else 'unresolved symbolically'}; "
+                f"lim f'(C)·C·ln C = {g_sym if g_sym is not None else 'unresolved symbolically'}; numeric slope of "
+                f"ln g vs ln ln ln C = {slope:.3g} (g at ln C = 1e300: {g_end:.3g}, numeric verdict {numeric_verdict}); "
+                "direct gap, exponential growth, t = 1e2, 1e20, 1e200: "
+                + ", ".join(f"{v:.3g}" for v in gaps_exp.values())
+                + "; power-law growth: " + ", ".join(f"{v:.3g}" for v in gaps_pow.values()))
+    normal_from_C = 10 ** normal_from if normal_from is not None and normal_from < 300 else None
+    return ExprVerdict(text, True, normal_from_C, normal_from, bool(bounded), sup_value, g_limit, gap_limit, verdict,
+                       method, evidence)
+
+
+def _np_erf(x):
+    from scipy.special import erf
+
+    return erf(x)
+
+
+# ------------------------------------------------------------------------------ fitted curves
+def classify_family(family: str, params, higher_is_better: bool = True, a: float = DEFAULT_A, b: float = DEFAULT_B) -> dict:
+    asym = FAMILIES[family].asymptotics(np.asarray(params, float), higher_is_better)
+    if not asym.normal:
+        return {"normal": False, "bounded": None, "sup": None, "g_limit": None, "limit_kind": None, "gap_limit": None,
+                "verdict": "not-normal", "reason": "not a normal performance metric: " + asym.reason}
+    g = 0.0 if asym.bounded else asym.g_limit
+    verdict = "meek" if g == 0 else ("mighty-divergent" if math.isinf(g) else "mighty-constant-gap")
+    return {"normal": True, "bounded": asym.bounded, "sup": asym.sup, "g_limit": g, "limit_kind": limit_kind(g),
+            "gap_limit": gap_limit_constant(g, a, b), "verdict": verdict, "reason": asym.reason}
+
+
+def probability_bounded(weights: dict[str, float], draws: dict[str, np.ndarray], higher_is_better: bool = True) -> float:
+    """Σ_f w_f · (share of family f's bootstrap draws that are normal and bounded) / Σ w_f."""
+    total, mass = 0.0, 0.0
+    for family, w in weights.items():
+        if w <= 0:
+            continue
+        sample = draws.get(family)
+        if sample is None or len(sample) == 0:
+            continue
+        flags = []
+        for p in sample:
+            asym = FAMILIES[family].asymptotics(p, higher_is_better)
+            flags.append(asym.normal and asym.bounded)
+        total += w
+        mass += w * float(np.mean(flags))
+    return mass / total if total > 0 else math.nan
+
+
+def verdict_with_uncertainty(p_bounded: float, threshold: float = 0.8) -> tuple[str, str]:
+    if not np.isfinite(p_bounded):
+        return "indeterminate", "no converged fit to judge from"
+    if p_bounded >= threshold:
+        return "meek", f"P(bounded) = {p_bounded:.2f} >= {threshold:.2f}: the gap closes"
+    if 1 - p_bounded >= threshold:
+        return "mighty", f"P(unbounded) = {1 - p_bounded:.2f} >= {threshold:.2f}: the gap persists or grows"
+    return "indeterminate", (f"P(bounded) = {p_bounded:.2f}: neither side reaches {threshold:.2f}; the data cannot "
+                             "distinguish bounded from unbounded")
+
+
+def classify_stage(db, run_id: str, metrics=None, threshold: float = 0.8, a: float = DEFAULT_A, b: float = DEFAULT_B) -> dict:
+    con = store.connect(db, read_only=True)
+    try:
+        selection = con.execute("SELECT * FROM selection WHERE run_id = ?", [run_id]).df()
+        fits = con.execute("SELECT * FROM fits WHERE run_id = ?", [run_id]).df()
+        params = con.execute("SELECT * FROM fit_params WHERE run_id = ?", [run_id]).df()
+        draws = con.execute("SELECT metric, source, source_version, x_axis, family, params FROM fit_draws "
+                            "WHERE run_id = ?", [run_id]).df()
+        floors = con.execute("SELECT metric, source, source_version, max(floor) AS floor FROM observations "
+                             "GROUP BY ALL").df()
+    finally:
+        con.close()
+    if metrics:
+        selection = selection[selection["metric"].isin(metrics)]
+    keys = ["metric", "source", "source_version", "x_axis"]
+    rows = []
+    for _, sel in selection.iterrows():
+        key = tuple(sel[k] for k in keys)
+        hib = sel["kind"] != "loss"
+        f = fits[(fits[keys] == pd.Series(key, index=keys)).all(axis=1) & fits["converged"]]
+        weights = dict(zip(f["family"], f["weight"].astype(float), strict=True))
+        d = draws[(draws[keys] == pd.Series(key, index=keys)).all(axis=1)]
+        draw_map = {fam: np.stack(part["params"].to_numpy()) for fam, part in d.groupby("family")}
+        p_bounded = probability_bounded(weights, draw_map, hib)
+        verdict, why = verdict_with_uncertainty(p_bounded, threshold)
+        best = sel["best_family"]
+        analytic = {"verdict": None, "reason": "no converged fit"}
+        if isinstance(best, str):
+            pp = params[(params[keys] == pd.Series(key, index=keys)).all(axis=1) & (params["family"] == best)]
+            vec = [float(pp.loc[pp["param"] == n, "value"].iloc[0]) for n in FAMILIES[best].param_names]
+            analytic = classify_family(best, vec, hib, a, b)
+        fl = floors[(floors["metric"] == key[0]) & (floors["source"] == key[1]) & (floors["source_version"] == key[2])]
+        floor = float(fl["floor"].iloc[0]) if len(fl) and pd.notna(fl["floor"].iloc[0]) else None
+        rows.append({**dict(zip(keys, key, strict=True)), "kind": sel["kind"], "unit": sel["unit"], "floor": floor,
+                     "best_family": best,
+                     "best_verdict": analytic.get("verdict"), "bounded": analytic.get("bounded"),
+                     "sup": analytic.get("sup"), "g_limit": analytic.get("g_limit"),
+                     "limit_kind": analytic.get("limit_kind"), "gap_limit": analytic.get("gap_limit"),
+                     "p_bounded": p_bounded, "threshold": threshold, "verdict": verdict,
+                     "reason": f"{why}. Best family: {analytic.get('reason')}", "method": "analytic+bootstrap",
+                     "growth_a": a, "growth_b": b})
+    frame = pd.DataFrame(rows)
+    with store.open_stage(db, run_id, "classify") as con:
+        n = store.replace_run_rows(con, "classifications", run_id, frame)
+        from pipeline import counterparts
+
+        pairs = counterparts.derive_pairs(con, run_id, frame, threshold)
+        store.replace_run_rows(con, "counterparts", run_id, pairs)
+    return {"classified": n, "counterparts": len(pairs),
+            "verdicts": frame["verdict"].value_counts().to_dict() if len(frame) else {}}

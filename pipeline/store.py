@@ -276,6 +276,50 @@ TABLES: dict[str, str] = {
         fatal_error_from VARCHAR,
         PRIMARY KEY (source, source_version, run_key)
     """,
+    # --- classify (engineer D) ------------------------------------------------------------
+    "classifications": """
+        run_id VARCHAR,
+        metric VARCHAR,
+        source VARCHAR,
+        source_version VARCHAR,
+        x_axis VARCHAR,
+        kind VARCHAR,
+        unit VARCHAR,
+        floor DOUBLE,
+        best_family VARCHAR,
+        best_verdict VARCHAR,        -- analytic verdict of the best family: meek | mighty-* | not-normal
+        bounded BOOLEAN,
+        sup DOUBLE,
+        g_limit DOUBLE,              -- lim f'(C) C ln C (Thm 2.5)
+        limit_kind VARCHAR,          -- zero | constant | infinite
+        gap_limit DOUBLE,            -- ln(ln b / ln a) * g_limit
+        p_bounded DOUBLE,            -- from Akaike weights x bootstrap draws
+        threshold DOUBLE,
+        verdict VARCHAR,             -- meek | mighty | indeterminate
+        reason VARCHAR,
+        method VARCHAR,
+        growth_a DOUBLE,
+        growth_b DOUBLE,
+        PRIMARY KEY (run_id, metric, source, source_version, x_axis)
+    """,
+    "counterparts": """
+        run_id VARCHAR,
+        metric VARCHAR,
+        source VARCHAR,
+        source_version VARCHAR,
+        x_axis VARCHAR,
+        pair VARCHAR,                -- nines | logit | elo | bt_strength | horizon
+        bounded_metric VARCHAR,
+        bounded_verdict VARCHAR,
+        bounded_best_verdict VARCHAR,
+        bounded_p DOUBLE,
+        unbounded_metric VARCHAR,
+        unbounded_verdict VARCHAR,
+        unbounded_best_verdict VARCHAR,
+        unbounded_p DOUBLE,
+        takeaway VARCHAR,
+        PRIMARY KEY (run_id, metric, source, source_version, x_axis, pair)
+    """,
 }
 
 

@@ -142,7 +142,10 @@ def _numeric(fn, values: np.ndarray) -> np.ndarray:
     return real
 
 
-def classify_expression(text: str, a: float = DEFAULT_A, b: float = DEFAULT_B, timeout_s: float = 5.0) -> ExprVerdict:
+def classify_expression(text: str, a: float = DEFAULT_A, b: float = DEFAULT_B, timeout_s: float = 5.0,
+                        symbolic: bool = True) -> ExprVerdict:
+    """Normality, boundedness and meekness of a closed-form metric F(C); sympy limits first (each capped
+    at `timeout_s`), the numeric tail test of meek-math §10 when they do not resolve (or symbolic=False)."""
     import sympy
 
     if not (1 < a < b):
@@ -179,9 +182,11 @@ def classify_expression(text: str, a: float = DEFAULT_A, b: float = DEFAULT_B, t
                            "the metric does not increase with compute on the tail (dF/d ln ln C < 0 or undefined "
                            "for ln C up to 1e300)")
 
-    sup = _as_float(_with_timeout(lambda: sympy.limit(expr, C, sympy.oo), timeout_s))
-    g_sym = _as_float(_with_timeout(lambda: sympy.limit(sympy.diff(expr, C) * C * sympy.log(C), C, sympy.oo),
-                                    timeout_s))
+    sup = g_sym = None
+    if symbolic:
+        sup = _as_float(_with_timeout(lambda: sympy.limit(expr, C, sympy.oo), timeout_s))
+        g_sym = _as_float(_with_timeout(lambda: sympy.limit(sympy.diff(expr, C) * C * sympy.log(C), C, sympy.oo),
+                                        timeout_s))
 
     # Numeric tail test (meek-math §10): slope of ln g against ln ln x over the last decades.
     lg = np.where(np.isnan(ln_g), np.log(np.where(g_vals > 0, g_vals, np.nan)), ln_g)[start:]

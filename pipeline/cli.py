@@ -239,6 +239,71 @@ def snapshot(
             err.print(f"{out_dir / name}: {n} rows")
 
 
+def _finite_or_label(value):
+    """JSON has no infinity: +inf becomes "inf", NaN becomes null."""
+    if isinstance(value, float) and value != value:
+        return None
+    if isinstance(value, float) and value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+@app.command()
+def classify(
+    expr: Annotated[str | None, typer.Option("--expr", help="Classify a closed-form metric in C, e.g. 'log(log(C))'.")] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s) to classify, repeatable or comma-separated (default: all).")] = None,
+    threshold: Annotated[float, typer.Option("--threshold", help="P(bounded) needed for meek (1 - it for mighty).")] = 0.8,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Fit run to classify (default: the newest fit).")] = None,
+    hardware: Annotated[float, typer.Option("--hardware", help="Yearly hardware efficiency factor g_h (meek-math §8).")] = 1.41,
+    algorithms: Annotated[float, typer.Option("--algorithms", help="Yearly algorithmic efficiency factor g_a.")] = 2.837,
+    investment: Annotated[float, typer.Option("--investment", help="Yearly frontier investment factor g_i.")] = 2.828,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Meek or mighty: classify fitted curves in the store, or any closed-form metric with --expr.
+
+    Example: scalegap classify --expr "log(log(C))" --json
+    """
+    from pipeline import store, taxonomy
+
+    a = hardware * algorithms
+    b = a * investment
+    if expr is not None:
+        verdict = taxonomy.classify_expression(expr, a=a, b=b)
+        payload = {k: _finite_or_label(v) for k, v in verdict.as_dict().items()}
+        if as_json:
+            print_json(payload)
+        else:
+            for key, value in payload.items():
+                out.print(f"{key}: {value}", highlight=False, markup=False)
+        return
+    con = store.connect(db, read_only=True)
+    try:
+        run_id = run_id or store.latest_run(con, "fit")
+    finally:
+        con.close()
+    if run_id is None:
+        raise ScalegapError("no fit run in the store. Fix: run `scalegap run` first, or pass --expr")
+    summary = taxonomy.classify_stage(db, run_id, _split(metric), threshold, a=a, b=b)
+    con = store.connect(db, read_only=True)
+    try:
+        rows = con.execute("SELECT metric, source, source_version, x_axis, best_family, best_verdict, p_bounded, "
+                           "verdict, gap_limit, reason FROM classifications WHERE run_id = ? ORDER BY ALL",
+                           [run_id]).df()
+        pairs = con.execute("SELECT metric, x_axis, pair, takeaway FROM counterparts WHERE run_id = ? ORDER BY ALL",
+                            [run_id]).df()
+    finally:
+        con.close()
+    if as_json:
+        records = [{k: _finite_or_label(v) for k, v in r.items()} for r in rows.to_dict(orient="records")]
+        print_json({"run_id": run_id, **summary, "classifications": records,
+                    "counterparts": pairs.to_dict(orient="records")})
+    elif not quiet:
+        print_frame(rows.drop(columns=["reason"]), title=f"classifications (run {run_id})")
+        print_frame(pairs, title="counterparts")
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)

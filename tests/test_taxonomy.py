@@ -9,8 +9,14 @@ import pytest
 
 from pipeline import store
 from pipeline.curves import FAMILIES
-from pipeline.taxonomy import (DEFAULT_A, DEFAULT_B, classify_family, classify_stage, probability_bounded,
-                               verdict_with_uncertainty)
+from pipeline.taxonomy import (
+    DEFAULT_A,
+    DEFAULT_B,
+    classify_family,
+    classify_stage,
+    probability_bounded,
+    verdict_with_uncertainty,
+)
 
 LN_RATIO = math.log(math.log(DEFAULT_B) / math.log(DEFAULT_A))
 
@@ -40,9 +46,6 @@ def test_family_verdicts(family, params, hib, verdict):
     ("power_law", [-5.0, -0.2]),
 ])
 def test_degenerate_fits_are_not_normal(family, params):
-    params = list(params)
-    if family == "log_log":  # c is the first parameter
-        params = [params[0], params[1]]
     out = classify_family(family, params)
     assert out["verdict"] == "not-normal" and "not a normal performance metric" in out["reason"]
 

@@ -238,8 +238,14 @@ def compute_horizons(runs: pd.DataFrame, draws: int = 1000, seed: int = 0,
                "n_runs": len(agent_runs), "n_tasks": int(agent_runs["task_id"].nunique()),
                "n_successes": int(agent_runs["score_binarized"].sum()),
                "weighting": weighting, "regularization": regularization, "note": None}
+        shortest = float(agent_runs["human_minutes"].min())
+        # Below the shortest task the fit only extrapolates (METR's SWAA tasks reach seconds).
+        row["extrapolated"] = not (row["p50"] >= shortest)
         if row["n_successes"] == 0:
             row["note"] = "no successes: horizon undefined (METR reports 0)"
+        elif row["extrapolated"]:
+            row["note"] = (f"p50 {row['p50']:.2g} min lies below the shortest task ({shortest:.3g} min): "
+                           "extrapolated; not used for the trend nor stored as an observation")
         if boot is not None:
             ba, bb, ok = fit_logistic_batch(x, y, boot[:, cols], regularization)
             p50s, p80s = horizon_minutes(ba, bb, 0.5), horizon_minutes(ba, bb, 0.8)
@@ -303,7 +309,7 @@ def trends(horizons: pd.DataFrame, draws: pd.DataFrame, seed: int = 0) -> pd.Dat
     """Doubling time against release date, and horizon doublings per 10x training compute."""
     rows = []
     for metric, col in (("metr_p50_minutes", "p50"), ("metr_p80_minutes", "p80")):
-        usable = horizons[np.isfinite(horizons[col]) & (horizons[col] > 0)]
+        usable = horizons[~horizons["extrapolated"].astype(bool) & np.isfinite(horizons[col]) & (horizons[col] > 0)]
         for x_axis, column in (("date", "release_date"), ("compute", "train_flop")):
             if column not in usable.columns:
                 continue
@@ -361,34 +367,37 @@ def _names(alias: str) -> list[str]:
 
 
 def attach_dates_and_compute(con, horizons: pd.DataFrame) -> pd.DataFrame:
-    """Release date (METR's release_dates table first, then other stored rows for the same model)
-    and training compute (stored observations or Epoch's model table) for each agent."""
+    """Release date and training compute for each agent, most trusted first: METR's release_dates
+    table, then METR's own published rows for the same model, then any other stored source (Epoch)."""
     dates = con.execute("SELECT alias, release_date FROM metr_release_dates ORDER BY source_version DESC").df()
-    date_by_alias = dates.drop_duplicates("alias").set_index("alias")["release_date"].to_dict()
-    obs = con.execute(f"SELECT model, release_date, train_flop FROM observations WHERE source <> '{SOURCE}' "
-                      "ORDER BY source, source_version DESC").df()
-    obs_date = obs.dropna(subset=["release_date"]).drop_duplicates("model").set_index("model")["release_date"].to_dict()
-    obs_flop = obs.dropna(subset=["train_flop"]).drop_duplicates("model").set_index("model")["train_flop"].to_dict()
+    tiers_date = [dates.drop_duplicates("alias").set_index("alias")["release_date"].to_dict()]
+    tiers_flop: list[dict] = []
+    for where in ("source LIKE 'metr%'", "source NOT LIKE 'metr%'"):
+        obs = con.execute(f"SELECT model, release_date, train_flop FROM observations WHERE {where} "
+                          f"AND source <> '{SOURCE}' ORDER BY source, source_version DESC").df()
+        tiers_date.append(obs.dropna(subset=["release_date"]).drop_duplicates("model")
+                          .set_index("model")["release_date"].to_dict())
+        tiers_flop.append(obs.dropna(subset=["train_flop"]).drop_duplicates("model")
+                          .set_index("model")["train_flop"].to_dict())
     compute = con.execute("SELECT model, train_flop FROM model_compute WHERE train_flop IS NOT NULL "
                           "ORDER BY source_version DESC").df()
-    epoch_flop = compute.drop_duplicates("model").set_index("model")["train_flop"].to_dict()
+    tiers_flop.append(compute.drop_duplicates("model").set_index("model")["train_flop"].to_dict())
+
+    def first(tiers: list[dict], names: list[str], missing):
+        return next((tier[n] for tier in tiers for n in names if n in tier), missing)
+
     out = horizons.copy()
-    release, flop = [], []
-    for alias in out["model"]:
-        names = _names(alias)
-        release.append(next((date_by_alias[n] for n in names if n in date_by_alias),
-                            next((obs_date[n] for n in names if n in obs_date), pd.NaT)))
-        flop.append(next((obs_flop[n] for n in names if n in obs_flop),
-                         next((epoch_flop[n] for n in names if n in epoch_flop), np.nan)))
-    out["release_date"] = pd.to_datetime(pd.Series(release, index=out.index, dtype="object"))
-    out["train_flop"] = pd.Series(flop, index=out.index, dtype=float)
+    names = [_names(alias) for alias in out["model"]]
+    out["release_date"] = pd.to_datetime(pd.Series([first(tiers_date, n, pd.NaT) for n in names],
+                                                   index=out.index, dtype="object"))
+    out["train_flop"] = pd.Series([first(tiers_flop, n, np.nan) for n in names], index=out.index, dtype=float)
     return out
 
 
 def as_observations(horizons: pd.DataFrame, source_version: str, sha256: str | None) -> pd.DataFrame:
     """Per-model horizons as ordinary observations so every later stage can use them."""
     rows = []
-    usable = horizons[np.isfinite(horizons["p50"]) & (horizons["p50"] > 0)]
+    usable = horizons[~horizons["extrapolated"].astype(bool)]
     for _, h in usable.iterrows():
         for metric, col in (("metr_p50_minutes", "p50"), ("metr_p80_minutes", "p80")):
             rows.append({"source": SOURCE, "source_version": source_version, "source_sha256": sha256,

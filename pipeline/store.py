@@ -276,6 +276,71 @@ TABLES: dict[str, str] = {
         fatal_error_from VARCHAR,
         PRIMARY KEY (source, source_version, run_key)
     """,
+    # --- horizons (engineer F) ------------------------------------------------------------
+    "horizons": """
+        run_id VARCHAR,
+        source VARCHAR,              -- the per-run data it was fitted to (metr_runs source)
+        source_version VARCHAR,
+        model VARCHAR,               -- METR alias
+        release_date TIMESTAMP,
+        train_flop DOUBLE,
+        p50 DOUBLE,                  -- minutes of human task time at 50% success
+        p50_lo DOUBLE,               -- hierarchical bootstrap 95%
+        p50_hi DOUBLE,
+        p80 DOUBLE,
+        p80_lo DOUBLE,
+        p80_hi DOUBLE,
+        slope DOUBLE,                -- logits per doubling of task length
+        slope_lo DOUBLE,
+        slope_hi DOUBLE,
+        intercept DOUBLE,
+        average_score DOUBLE,        -- weighted mean success
+        n_runs INTEGER,
+        n_tasks INTEGER,
+        n_successes INTEGER,
+        n_draws_ok INTEGER,
+        extrapolated BOOLEAN,        -- p50 below the shortest task: kept here, not used downstream
+        weighting VARCHAR,
+        regularization DOUBLE,
+        note VARCHAR,
+        PRIMARY KEY (run_id, source, source_version, model)
+    """,
+    "horizon_draws": """
+        run_id VARCHAR,
+        source VARCHAR,
+        source_version VARCHAR,
+        model VARCHAR,
+        draw INTEGER,
+        intercept DOUBLE,
+        slope DOUBLE,
+        p50 DOUBLE,
+        p80 DOUBLE,
+        converged BOOLEAN,
+        PRIMARY KEY (run_id, source, source_version, model, draw)
+    """,
+    "horizon_trend": """
+        run_id VARCHAR,
+        metric VARCHAR,              -- metr_p50_minutes | metr_p80_minutes
+        source VARCHAR,
+        source_version VARCHAR,
+        x_axis VARCHAR,              -- date | compute
+        doubling_days DOUBLE,        -- date axis: days per horizon doubling
+        lo DOUBLE,                   -- 95% over models x per-model draws
+        hi DOUBLE,
+        flop_per_doubling DOUBLE,    -- compute axis: compute multiplier per horizon doubling
+        flop_per_doubling_lo DOUBLE,
+        flop_per_doubling_hi DOUBLE,
+        log2_slope DOUBLE,
+        log2_slope_lo DOUBLE,
+        log2_slope_hi DOUBLE,
+        slope_unit VARCHAR,
+        intercept DOUBLE,
+        r_squared DOUBLE,
+        n_models INTEGER,
+        draws_ok INTEGER,
+        models VARCHAR,              -- JSON list of the models in the fit
+        PRIMARY KEY (run_id, metric, source, source_version, x_axis)
+    """,
     # --- classify (engineer D) ------------------------------------------------------------
     "classifications": """
         run_id VARCHAR,

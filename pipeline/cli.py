@@ -291,7 +291,8 @@ def classify(
         rows = con.execute("SELECT metric, source, source_version, x_axis, best_family, best_verdict, p_bounded, "
                            "verdict, gap_limit, reason FROM classifications WHERE run_id = ? ORDER BY ALL",
                            [run_id]).df()
-        pairs = con.execute("SELECT metric, x_axis, pair, takeaway FROM counterparts WHERE run_id = ? ORDER BY ALL",
+        pairs = con.execute("SELECT metric, source, x_axis, pair, takeaway FROM counterparts WHERE run_id = ? "
+                            "ORDER BY ALL",
                             [run_id]).df()
     finally:
         con.close()

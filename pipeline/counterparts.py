@@ -23,6 +23,8 @@ CLIP = 1e-4                   # keep p away from 0 and 1 before nines/logit
 ELO_PER_DECADE = 400.0
 DEFAULT_RATIO_50_80 = 5.0     # METR: the 80% horizon is about 1/5 of the 50% horizon
 FIXED_TASK_MINUTES = 60.0     # L: P(success) on a one-hour task
+# a derived probability is bounded by construction (Thm 2.4), so only bounded families describe it
+BOUNDED_FAMILIES = ["logistic", "gompertz"]
 
 
 def chance_corrected(p: np.ndarray, floor: float | None) -> np.ndarray:
@@ -119,7 +121,7 @@ def pairs_for_series(row: pd.Series, points: pd.DataFrame, threshold: float = 0.
         elo_ref = float(np.median(points["y"]))
         derived = points.assign(y=win_rate(points["y"], elo_ref))
         wr = fit_and_classify(derived, f"{metric}:win_rate", *args, "benchmark", "fraction",
-                              ["logistic", "gompertz", "linear_log"], floor=0.0, ceiling=1.0, **common)
+                              BOUNDED_FAMILIES, floor=0.0, ceiling=1.0, **common)
         pairs.append(("unbounded", wr, own, "elo"))
         strength = points.assign(y=bt_strength(points["y"] - elo_ref))
         bt = fit_and_classify(strength, f"{metric}:bt_strength", *args, "score", "score",
@@ -128,7 +130,7 @@ def pairs_for_series(row: pd.Series, points: pd.DataFrame, threshold: float = 0.
     elif kind == "horizon":
         derived = points.assign(y=success_at_length(points["y"]))
         ps = fit_and_classify(derived, f"{metric}:p_success_{FIXED_TASK_MINUTES:g}min", *args, "benchmark",
-                              "fraction", ["logistic", "gompertz", "linear_log"], floor=0.0, ceiling=1.0, **common)
+                              "fraction", BOUNDED_FAMILIES, floor=0.0, ceiling=1.0, **common)
         pairs.append(("unbounded", ps, own, "horizon"))
     out = []
     for _, bounded, unbounded, label in pairs:

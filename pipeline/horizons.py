@@ -302,7 +302,7 @@ def fit_trend(x: np.ndarray, log2_horizon: np.ndarray, draw_log2: np.ndarray | N
 
 def _decimal_year(dates: pd.Series) -> np.ndarray:
     dates = pd.to_datetime(dates)
-    return (dates.dt.year + (dates.dt.dayofyear - 1) / 365.25).to_numpy(dtype=float)
+    return (dates.dt.year + (dates.dt.day_of_year - 1) / 365.25).to_numpy(dtype=float)
 
 
 def trends(horizons: pd.DataFrame, draws: pd.DataFrame, seed: int = 0) -> pd.DataFrame:

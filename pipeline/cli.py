@@ -305,6 +305,78 @@ def classify(
         print_frame(pairs, title="counterparts")
 
 
+# ---------------------------------------------------------------------------------- horizons
+@app.command()
+def horizons(
+    runs: Annotated[Path | None, typer.Option("--runs", help="METR per-run file (all_runs.jsonl or metr_runs*.csv.gz) to ingest first.")] = None,
+    draws: Annotated[int, typer.Option("--draws", min=0, help="Hierarchical bootstrap draws (family, task, run).")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap generator.")] = 0,
+    regularization: Annotated[float, typer.Option("--regularization", min=0.0, help="L2 on the slope, METR's 1/C (0.1 for TH1.0).")] = 0.1,
+    weighting: Annotated[str, typer.Option("--weighting", help="invsqrt_task_weight (METR headline) or equal_task_weight.")] = "invsqrt_task_weight",
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Task horizons from METR per-run data: 50%/80% horizons per model, intervals, doubling time.
+
+    Example: scalegap horizons --runs ../shared/data/metr_time_horizon/all_runs_th1.0_prerelease_2025-02-27.jsonl --draws 1000
+    """
+    from pipeline import horizons as horizons_stage
+    from pipeline import ingest as ingest_stage
+    from pipeline import store
+
+    run_id = store.start_run(db, "horizons", {"runs": str(runs) if runs else None, "draws": draws, "seed": seed,
+                                              "regularization": regularization, "weighting": weighting})
+    try:
+        runs_source = None
+        if runs is not None:
+            if not runs.is_file():
+                raise ScalegapError(f"{runs}: no such file. Fix: give the path of METR's runs file")
+            # METR ships release dates next to the runs; the trend needs them
+            dates = sorted(runs.parent.glob("release_dates*.y*ml"))
+            ingested = ingest_stage.ingest([str(runs), *map(str, dates)], db=db, run_id=run_id)
+            versions = [v for s, v in ingested.versions if s == "metr_runs"] + \
+                [item.split("@", 1)[1] for item in ingested.skipped_unchanged if item.startswith("metr_runs@")]
+            if not versions:
+                raise ScalegapError(f"{runs}: not read as per-run data. Fix: give METR's all_runs.jsonl "
+                                    "(fields run_id, task_id, alias, score_binarized, human_minutes)")
+            runs_source = versions[0]
+        summary = horizons_stage.horizons_stage(db, run_id, runs_source=runs_source, draws=draws, seed=seed,
+                                                regularization=regularization, weighting=weighting)
+    except BaseException as exc:
+        store.finish_run(db, run_id, "failed", str(exc))
+        raise
+    store.finish_run(db, run_id, "succeeded")
+    if "skipped" in summary:
+        if as_json:
+            print_json({"run_id": run_id, **summary})
+        elif not quiet:
+            err.print(f"run {run_id}: skipped ({summary['skipped']}). Fix: pass --runs FILE")
+        return
+    table, trend = summary.pop("horizons"), summary.pop("trend")
+    if as_json:
+        records = [{k: _finite_or_label(v) for k, v in r.items()}
+                   for r in jsonable_frame(table.astype(object).where(table.notna(), None))]
+        trend_records = [{k: _finite_or_label(v) for k, v in r.items()} for r in trend.to_dict(orient="records")]
+        print_json({**summary, "horizons": records, "trend": trend_records})
+        return
+    if not quiet:
+        shown = table.drop(columns=["note"]).assign(release_date=table["release_date"].dt.strftime("%Y-%m-%d"))
+        print_frame(shown, float_format="{:.3g}", title=f"Task horizons, minutes (run {run_id}, {summary['source']} {summary['source_version']}, "
+                                 f"{draws} draws, 95% intervals)")
+        for _, h in table[table["note"].notna()].iterrows():
+            out.print(f"note: {h['model']}: {h['note']}", markup=False)
+        if trend.empty or "date" not in set(trend["x_axis"]):
+            out.print("no trend: fewer than 3 models with release dates. Fix: ingest METR's release_dates.yaml")
+        for _, t in trend.iterrows():
+            if t["x_axis"] == "date":
+                out.print(f"{t['metric']}: doubling time {t['doubling_days']:.0f} days "
+                          f"(95% {t['lo']:.0f} to {t['hi']:.0f}) over {t['n_models']} models")
+            else:
+                out.print(f"{t['metric']}: horizon doubles per {t['flop_per_doubling']:.3g}x training compute "
+                          f"(95% {t['flop_per_doubling_lo']:.3g} to {t['flop_per_doubling_hi']:.3g}) over {t['n_models']} models")
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)

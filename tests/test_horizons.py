@@ -266,3 +266,19 @@ def test_thousand_draws_for_every_model_take_seconds(runs: pd.DataFrame) -> None
     fitted_draws = result.draws[result.draws["p50"].notna()]
     assert fitted_draws["converged"].all()
     assert (result.draws["converged"] == result.draws["p50"].notna()).all()
+
+
+def test_cli_horizons_json(tmp_db: Path, raw_dir: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    result = CliRunner().invoke(app, ["horizons", "--runs", str(raw_dir / "metr_runs.csv.gz"), "--draws", "50",
+                                      "--db", str(tmp_db), "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["source_version"] == "2025-02-27" and payload["models"] == 10
+    sonnet = next(h for h in payload["horizons"] if h["model"] == "Claude 3.5 Sonnet (New)")
+    assert sonnet["p50_lo"] < sonnet["p50"] < sonnet["p50_hi"]

@@ -4,7 +4,7 @@ Each stage is a thin task around the `pipeline/` stage function named in docs/de
 module has not landed yet is skipped with a logged note, so the flow runs on whatever exists.
 
 Caching: only the expensive, pure `fitting.fit_series` computation is cached (key: the series'
-content + families + bootstrap draws + seed + pipeline code version; results persisted under
+content + families + bootstrap draws + seed + the fitting code's digest; results persisted under
 `.prefect/storage`). Stages that write the store always run, so every run id holds its full results.
 """
 
@@ -67,9 +67,22 @@ def _skip(stage: str, db: str | None, run_id: str, why: str) -> str:
 
 
 # ------------------------------------------------------------------------------ cache keys
+# The code a fit result depends on. Not the whole package (store.code_version): an edit to the
+# report or the store must not throw away hours of bootstrap fits.
+FIT_CODE = ("fitting.py", "curves.py", "schema.py")
+
+
 @functools.lru_cache(maxsize=1)
 def _code_version() -> str:
-    return store.code_version()
+    from pipeline import __version__
+
+    digest = hashlib.sha256(__version__.encode())
+    root = Path(store.__file__).resolve().parent
+    for name in FIT_CODE:
+        path = root / name
+        digest.update(name.encode())
+        digest.update(path.read_bytes() if path.exists() else b"")
+    return f"{__version__}+fit.{digest.hexdigest()[:12]}"
 
 
 def content_digest(obj: Any) -> str:
@@ -325,7 +338,7 @@ def refresh(
                     outcome = stage_task.with_options(name=stage)(fn, kwargs)
                     reporter().done(stage, _describe(outcome))
                     logger.info("%s: %s", stage, _describe(outcome))
-            result["stages"][stage] = outcome
+            result["stages"][stage] = _plain(outcome)
             result["timings_s"][stage] = time.perf_counter() - t0
             if stage == "report" and isinstance(outcome, dict):
                 result["report"] = {k: str(v) for k, v in outcome.items()}
@@ -356,6 +369,27 @@ def _run_fit(db: str | None, run_id: str, metrics: list[str] | None, x_axes: lis
         "db": db, "run_id": run_id, "metrics": metrics, "x_axes": tuple(x_axes),
         "families": families, "bootstrap": bootstrap, "seed": seed})
     reporter().done("fit", _describe(outcome) + " (not cached: fit_series not available)")
+    return outcome
+
+
+def _plain(outcome: Any) -> Any:
+    """Stage summaries for the flow's return value: small frames as records, large ones as counts."""
+    import pandas as pd
+
+    if isinstance(outcome, pd.DataFrame):
+        if len(outcome) > 200:
+            return {"rows": len(outcome)}
+        return json.loads(outcome.to_json(orient="records", date_format="iso"))
+    if isinstance(outcome, dict):
+        return {str(k): _plain(v) for k, v in outcome.items()}
+    if isinstance(outcome, list | tuple):
+        return [_plain(v) for v in outcome]
+    if isinstance(outcome, Path):
+        return str(outcome)
+    if hasattr(outcome, "item") and type(outcome).__module__ == "numpy":
+        outcome = outcome.item()
+    if isinstance(outcome, float) and outcome != outcome:
+        return None  # JSON has no NaN
     return outcome
 
 

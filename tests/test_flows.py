@@ -148,13 +148,13 @@ def _runs(db: Path) -> pd.DataFrame:
 @needs_bundle
 def test_refresh_end_to_end_records_the_run(harness, tmp_path):
     db = tmp_path / "e2e.duckdb"
-    result = _run(db, seed=3, metrics=None)
+    result = _run(db, seed=3, metrics=None, bootstrap=100)
     runs = _runs(db)
     assert list(runs["run_id"]) == [result["run_id"]]
     row = runs.iloc[0]
     assert row["status"] == "succeeded" and row["finished_at"] is not None
     parameters = json.loads(row["parameters"])
-    assert parameters["bootstrap"] == DRAWS and parameters["seed"] == 3
+    assert parameters["bootstrap"] == 100 and parameters["seed"] == 3
     assert json.loads(row["data_digests"])  # every ingested file's sha256
     con = store.connect(db, read_only=True)
     try:
@@ -289,7 +289,7 @@ def test_served_deployment_registers_and_a_triggered_run_completes(tmp_path):
         assert {"weekly-refresh", "adhoc"} <= names
 
         db = tmp_path / "served.duckdb"
-        params = {"sources": [str(DATA)], "db": str(db), "bootstrap": 50,
+        params = {"sources": [str(DATA)], "db": str(db), "bootstrap": 50, "metrics": ["mmlu"],
                   "out_dir": str(tmp_path / "reports")}
         triggered = subprocess.run(
             [str(Path(sys.executable).parent / "prefect"), "deployment", "run", "refresh/adhoc",

@@ -47,7 +47,7 @@ def print_frame(frame, title: str | None = None, float_format: str = "{:.4g}") -
     for column in frame.columns:
         table.add_column(str(column), overflow="fold")
     for row in frame.itertuples(index=False):
-        table.add_row(*[_cell(v, float_format) for v in row])
+        table.add_row(*[escape(_cell(v, float_format)) for v in row])
     out.print(table)
 
 
@@ -375,6 +375,56 @@ def horizons(
             else:
                 out.print(f"{t['metric']}: horizon doubles per {t['flop_per_doubling']:.3g}x training compute "
                           f"(95% {t['flop_per_doubling_lo']:.3g} to {t['flop_per_doubling_hi']:.3g}) over {t['n_models']} models")
+
+
+# ---------------------------------------------------------------------------------- project
+@app.command()
+def project(
+    scenario: Annotated[Path | None, typer.Option("--scenario", help="Scenario TOML (default: the shipped default scenario).")] = None,
+    samples: Annotated[int, typer.Option("--samples", help="Monte Carlo draws (scenario x fit bootstrap); 0 = none.")] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Fit run to project (default: newest with a fit).")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Project the frontier-minus-meek gap of every curve under a growth scenario.
+
+    Example: scalegap project --scenario pipeline/scenarios/fast_software.toml --samples 500 --json
+    """
+    from pipeline import projection, store
+
+    projection.load_scenario(scenario)  # bad scenario files fail before the store is touched
+    if run_id is None:
+        if store.resolve_db(db).exists():
+            con = store.connect(db, read_only=True)
+            try:
+                run_id = store.latest_run(con, "fit")
+            finally:
+                con.close()
+        if run_id is None:
+            run_id = store.start_run(db, "project", {"scenario": str(scenario), "samples": samples, "seed": seed})
+            store.finish_run(db, run_id, "succeeded")
+    summary = projection.project_stage(db, run_id, scenario, samples, seed)
+    con = store.connect(db, read_only=True)
+    try:
+        table = con.execute("SELECT * FROM projections WHERE run_id = ? AND scenario = ? ORDER BY curve",
+                            [run_id, summary["scenario"]]).df()
+        traj = con.execute("SELECT * FROM projection_trajectories WHERE run_id = ? AND scenario = ? "
+                           "ORDER BY curve, year", [run_id, summary["scenario"]]).df()
+    finally:
+        con.close()
+    if as_json:
+        curves = []
+        for row in jsonable_frame(table):
+            part = traj[traj["curve"] == row["curve"]]
+            cols = ["year", "frontier", "meek", "gap"] + (["gap_lo", "gap_mid", "gap_hi"] if samples else [])
+            row["trajectory"] = jsonable_frame(part[cols])
+            curves.append(row)
+        print_json({"run_id": run_id, "scenario": summary["scenario"], "curves": curves})
+        return
+    cols = ["curve", "family", "limit_kind", "peak_gap", "peak_year", "close_year", "limit_value"]
+    print_frame(table[cols], f"Gap projections, scenario {summary['scenario']} (run {run_id})")
 
 
 def main() -> None:

@@ -385,6 +385,75 @@ TABLES: dict[str, str] = {
         takeaway VARCHAR,
         PRIMARY KEY (run_id, metric, source, source_version, x_axis, pair)
     """,
+    # --- project ----------------------------------------------------------------------------
+    "projections": """
+        run_id VARCHAR,
+        scenario VARCHAR,
+        curve VARCHAR,
+        family VARCHAR,
+        curve_kind VARCHAR,          -- compute | date | horizon_time | success_at_length
+        unit VARCHAR,
+        metric VARCHAR,
+        source VARCHAR,
+        source_version VARCHAR,
+        x_axis VARCHAR,
+        peak_gap DOUBLE,
+        peak_year DOUBLE,
+        peak_within_window BOOLEAN,
+        close_year DOUBLE,           -- after this the gap stays below close_fraction of the range
+        limit_kind VARCHAR,          -- zero | constant | infinite
+        limit_value DOUBLE,
+        bounded BOOLEAN,
+        peak_year_lo DOUBLE,         -- Monte Carlo 10th-90th percentiles
+        peak_year_hi DOUBLE,
+        peak_gap_lo DOUBLE,
+        peak_gap_hi DOUBLE,
+        x0 DOUBLE,                   -- start: log10 FLOP (compute) or decimal year (date)
+        growth_a DOUBLE,
+        growth_b DOUBLE,
+        "lambda" DOUBLE,
+        scenario_sha256 VARCHAR,
+        samples INTEGER,
+        band VARCHAR,
+        note VARCHAR,
+        PRIMARY KEY (run_id, scenario, curve)
+    """,
+    "projection_trajectories": """
+        run_id VARCHAR,
+        scenario VARCHAR,
+        curve VARCHAR,
+        year DOUBLE,
+        frontier DOUBLE,
+        meek DOUBLE,
+        gap DOUBLE,
+        gap_lo DOUBLE,
+        gap_mid DOUBLE,
+        gap_hi DOUBLE,
+        PRIMARY KEY (run_id, scenario, curve, year)
+    """,
+    "projection_sensitivity": """
+        run_id VARCHAR,
+        scenario VARCHAR,
+        curve VARCHAR,
+        factor VARCHAR,
+        factor_value DOUBLE,
+        peak_gap DOUBLE,
+        peak_year DOUBLE,
+        gap_at_until DOUBLE,
+        PRIMARY KEY (run_id, scenario, curve, factor, factor_value)
+    """,
+    "scenarios": """
+        run_id VARCHAR,
+        scenario VARCHAR,
+        path VARCHAR,
+        sha256 VARCHAR,
+        description VARCHAR,
+        start VARCHAR,
+        until VARCHAR,
+        growth VARCHAR,
+        sources VARCHAR,
+        PRIMARY KEY (run_id, scenario)
+    """,
 }
 
 

@@ -1,0 +1,462 @@
+"""Gap projections: frontier vs meek actor under growth scenarios (meek-math §7-8).
+
+Frontier effective compute grows by b = hardware·algorithms·investment per year, the meek actor's
+by a = hardware·algorithms; both start equal. For a curve in log10 compute,
+gap(t) = F(x0 + t·log10 b) − F(x0 + t·log10 a). For a release-date trend the meek actor follows the
+same trend more slowly: meek(t) = frontier(λt), λ = ln a / ln b (App. B). For loss (lower is
+better) the gap is meek loss minus frontier loss, so it is positive too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline import store
+from pipeline.curves import FAMILIES
+from pipeline.schema import InputError
+
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+DEFAULT_SCENARIO = SCENARIO_DIR / "default.toml"
+GROWTH_KEYS = ("hardware", "algorithms", "investment", "inference")
+EXPLICIT_FAMILIES = ("exponential_in_time", "success_at_length")
+MONTHS = 12
+CLOSE_HORIZON_YEARS = 300.0
+
+
+@dataclass
+class Growth:
+    kind: str                 # point | lognormal | uniform
+    a: float                  # point value, p10 or low
+    b: float = math.nan       # p90 or high
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        if self.kind == "point":
+            return np.full(n, self.a)
+        if self.kind == "uniform":
+            return rng.uniform(self.a, self.b, n)
+        z90 = 1.2815515655446004
+        mu, sigma = (math.log(self.a) + math.log(self.b)) / 2, (math.log(self.b) - math.log(self.a)) / (2 * z90)
+        return np.exp(rng.normal(mu, sigma, n))
+
+    @property
+    def center(self) -> float:
+        if self.kind == "point":
+            return self.a
+        if self.kind == "uniform":
+            return (self.a + self.b) / 2
+        return math.sqrt(self.a * self.b)
+
+    @property
+    def range(self) -> tuple[float, float]:
+        return (self.a, self.a) if self.kind == "point" else (self.a, self.b)
+
+
+@dataclass
+class Scenario:
+    name: str
+    path: str
+    digest: str
+    growth: dict[str, Growth]
+    start: date
+    until: date
+    curves: list[dict]
+    sources: dict[str, str] = field(default_factory=dict)
+    close_fraction: float = 0.01
+    description: str = ""
+
+    @property
+    def years(self) -> float:
+        return (self.until - self.start).days / 365.25
+
+    def rates(self, overrides: dict | None = None) -> tuple[float, float]:
+        g = {k: v.center for k, v in self.growth.items()}
+        g.update(overrides or {})
+        a = g["hardware"] * g["algorithms"]
+        return a, a * g["investment"]
+
+
+def _growth(path: str, key: str, raw) -> Growth:
+    where = f"growth.{key}"
+    if isinstance(raw, bool) or not isinstance(raw, int | float | dict):
+        raise InputError(path, f"{where} must be a number or a table", "e.g. 2.828 or {dist = \"lognormal\", p10 = 2, p90 = 50}", column=where)
+    if not isinstance(raw, dict):
+        g = Growth("point", float(raw))
+    else:
+        dist = raw.get("dist")
+        if dist == "lognormal":
+            if not {"p10", "p90"} <= set(raw):
+                raise InputError(path, f"{where}: a lognormal needs p10 and p90", "add p10 = ... and p90 = ...", column=where)
+            g = Growth("lognormal", float(raw["p10"]), float(raw["p90"]))
+        elif dist == "uniform":
+            if not {"low", "high"} <= set(raw):
+                raise InputError(path, f"{where}: a uniform range needs low and high", "add low = ... and high = ...", column=where)
+            g = Growth("uniform", float(raw["low"]), float(raw["high"]))
+        else:
+            raise InputError(path, f"{where}: unknown dist {dist!r}", "use dist = \"lognormal\" or \"uniform\"", column=where)
+        if not g.a <= g.b:
+            raise InputError(path, f"{where}: the lower end {g.a} is above the upper end {g.b}", "swap them", column=where)
+    if not g.a > 0:
+        raise InputError(path, f"{where} = {g.a} must be a positive annual factor", "give e.g. 1.414", column=where)
+    return g
+
+
+def _date(path: str, key: str, raw) -> date:
+    try:
+        return raw if isinstance(raw, date) else date.fromisoformat(str(raw))
+    except ValueError:
+        raise InputError(path, f"{key} = {raw!r} is not a date", "write YYYY-MM-DD", column=key) from None
+
+
+def load_scenario(path: str | Path | None = None) -> Scenario:
+    path = Path(path) if path else DEFAULT_SCENARIO
+    if not path.is_file():
+        raise InputError(str(path), "scenario file not found", f"give a TOML file, e.g. {DEFAULT_SCENARIO}")
+    raw_bytes = path.read_bytes()
+    try:
+        config = tomllib.loads(raw_bytes.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(str(path), f"not valid TOML ({exc})", "fix the syntax at the position given") from None
+    p = str(path)
+    unknown = set(config) - {"name", "description", "growth", "curve", "sources", "settings"}
+    if unknown:
+        raise InputError(p, f"unknown top-level key(s) {', '.join(sorted(unknown))}",
+                         "allowed: name, description, growth, curve, sources, settings", column=sorted(unknown)[0])
+    growth_raw = config.get("growth")
+    if not isinstance(growth_raw, dict):
+        raise InputError(p, "no [growth] table", "add [growth] with hardware, algorithms, investment, start, until", column="growth")
+    for key in ("hardware", "algorithms", "investment", "start", "until"):
+        if key not in growth_raw:
+            raise InputError(p, f"growth.{key} is missing", f"add {key} = ... under [growth]", column=f"growth.{key}")
+    extra = set(growth_raw) - set(GROWTH_KEYS) - {"start", "until"}
+    if extra:
+        raise InputError(p, f"unknown growth key(s) {', '.join(sorted(extra))}",
+                         f"allowed: {', '.join(GROWTH_KEYS)}, start, until", column=f"growth.{sorted(extra)[0]}")
+    growth = {k: _growth(p, k, growth_raw[k]) for k in GROWTH_KEYS if k in growth_raw}
+    if growth["hardware"].range[0] * growth["algorithms"].range[0] <= 1:
+        raise InputError(p, "hardware x algorithms must exceed 1 (the meek actor's compute must grow)",
+                         "give annual factors above 1", column="growth.hardware")
+    for key in ("investment", "inference"):
+        if key in growth and growth[key].range[0] <= 1:
+            raise InputError(p, f"growth.{key} = {growth[key].range[0]} must be above 1: the frontier must out-grow the meek actor",
+                             "give an annual factor > 1 (e.g. 2.828)", column=f"growth.{key}")
+    start, until = _date(p, "growth.start", growth_raw["start"]), _date(p, "growth.until", growth_raw["until"])
+    if until <= start:
+        raise InputError(p, f"until ({until}) is not after start ({start})", "put until after start", column="growth.until")
+    curves = config.get("curve", [])
+    if not isinstance(curves, list):
+        raise InputError(p, "curve must be an array of tables", "write each as [[curve]]", column="curve")
+    names = set()
+    for i, curve in enumerate(curves):
+        where = f"curve[{i}]"
+        name = curve.get("name")
+        if not name:
+            raise InputError(p, f"{where} has no name", "add name = \"...\"", column=f"{where}.name")
+        if name in names:
+            raise InputError(p, f"curve name {name!r} appears twice", "give each curve its own name", column=f"{where}.name")
+        names.add(name)
+        family = curve.get("family")
+        if "metric" not in curve and family is None:
+            raise InputError(p, f"curve {name!r} has neither metric nor family", "give metric = \"mmlu\" or a family", column=f"{where}.family")
+        if family is not None and family not in EXPLICIT_FAMILIES and family not in FAMILIES:
+            raise InputError(p, f"curve {name!r}: unknown family {family!r}",
+                             f"use one of {', '.join(EXPLICIT_FAMILIES + tuple(FAMILIES))}", column=f"{where}.family")
+        if family == "exponential_in_time":
+            for key in ("doubling_months", "anchor_date", "anchor_value"):
+                if key not in curve:
+                    raise InputError(p, f"curve {name!r} needs {key}", f"add {key} = ...", column=f"{where}.{key}")
+            _date(p, f"{where}.anchor_date", curve["anchor_date"])
+            if not float(curve["doubling_months"]) > 0 or not float(curve["anchor_value"]) > 0:
+                raise InputError(p, f"curve {name!r}: doubling_months and anchor_value must be positive", "fix the values",
+                                 column=f"{where}.doubling_months")
+        if family == "success_at_length":
+            for key in ("horizon", "task_minutes"):
+                if key not in curve:
+                    raise InputError(p, f"curve {name!r} needs {key}", f"add {key} = ...", column=f"{where}.{key}")
+            if curve["horizon"] not in names:
+                raise InputError(p, f"curve {name!r} refers to horizon {curve['horizon']!r}, not defined above it",
+                                 "define the horizon curve first", column=f"{where}.horizon")
+            if float(curve.get("ratio_50_80", 5)) <= 1:
+                raise InputError(p, "ratio_50_80 must exceed 1", "METR's p50/p80 ratio is about 4-6", column=f"{where}.ratio_50_80")
+        if family in FAMILIES and "metric" not in curve:
+            missing = [n for n in FAMILIES[family].param_names if n not in curve.get("params", {})]
+            if missing or "start_flop" not in curve:
+                raise InputError(p, f"curve {name!r}: an explicit {family} curve needs params ({', '.join(FAMILIES[family].param_names)}) and start_flop",
+                                 "add params = {...} and start_flop = 1e25", column=f"{where}.params")
+    settings = config.get("settings", {})
+    return Scenario(name=str(config.get("name", path.stem)), path=p, digest=hashlib.sha256(raw_bytes).hexdigest(),
+                    growth=growth, start=start, until=until, curves=curves,
+                    sources={str(k): str(v) for k, v in config.get("sources", {}).items()},
+                    close_fraction=float(settings.get("close_fraction", 0.01)), description=str(config.get("description", "")))
+
+
+# ------------------------------------------------------------------------------ curves
+@dataclass
+class Curve:
+    """A metric as a function of years since the scenario start, for frontier and meek actors."""
+
+    name: str
+    family: str
+    kind: str                        # compute | date | horizon_time | success_at_length
+    params: np.ndarray | None = None
+    draws: np.ndarray | None = None
+    x0: float = math.nan             # log10 FLOP (compute) or decimal year (date) at the start
+    higher_is_better: bool = True
+    unit: str = ""
+    metric: str | None = None
+    key: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    value_range: float = math.nan
+
+    def values(self, t: np.ndarray, a: float, b: float, params: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        p = self.params if params is None else params
+        lam = math.log(a) / math.log(b)
+        if self.kind == "compute":
+            fam = FAMILIES[self.family]
+            return fam.value(self.x0 + t * math.log10(b), p), fam.value(self.x0 + t * math.log10(a), p)
+        if self.kind == "date":
+            fam = FAMILIES[self.family]
+            return fam.value(self.x0 + t, p), fam.value(self.x0 + lam * t, p)
+        if self.kind == "horizon_time":
+            h0, doubling = self.extra["h0"], self.extra["doubling_years"]
+            return h0 * 2.0 ** (t / doubling), h0 * 2.0 ** (lam * t / doubling)
+        hf, hm = self.extra["horizon"].values(t, a, b)
+        beta = math.log(4.0) / math.log(self.extra["ratio_50_80"])
+        length = self.extra["task_minutes"]
+        return 1 / (1 + (length / hf) ** beta), 1 / (1 + (length / hm) ** beta)
+
+    def gap(self, t, a, b, params=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        frontier, meek = self.values(t, a, b, params)
+        g = frontier - meek if self.higher_is_better else meek - frontier
+        return frontier, meek, g
+
+    def limit(self, a: float, b: float) -> tuple[str, float, bool]:
+        """(zero | constant | infinite, value, bounded) from the family's asymptotics (Thm 2.4/2.5)."""
+        if self.kind == "success_at_length":
+            return "zero", 0.0, True
+        if self.kind == "horizon_time":
+            return "infinite", math.inf, False
+        asym = FAMILIES[self.family].asymptotics(self.params, self.higher_is_better)
+        if not asym.normal:
+            return "undefined", math.nan, False
+        if asym.bounded or asym.g_limit == 0:
+            return "zero", 0.0, asym.bounded
+        if math.isinf(asym.g_limit):
+            return "infinite", math.inf, False
+        return "constant", math.log(math.log(b) / math.log(a)) * asym.g_limit, False
+
+
+def explicit_curves(scenario: Scenario) -> list[Curve]:
+    out: dict[str, Curve] = {}
+    start_year = _year(scenario.start)
+    for spec in scenario.curves:
+        family = spec.get("family")
+        if "metric" in spec:
+            continue
+        if family == "exponential_in_time":
+            doubling = float(spec["doubling_months"]) / 12
+            anchor = _year(_date(scenario.path, "anchor_date", spec["anchor_date"]))
+            h0 = float(spec["anchor_value"]) * 2.0 ** ((start_year - anchor) / doubling)
+            out[spec["name"]] = Curve(spec["name"], family, "horizon_time", unit=str(spec.get("unit", "minutes")),
+                                      extra={"h0": h0, "doubling_years": doubling}, value_range=math.inf)
+        elif family == "success_at_length":
+            out[spec["name"]] = Curve(spec["name"], family, "success_at_length", unit="fraction", value_range=1.0,
+                                      extra={"horizon": out[spec["horizon"]], "task_minutes": float(spec["task_minutes"]),
+                                             "ratio_50_80": float(spec.get("ratio_50_80", 5))})
+        else:
+            fam = FAMILIES[family]
+            params = np.array([float(spec["params"][n]) for n in fam.param_names])
+            hib = bool(spec.get("higher_is_better", True))
+            out[spec["name"]] = Curve(spec["name"], family, "compute", params=params, x0=math.log10(float(spec["start_flop"])),
+                                      higher_is_better=hib, unit=str(spec.get("unit", "")))
+    return list(out.values())
+
+
+def _year(d) -> float:
+    d = pd.Timestamp(d)
+    return d.year + (d.dayofyear - 1) / 365.25
+
+
+def stored_curves(con, run_id: str, scenario: Scenario, requests: list[dict] | None = None) -> tuple[list[Curve], list[dict]]:
+    """Best family (or the named one) of every fitted series in the run, or only the requested metrics."""
+    selection = con.execute("SELECT * FROM selection WHERE run_id = ? AND best_family IS NOT NULL", [run_id]).df()
+    params = con.execute("SELECT * FROM fit_params WHERE run_id = ?", [run_id]).df()
+    points = con.execute("SELECT * FROM series_points WHERE run_id = ?", [run_id]).df()
+    keys = ["metric", "source", "source_version", "x_axis"]
+    skipped = []
+    wanted = []
+    if requests is None:
+        wanted = [(row, row["best_family"], None) for _, row in selection.iterrows()]
+    else:
+        for spec in requests:
+            rows = selection[selection["metric"] == spec["metric"]]
+            if "source" in spec:
+                rows = rows[rows["source"] == spec["source"]]
+            rows = rows[rows["x_axis"] == spec.get("x_axis", "compute")] if len(rows) > 1 else rows
+            if rows.empty:
+                skipped.append({"curve": spec["name"], "reason": f"metric {spec['metric']!r} has no fit in run {run_id}"})
+                continue
+            for _, row in rows.iterrows():
+                wanted.append((row, spec.get("family", row["best_family"]), spec))
+    start_year = _year(scenario.start)
+    out = []
+    for row, family, spec in wanted:
+        match = (params[keys] == row[keys]).all(axis=1) & (params["family"] == family)
+        pp = params[match]
+        if pp.empty:
+            skipped.append({"curve": row["metric"], "reason": f"family {family} did not converge for {row['metric']}"})
+            continue
+        vec = np.array([float(pp.loc[pp["param"] == n, "value"].iloc[0]) for n in FAMILIES[family].param_names])
+        draws = con.execute("SELECT params FROM fit_draws WHERE run_id = ? AND metric = ? AND source = ? AND "
+                            "source_version = ? AND x_axis = ? AND family = ? ORDER BY draw",
+                            [run_id, *[row[k] for k in keys], family]).df()
+        draw_arr = np.stack(draws["params"].to_numpy()) if len(draws) else None
+        pts = points[(points[keys] == row[keys]).all(axis=1)]
+        if row["x_axis"] == "compute":
+            before = pts[pts["release_year"] <= start_year]
+            x0 = float(spec["start_flop"]) if spec and "start_flop" in spec else None
+            x0 = math.log10(x0) if x0 else float((before if len(before) else pts)["x"].max())
+            kind = "compute"
+        else:
+            x0, kind = start_year, "date"
+        name = (spec or {}).get("name") or f"{row['metric']} [{row['source']}] vs {row['x_axis']}"
+        curve = Curve(name, family, kind, params=vec, draws=draw_arr, x0=x0, higher_is_better=row["kind"] != "loss",
+                      unit=row["unit"], metric=row["metric"], key={k: row[k] for k in keys})
+        asym = FAMILIES[family].asymptotics(vec, curve.higher_is_better)
+        y = pts["y"].to_numpy()
+        curve.value_range = (abs(asym.sup - float(np.min(y))) if asym.bounded and np.isfinite(asym.sup)
+                             else float(np.ptp(y)) if len(y) else math.nan)
+        out.append(curve)
+    return out, skipped
+
+
+# ------------------------------------------------------------------------------ projection
+def summarise(curve: Curve, scenario: Scenario, a: float, b: float) -> dict:
+    t = np.linspace(0.0, scenario.years, int(scenario.years * MONTHS) + 1)
+    kind, value, bounded = curve.limit(a, b)
+    # A bounded gap is followed past `until` to find its peak and closing date; an unbounded one
+    # has no peak, so its largest value inside the window is reported (at the window's end).
+    long_t = np.linspace(0.0, CLOSE_HORIZON_YEARS, int(CLOSE_HORIZON_YEARS * MONTHS) + 1) if bounded else t
+    with np.errstate(all="ignore"):
+        _, _, long_gap = curve.gap(long_t, a, b)
+    start_year = _year(scenario.start)
+    i = int(np.nanargmax(long_gap)) if np.isfinite(long_gap).any() else 0
+    close_year = math.nan
+    if bounded and np.isfinite(curve.value_range):
+        threshold = scenario.close_fraction * curve.value_range
+        above = np.flatnonzero(np.abs(long_gap) >= threshold)
+        if len(above) == 0:
+            close_year = start_year
+        elif above[-1] + 1 < len(long_t):
+            close_year = start_year + long_t[above[-1] + 1]
+    peak_in_window = long_t[i] < scenario.years - 1e-9
+    return {"peak_gap": float(long_gap[i]), "peak_year": start_year + float(long_t[i]),
+            "peak_within_window": bool(peak_in_window), "close_year": close_year, "limit_kind": kind,
+            "limit_value": value, "bounded": bounded, "trajectory_t": t}
+
+
+def monte_carlo(curve: Curve, scenario: Scenario, samples: int, rng: np.random.Generator) -> dict:
+    t = np.linspace(0.0, scenario.years, int(scenario.years * MONTHS) + 1)
+    g = {k: v.sample(rng, samples) for k, v in scenario.growth.items()}
+    a = g["hardware"] * g["algorithms"]
+    b = a * (g["investment"] if curve.extra.get("axis") != "inference" else g.get("inference", g["investment"]))
+    pick = rng.integers(0, len(curve.draws), samples) if curve.draws is not None else None
+    gaps = np.empty((samples, len(t)))
+    for s in range(samples):
+        params = curve.draws[pick[s]] if pick is not None else None
+        with np.errstate(all="ignore"):
+            gaps[s] = curve.gap(t, a[s], b[s], params)[2]
+    start_year = _year(scenario.start)
+    with np.errstate(all="ignore"):
+        peak_idx = np.nanargmax(np.where(np.isfinite(gaps), gaps, -np.inf), axis=1)
+    peak_years = start_year + t[peak_idx]
+    peak_gaps = gaps[np.arange(samples), peak_idx]
+    q = lambda arr, lvl, axis=None: np.nanpercentile(arr, lvl, axis=axis)  # noqa: E731
+    return {"gap_lo": q(gaps, 10, 0), "gap_mid": q(gaps, 50, 0), "gap_hi": q(gaps, 90, 0),
+            "peak_year_lo": q(peak_years, 10), "peak_year_hi": q(peak_years, 90),
+            "peak_gap_lo": q(peak_gaps, 10), "peak_gap_hi": q(peak_gaps, 90)}
+
+
+def project(curves: list[Curve], scenario: Scenario, samples: int = 0, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    a, b = scenario.rates()
+    lam = math.log(a) / math.log(b)
+    rng = np.random.default_rng(seed)
+    summaries, trajectories = [], []
+    start_year = _year(scenario.start)
+    for curve in curves:
+        s = summarise(curve, scenario, a, b)
+        t = s.pop("trajectory_t")
+        frontier, meek, gap = curve.gap(t, a, b)
+        traj = pd.DataFrame({"curve": curve.name, "year": start_year + t, "frontier": frontier, "meek": meek, "gap": gap})
+        bands = {}
+        if samples:
+            bands = monte_carlo(curve, scenario, samples, rng)
+            traj = traj.assign(gap_lo=bands.pop("gap_lo"), gap_mid=bands.pop("gap_mid"), gap_hi=bands.pop("gap_hi"))
+        trajectories.append(traj)
+        summaries.append({"curve": curve.name, "family": curve.family, "curve_kind": curve.kind, "unit": curve.unit,
+                          **{k: curve.key.get(k) for k in ("metric", "source", "source_version", "x_axis")},
+                          **s, **bands, "x0": curve.x0, "growth_a": a, "growth_b": b, "lambda": lam,
+                          "scenario": scenario.name, "scenario_sha256": scenario.digest, "samples": samples,
+                          "band": "10th-90th percentile over scenario x fit draws" if samples else None})
+    cat = pd.concat(trajectories, ignore_index=True) if trajectories else pd.DataFrame()
+    return pd.DataFrame(summaries), cat
+
+
+def sensitivity(curves: list[Curve], scenario: Scenario, steps: int = 5) -> pd.DataFrame:
+    """Peak gap and gap at `until` as each growth factor moves over its range (x/÷1.5 for points)."""
+    rows = []
+    for factor in ("hardware", "algorithms", "investment"):
+        g = scenario.growth[factor]
+        lo, hi = g.range if g.kind != "point" else (g.a / 1.5, g.a * 1.5)
+        if factor == "investment":
+            lo = max(lo, 1.05)
+        for value in np.geomspace(lo, hi, steps):
+            a, b = scenario.rates({factor: float(value)})
+            if a <= 1:
+                continue
+            for curve in curves:
+                s = summarise(curve, scenario, a, b)
+                t_end = np.array([scenario.years])
+                rows.append({"curve": curve.name, "factor": factor, "factor_value": float(value),
+                             "peak_gap": s["peak_gap"], "peak_year": s["peak_year"],
+                             "gap_at_until": float(curve.gap(t_end, a, b)[2][0])})
+    return pd.DataFrame(rows)
+
+
+def project_stage(db, run_id: str, scenario_path=None, samples: int = 1000, seed: int = 0, metrics=None) -> dict:
+    scenario = load_scenario(scenario_path)
+    con = store.connect(db, read_only=True)
+    try:
+        requests = [c for c in scenario.curves if "metric" in c]
+        fitted, skipped = stored_curves(con, run_id, scenario)
+        if metrics:
+            fitted = [c for c in fitted if c.metric in metrics]
+        asked, skipped_asked = stored_curves(con, run_id, scenario, requests) if requests else ([], [])
+    finally:
+        con.close()
+    curves = explicit_curves(scenario) + asked + fitted
+    summary, trajectories = project(curves, scenario, samples, seed)
+    sens = sensitivity(explicit_curves(scenario) + asked + [c for c in fitted if c.kind == "compute"][:8], scenario)
+    skipped_rows = pd.DataFrame(skipped + skipped_asked)
+    if len(skipped_rows):
+        summary = pd.concat([summary, skipped_rows.rename(columns={"reason": "note"}).assign(scenario=scenario.name)],
+                            ignore_index=True)
+    scenario_row = pd.DataFrame([{"scenario": scenario.name, "path": scenario.path, "sha256": scenario.digest,
+                                  "description": scenario.description, "start": str(scenario.start),
+                                  "until": str(scenario.until),
+                                  "growth": {k: f"{v.kind}:{v.a}" + (f"..{v.b}" if v.kind != "point" else "")
+                                             for k, v in scenario.growth.items()}.__repr__(),
+                                  "sources": repr(scenario.sources)}])
+    with store.open_stage(db, run_id, "project") as con:
+        n = store.replace_run_rows(con, "projections", run_id, summary)
+        store.replace_run_rows(con, "projection_trajectories", run_id, trajectories.assign(scenario=scenario.name))
+        store.replace_run_rows(con, "projection_sensitivity", run_id, sens.assign(scenario=scenario.name))
+        store.replace_run_rows(con, "scenarios", run_id, scenario_row)
+    return {"curves": n, "skipped": len(skipped_rows), "scenario": scenario.name}

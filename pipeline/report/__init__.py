@@ -1,0 +1,1 @@
+"""Reports: plots (matplotlib -> inline SVG) and rendering (jinja2 -> HTML, weasyprint -> PDF)."""

@@ -1,0 +1,183 @@
+"""Render one run's report: the same jinja2 HTML (autoescaped) to disk and, through weasyprint, to PDF."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+from pipeline import store
+from pipeline.report import plots
+
+TEMPLATES = Path(__file__).parent / "templates"
+KEYS = ["metric", "source", "source_version", "x_axis"]
+TABLES = ("sources", "rejected", "selection", "fits", "fit_params", "fit_bands", "series_points", "backtests",
+          "classifications", "counterparts", "projections", "projection_trajectories", "projection_sensitivity",
+          "scenarios", "horizons", "horizon_trend")
+
+
+def fmt(value, digits: int = 3) -> str:
+    """Numbers with sensible precision for a reader; blanks for missing values."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isinf(value):
+            return "∞" if value > 0 else "-∞"
+        if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+            return f"{value:.{digits - 1}e}"
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def year(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    whole = int(value)
+    month = int((value - whole) * 12) + 1
+    return f"{whole}-{min(month, 12):02d}"
+
+
+def load(db, run_id: str) -> dict:
+    con = store.connect(db, read_only=True)
+    try:
+        present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        data = {"run": con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]).df()}
+        for table in TABLES:
+            if table not in present:
+                data[table] = pd.DataFrame()
+            elif table in ("sources", "rejected"):
+                data[table] = con.execute(f"SELECT * FROM {table}").df()
+            else:
+                data[table] = con.execute(f"SELECT * FROM {table} WHERE run_id = ?", [run_id]).df()
+        data["stages"] = con.execute("SELECT * FROM run_stages WHERE run_id = ? ORDER BY started_at", [run_id]).df()
+    finally:
+        con.close()
+    return data
+
+
+def _match(frame: pd.DataFrame, key: dict) -> pd.DataFrame:
+    if frame.empty or not set(KEYS) <= set(frame.columns):
+        return frame.iloc[0:0]
+    mask = pd.Series(True, index=frame.index)
+    for k in KEYS:
+        mask &= frame[k] == key[k]
+    return frame[mask]
+
+
+def build_context(data: dict, run_id: str) -> dict:
+    sections, summary = [], []
+    selection = data["selection"].sort_values(["x_axis", "metric", "source"]) if len(data["selection"]) else data["selection"]
+    for i, sel in enumerate(selection.to_dict("records")):
+        key = {k: sel[k] for k in KEYS}
+        fits = _match(data["fits"], key).sort_values("weight", ascending=False)
+        cls = _match(data["classifications"], key)
+        cls = cls.iloc[0].to_dict() if len(cls) else {}
+        pairs = _match(data["counterparts"], key)
+        proj = data["projections"]
+        proj = _match(proj, key) if len(proj) else proj
+        proj_row = proj.iloc[0].to_dict() if len(proj) else {}
+        traj = data["projection_trajectories"]
+        traj = traj[traj["curve"] == proj_row.get("curve")].sort_values("year") if proj_row and len(traj) else pd.DataFrame()
+        points = _match(data["series_points"], key)
+        bands = _match(data["fit_bands"], key)
+        anchor = f"series-{i}"
+        summary.append({"anchor": anchor, **key, "kind": sel["kind"], "n": sel["n"], "best": sel["best_family"],
+                        "bounded_weight": sel["bounded_weight"], "p_bounded": cls.get("p_bounded"),
+                        "verdict": cls.get("verdict", "not classified"),
+                        "counterpart": "; ".join(f"{p['unbounded_metric'] if p['bounded_metric'] == sel['metric'] else p['bounded_metric']}: "
+                                                 f"{p['unbounded_verdict'] if p['bounded_metric'] == sel['metric'] else p['bounded_verdict']}"
+                                                 for p in pairs.to_dict("records")),
+                        "peak_gap": proj_row.get("peak_gap"), "peak_year": proj_row.get("peak_year"),
+                        "limit": proj_row.get("limit_kind")})
+        params = _match(data["fit_params"], key)
+        sections.append({
+            "anchor": anchor, "key": key, "sel": sel, "cls": cls, "fits": fits.to_dict("records"),
+            "params": params.to_dict("records"), "pairs": pairs.to_dict("records"),
+            "backtests": _match(data["backtests"], key).to_dict("records"), "proj": proj_row,
+            "fit_svg": plots.fit_plot(points, bands, fits, sel["best_family"], key["x_axis"], sel["unit"], key["metric"])
+            if len(points) else None,
+            "gap_svg": plots.gap_plot(traj, proj_row.get("curve", ""), sel["unit"]) if len(traj) else None,
+        })
+    explicit = []
+    proj_all = data["projections"]
+    if len(proj_all):
+        for row in proj_all[proj_all["metric"].isna() & proj_all["note"].isna()].to_dict("records"):
+            traj = data["projection_trajectories"]
+            traj = traj[traj["curve"] == row["curve"]].sort_values("year")
+            explicit.append({"row": row, "svg": plots.gap_plot(traj, row["curve"], row.get("unit") or "") if len(traj) else None})
+    run = data["run"].iloc[0].to_dict() if len(data["run"]) else {"run_id": run_id}
+    rejected = data["rejected"]
+    rejected_summary = (rejected.groupby(["source", "source_version", "reason"]).size().reset_index(name="rows")
+                        .sort_values("rows", ascending=False).head(40).to_dict("records")) if len(rejected) else []
+    scenario = data["scenarios"].iloc[0].to_dict() if len(data["scenarios"]) else None
+    if scenario:
+        try:
+            import ast
+
+            scenario["sources_map"] = ast.literal_eval(scenario["sources"])
+            scenario["growth_map"] = ast.literal_eval(scenario["growth"])
+        except (ValueError, SyntaxError):
+            scenario["sources_map"], scenario["growth_map"] = {}, {}
+    sens = data["projection_sensitivity"]
+    return {
+        "run": run, "run_id": run_id, "parameters": _json(run.get("parameters")), "digests": _json(run.get("data_digests")),
+        "summary": summary, "sections": sections, "explicit": explicit, "sources": data["sources"].to_dict("records"),
+        "rejected": rejected_summary, "stages": data["stages"].to_dict("records"), "scenario": scenario,
+        "sensitivity_svg": plots.sensitivity_plot(sens) if len(sens) else None,
+        "horizons": data["horizons"].to_dict("records"), "horizon_trend": data["horizon_trend"].to_dict("records"),
+        "counterparts": data["counterparts"].to_dict("records"),
+    }
+
+
+def _json(text):
+    if not text or (isinstance(text, float) and math.isnan(text)):
+        return {}
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return {"value": str(text)}
+
+
+def render_html(context: dict) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.ChainableUndefined)
+    env.filters["fmt"] = fmt
+    env.filters["year"] = year
+    return env.get_template("report.html.j2").render(**context)
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=f".{path.name}.") as tmp:
+        tmp.write(payload)
+    os.replace(tmp.name, path)
+
+
+def report_stage(db, run_id: str, out_dir="reports") -> dict:
+    import weasyprint
+
+    out_dir = Path(out_dir)
+    store.check_writable(out_dir, "report")
+    context = build_context(load(db, run_id), run_id)
+    html = render_html(context)
+    folder = out_dir / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    html_path, pdf_path = folder / "report.html", folder / "report.pdf"
+    _atomic_write(html_path, html.encode("utf-8"))
+    document = weasyprint.HTML(string=html, base_url=str(folder)).render()
+    buffer = document.write_pdf()
+    _atomic_write(pdf_path, buffer)
+    for name, source in (("latest.html", html_path), ("latest.pdf", pdf_path)):
+        tmp = out_dir / f".{name}.tmp"
+        shutil.copyfile(source, tmp)
+        os.replace(tmp, out_dir / name)
+    return {"html": str(html_path), "pdf": str(pdf_path), "pages": len(document.pages)}

@@ -29,6 +29,7 @@ GROWTH_KEYS = ("hardware", "algorithms", "investment", "inference")
 EXPLICIT_FAMILIES = ("exponential_in_time", "success_at_length")
 MONTHS = 12
 CLOSE_HORIZON_YEARS = 300.0
+PEAK_SEARCH_YEARS = 100.0
 
 
 @dataclass
@@ -71,16 +72,19 @@ class Scenario:
     sources: dict[str, str] = field(default_factory=dict)
     close_fraction: float = 0.01
     description: str = ""
+    project_fitted: bool = True      # also project every fitted series of the run with its best family
 
     @property
     def years(self) -> float:
         return (self.until - self.start).days / 365.25
 
-    def rates(self, overrides: dict | None = None) -> tuple[float, float]:
+    def rates(self, overrides: dict | None = None, axis: str = "compute") -> tuple[float, float]:
+        """(a, b): meek and frontier annual growth of effective compute (central values)."""
         g = {k: v.center for k, v in self.growth.items()}
         g.update(overrides or {})
         a = g["hardware"] * g["algorithms"]
-        return a, a * g["investment"]
+        # Inference curves (paper §4): the frontier out-spends on inference instead of training.
+        return a, a * g["inference" if axis == "inference" else "investment"]
 
 
 def _growth(path: str, key: str, raw) -> Growth:
@@ -113,6 +117,11 @@ def _date(path: str, key: str, raw) -> date:
         return raw if isinstance(raw, date) else date.fromisoformat(str(raw))
     except ValueError:
         raise InputError(path, f"{key} = {raw!r} is not a date", "write YYYY-MM-DD", column=key) from None
+
+
+CURVE_KEYS = {"name", "metric", "family", "source", "x_axis", "start_flop", "params", "higher_is_better", "unit",
+              "doubling_months", "anchor_date", "anchor_value", "horizon", "task_minutes", "ratio_50_80"}
+NUMERIC_CURVE_KEYS = ("start_flop", "doubling_months", "anchor_value", "task_minutes", "ratio_50_80")
 
 
 def load_scenario(path: str | Path | None = None) -> Scenario:
@@ -156,6 +165,20 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
     names = set()
     for i, curve in enumerate(curves):
         where = f"curve[{i}]"
+        if not isinstance(curve, dict):
+            raise InputError(p, f"{where} is not a table", "write each curve as [[curve]] with key = value lines", column=where)
+        unknown = set(curve) - CURVE_KEYS
+        if unknown:
+            raise InputError(p, f"{where}: unknown key(s) {', '.join(sorted(unknown))}",
+                             f"allowed: {', '.join(sorted(CURVE_KEYS))}", column=f"{where}.{sorted(unknown)[0]}")
+        for key in NUMERIC_CURVE_KEYS:
+            if key in curve and (isinstance(curve[key], bool) or not isinstance(curve[key], int | float)):
+                raise InputError(p, f"{where}.{key} = {curve[key]!r} is not a number", f"write {key} = 7 (no quotes)",
+                                 column=f"{where}.{key}")
+        params = curve.get("params", {})
+        if not isinstance(params, dict) or any(isinstance(v, bool) or not isinstance(v, int | float) for v in params.values()):
+            raise InputError(p, f"{where}.params must be a table of numbers", "write params = { c0 = 0.1, c = 0.05 }",
+                             column=f"{where}.params")
         name = curve.get("name")
         if not name:
             raise InputError(p, f"{where} has no name", "add name = \"...\"", column=f"{where}.name")
@@ -191,10 +214,22 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
                 raise InputError(p, f"curve {name!r}: an explicit {family} curve needs params ({', '.join(FAMILIES[family].param_names)}) and start_flop",
                                  "add params = {...} and start_flop = 1e25", column=f"{where}.params")
     settings = config.get("settings", {})
+    bad = set(settings) - {"close_fraction", "project_fitted"} if isinstance(settings, dict) else {"settings"}
+    if bad:
+        raise InputError(p, f"unknown settings key(s) {', '.join(sorted(bad))}", "allowed: close_fraction, project_fitted",
+                         column=f"settings.{sorted(bad)[0]}")
+    fraction = settings.get("close_fraction", 0.01)
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction < 1:
+        raise InputError(p, f"settings.close_fraction = {fraction!r} must be a number in (0, 1)", "e.g. 0.01",
+                         column="settings.close_fraction")
+    if not isinstance(settings.get("project_fitted", True), bool):
+        raise InputError(p, "settings.project_fitted must be true or false", "write project_fitted = false",
+                         column="settings.project_fitted")
     return Scenario(name=str(config.get("name", path.stem)), path=p, digest=hashlib.sha256(raw_bytes).hexdigest(),
                     growth=growth, start=start, until=until, curves=curves,
                     sources={str(k): str(v) for k, v in config.get("sources", {}).items()},
-                    close_fraction=float(settings.get("close_fraction", 0.01)), description=str(config.get("description", "")))
+                    close_fraction=float(fraction), description=str(config.get("description", "")),
+                    project_fitted=bool(settings.get("project_fitted", True)))
 
 
 # ------------------------------------------------------------------------------ curves
@@ -255,15 +290,15 @@ class Curve:
 
 def explicit_curves(scenario: Scenario) -> list[Curve]:
     out: dict[str, Curve] = {}
-    start_year = _year(scenario.start)
     for spec in scenario.curves:
         family = spec.get("family")
         if "metric" in spec:
             continue
         if family == "exponential_in_time":
             doubling = float(spec["doubling_months"]) / 12
-            anchor = _year(_date(scenario.path, "anchor_date", spec["anchor_date"]))
-            h0 = float(spec["anchor_value"]) * 2.0 ** ((start_year - anchor) / doubling)
+            anchor_date = _date(scenario.path, "anchor_date", spec["anchor_date"])
+            t_anchor = (anchor_date - scenario.start).days / 365.25
+            h0 = float(spec["anchor_value"]) * 2.0 ** (-t_anchor / doubling)
             out[spec["name"]] = Curve(spec["name"], family, "horizon_time", unit=str(spec.get("unit", "minutes")),
                                       extra={"h0": h0, "doubling_years": doubling}, value_range=math.inf)
         elif family == "success_at_length":
@@ -273,10 +308,36 @@ def explicit_curves(scenario: Scenario) -> list[Curve]:
         else:
             fam = FAMILIES[family]
             params = np.array([float(spec["params"][n]) for n in fam.param_names])
-            hib = bool(spec.get("higher_is_better", True))
+            hib = bool(spec.get("higher_is_better", fam.higher_is_better))
             out[spec["name"]] = Curve(spec["name"], family, "compute", params=params, x0=math.log10(float(spec["start_flop"])),
                                       higher_is_better=hib, unit=str(spec.get("unit", "")))
     return list(out.values())
+
+
+def year_month(year: float) -> str:
+    """Decimal year -> 'YYYY-MM' for display ('' for missing)."""
+    if year is None or not math.isfinite(year):
+        return ""
+    whole = math.floor(year)
+    return f"{whole}-{min(int((year - whole) * 12) + 1, 12):02d}"
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The per-curve summary a researcher reads: dates as YYYY-MM, bands folded into ranges."""
+    rows = []
+    for _, r in table.iterrows():
+        band = pd.notna(r.get("peak_year_lo"))
+        rows.append({"curve": r["curve"], "family": r["family"], "verdict": r.get("verdict") or "",
+                     "peak gap": "" if pd.isna(r["peak_gap"]) else f"{r['peak_gap']:.4g}"
+                     + (f" ({r['peak_gap_lo']:.3g}-{r['peak_gap_hi']:.3g})" if band else ""),
+                     "peak date": ("" if pd.isna(r["peak_year"]) else year_month(r["peak_year"])
+                                   + ("" if r.get("peak_within_window", True) in (True, None) or not r.get("bounded") else "*")
+                                   + (f" ({year_month(r['peak_year_lo'])} to {year_month(r['peak_year_hi'])})" if band else "")),
+                     "closes by": year_month(r["close_year"]) if pd.notna(r["close_year"]) else "",
+                     "limit": "" if pd.isna(r.get("limit_kind")) else r["limit_kind"]
+                     + (f" {r['limit_value']:.4g}" if r["limit_kind"] == "constant" else ""),
+                     "note": r.get("note") or ""})
+    return pd.DataFrame(rows)
 
 
 def _year(d) -> float:
@@ -319,7 +380,11 @@ def stored_curves(con, run_id: str, scenario: Scenario, requests: list[dict] | N
                             [run_id, *[row[k] for k in keys], family]).df()
         draw_arr = np.stack(draws["params"].to_numpy()) if len(draws) else None
         pts = points[(points[keys] == row[keys]).all(axis=1)]
-        if row["x_axis"] == "compute":
+        if row["x_axis"] in ("compute", "inference"):
+            if row["x_axis"] == "inference" and "inference" not in scenario.growth:
+                skipped.append({"curve": row["metric"], "reason": "fitted against inference compute but the scenario has "
+                                "no growth.inference; add inference = ... under [growth]"})
+                continue
             before = pts[pts["release_year"] <= start_year]
             x0 = float(spec["start_flop"]) if spec and "start_flop" in spec else None
             x0 = math.log10(x0) if x0 else float((before if len(before) else pts)["x"].max())
@@ -327,8 +392,10 @@ def stored_curves(con, run_id: str, scenario: Scenario, requests: list[dict] | N
         else:
             x0, kind = start_year, "date"
         name = (spec or {}).get("name") or f"{row['metric']} [{row['source']}] vs {row['x_axis']}"
-        curve = Curve(name, family, kind, params=vec, draws=draw_arr, x0=x0, higher_is_better=row["kind"] != "loss",
-                      unit=row["unit"], metric=row["metric"], key={k: row[k] for k in keys})
+        hib = row["kind"] != "loss" and FAMILIES[family].higher_is_better
+        curve = Curve(name, family, kind, params=vec, draws=draw_arr, x0=x0, higher_is_better=hib,
+                      unit=row["unit"], metric=row["metric"], key={k: row[k] for k in keys},
+                      extra={"axis": row["x_axis"]})
         asym = FAMILIES[family].asymptotics(vec, curve.higher_is_better)
         y = pts["y"].to_numpy()
         curve.value_range = (abs(asym.sup - float(np.min(y))) if asym.bounded and np.isfinite(asym.sup)
@@ -362,12 +429,19 @@ def summarise(curve: Curve, scenario: Scenario, a: float, b: float) -> dict:
             "limit_value": value, "bounded": bounded, "trajectory_t": t}
 
 
-def monte_carlo(curve: Curve, scenario: Scenario, samples: int, rng: np.random.Generator) -> dict:
-    t = np.linspace(0.0, scenario.years, int(scenario.years * MONTHS) + 1)
+def monte_carlo(curve: Curve, scenario: Scenario, samples: int, rng: np.random.Generator,
+                bounded: bool = False) -> dict:
+    """10th/50th/90th percentiles of the gap over scenario draws x bootstrap draws of the fit.
+
+    For a bounded (meek) curve the peak is searched PEAK_SEARCH_YEARS ahead, since it may fall after `until`.
+    """
+    n_window = int(scenario.years * MONTHS) + 1
+    horizon = max(scenario.years, PEAK_SEARCH_YEARS) if bounded else scenario.years
+    t = np.linspace(0.0, horizon, int(horizon * MONTHS) + 1)
     g = {k: v.sample(rng, samples) for k, v in scenario.growth.items()}
     a = g["hardware"] * g["algorithms"]
-    b = a * (g["investment"] if curve.extra.get("axis") != "inference" else g.get("inference", g["investment"]))
-    pick = rng.integers(0, len(curve.draws), samples) if curve.draws is not None else None
+    b = a * g["inference" if curve.extra.get("axis") == "inference" else "investment"]
+    pick = rng.integers(0, len(curve.draws), samples) if curve.draws is not None and len(curve.draws) else None
     gaps = np.empty((samples, len(t)))
     for s in range(samples):
         params = curve.draws[pick[s]] if pick is not None else None
@@ -375,32 +449,44 @@ def monte_carlo(curve: Curve, scenario: Scenario, samples: int, rng: np.random.G
             gaps[s] = curve.gap(t, a[s], b[s], params)[2]
     start_year = _year(scenario.start)
     with np.errstate(all="ignore"):
-        peak_idx = np.nanargmax(np.where(np.isfinite(gaps), gaps, -np.inf), axis=1)
+        peak_idx = np.argmax(np.where(np.isfinite(gaps), gaps, -np.inf), axis=1)
     peak_years = start_year + t[peak_idx]
     peak_gaps = gaps[np.arange(samples), peak_idx]
-    q = lambda arr, lvl, axis=None: np.nanpercentile(arr, lvl, axis=axis)  # noqa: E731
-    return {"gap_lo": q(gaps, 10, 0), "gap_mid": q(gaps, 50, 0), "gap_hi": q(gaps, 90, 0),
-            "peak_year_lo": q(peak_years, 10), "peak_year_hi": q(peak_years, 90),
-            "peak_gap_lo": q(peak_gaps, 10), "peak_gap_hi": q(peak_gaps, 90)}
+    window = gaps[:, :n_window]
+
+    def q(arr, lvl, axis=None):
+        with np.errstate(all="ignore"):
+            return np.nanpercentile(np.where(np.isfinite(arr), arr, np.nan), lvl, axis=axis)
+
+    return {"gap_lo": q(window, 10, 0), "gap_mid": q(window, 50, 0), "gap_hi": q(window, 90, 0),
+            "peak_year_lo": float(q(peak_years, 10)), "peak_year_hi": float(q(peak_years, 90)),
+            "peak_gap_lo": float(q(peak_gaps, 10)), "peak_gap_hi": float(q(peak_gaps, 90))}
 
 
-def project(curves: list[Curve], scenario: Scenario, samples: int = 0, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    a, b = scenario.rates()
-    lam = math.log(a) / math.log(b)
+def project(curves: list[Curve], scenario: Scenario, samples: int = 0, seed: int = 0,
+            verdicts: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Point trajectories and summaries at the scenario's central rates; bands when samples > 0."""
     rng = np.random.default_rng(seed)
     summaries, trajectories = [], []
     start_year = _year(scenario.start)
+    verdicts = verdicts or {}
     for curve in curves:
+        a, b = scenario.rates(axis=curve.extra.get("axis", "compute"))
+        lam = math.log(a) / math.log(b)
         s = summarise(curve, scenario, a, b)
         t = s.pop("trajectory_t")
         frontier, meek, gap = curve.gap(t, a, b)
         traj = pd.DataFrame({"curve": curve.name, "year": start_year + t, "frontier": frontier, "meek": meek, "gap": gap})
         bands = {}
         if samples:
-            bands = monte_carlo(curve, scenario, samples, rng)
+            bands = monte_carlo(curve, scenario, samples, rng, bounded=s["bounded"])
             traj = traj.assign(gap_lo=bands.pop("gap_lo"), gap_mid=bands.pop("gap_mid"), gap_hi=bands.pop("gap_hi"))
         trajectories.append(traj)
-        summaries.append({"curve": curve.name, "family": curve.family, "curve_kind": curve.kind, "unit": curve.unit,
+        key = tuple(curve.key.get(k) for k in ("metric", "source", "source_version", "x_axis"))
+        # The stage-level verdict (classification) wins; otherwise the family's own asymptotics decide.
+        verdict = verdicts.get(key) or ("meek" if s["limit_kind"] == "zero" else
+                                        "mighty" if s["limit_kind"] in ("constant", "infinite") else "indeterminate")
+        summaries.append({"curve": curve.name, "family": curve.family, "verdict": verdict, "curve_kind": curve.kind, "unit": curve.unit,
                           **{k: curve.key.get(k) for k in ("metric", "source", "source_version", "x_axis")},
                           **s, **bands, "x0": curve.x0, "growth_a": a, "growth_b": b, "lambda": lam,
                           "scenario": scenario.name, "scenario_sha256": scenario.digest, "samples": samples,
@@ -418,10 +504,10 @@ def sensitivity(curves: list[Curve], scenario: Scenario, steps: int = 5) -> pd.D
         if factor == "investment":
             lo = max(lo, 1.05)
         for value in np.geomspace(lo, hi, steps):
-            a, b = scenario.rates({factor: float(value)})
-            if a <= 1:
-                continue
             for curve in curves:
+                a, b = scenario.rates({factor: float(value)}, axis=curve.extra.get("axis", "compute"))
+                if a <= 1:
+                    continue
                 s = summarise(curve, scenario, a, b)
                 t_end = np.array([scenario.years])
                 rows.append({"curve": curve.name, "factor": factor, "factor_value": float(value),
@@ -435,14 +521,16 @@ def project_stage(db, run_id: str, scenario_path=None, samples: int = 1000, seed
     con = store.connect(db, read_only=True)
     try:
         requests = [c for c in scenario.curves if "metric" in c]
-        fitted, skipped = stored_curves(con, run_id, scenario)
+        fitted, skipped = stored_curves(con, run_id, scenario) if scenario.project_fitted else ([], [])
         if metrics:
             fitted = [c for c in fitted if c.metric in metrics]
         asked, skipped_asked = stored_curves(con, run_id, scenario, requests) if requests else ([], [])
+        verdicts = {tuple(r[:4]): r[4] for r in con.execute(
+            "SELECT metric, source, source_version, x_axis, verdict FROM classifications WHERE run_id = ?", [run_id]).fetchall()}
     finally:
         con.close()
     curves = explicit_curves(scenario) + asked + fitted
-    summary, trajectories = project(curves, scenario, samples, seed)
+    summary, trajectories = project(curves, scenario, samples, seed, verdicts)
     sens = sensitivity(explicit_curves(scenario) + asked + [c for c in fitted if c.kind == "compute"][:8], scenario)
     skipped_rows = pd.DataFrame(skipped + skipped_asked)
     if len(skipped_rows):
@@ -455,6 +543,8 @@ def project_stage(db, run_id: str, scenario_path=None, samples: int = 1000, seed
                                              for k, v in scenario.growth.items()}.__repr__(),
                                   "sources": repr(scenario.sources)}])
     with store.open_stage(db, run_id, "project") as con:
+        # Stores created before the verdict column existed get it here (CREATE IF NOT EXISTS won't add it).
+        con.execute("ALTER TABLE projections ADD COLUMN IF NOT EXISTS verdict VARCHAR")
         n = store.replace_run_rows(con, "projections", run_id, summary)
         store.replace_run_rows(con, "projection_trajectories", run_id, trajectories.assign(scenario=scenario.name))
         store.replace_run_rows(con, "projection_sensitivity", run_id, sens.assign(scenario=scenario.name))

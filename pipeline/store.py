@@ -391,6 +391,7 @@ TABLES: dict[str, str] = {
         scenario VARCHAR,
         curve VARCHAR,
         family VARCHAR,
+        verdict VARCHAR,             -- classification of the series, else from the family's asymptotics
         curve_kind VARCHAR,          -- compute | date | horizon_time | success_at_length
         unit VARCHAR,
         metric VARCHAR,

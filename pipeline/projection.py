@@ -342,7 +342,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def _year(d) -> float:
     d = pd.Timestamp(d)
-    return d.year + (d.dayofyear - 1) / 365.25
+    return d.year + (d.day_of_year - 1) / 365.25
 
 
 def stored_curves(con, run_id: str, scenario: Scenario, requests: list[dict] | None = None) -> tuple[list[Curve], list[dict]]:

@@ -365,7 +365,9 @@ def stored_curves(con, run_id: str, scenario: Scenario, requests: list[dict] | N
                 skipped.append({"curve": spec["name"], "reason": f"metric {spec['metric']!r} has no fit in run {run_id}"})
                 continue
             for _, row in rows.iterrows():
-                wanted.append((row, spec.get("family", row["best_family"]), spec))
+                # one metric from several sources: one curve per source, named apart
+                named = spec if len(rows) == 1 else {**spec, "name": f"{spec['name']} [{row['source']}]"}
+                wanted.append((row, spec.get("family", row["best_family"]), named))
     start_year = _year(scenario.start)
     out = []
     for row, family, spec in wanted:

@@ -1,0 +1,177 @@
+"""Scenario files (good and bad), the CLI, and projections of series fitted from the bundled snapshot."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from pipeline import projection, store
+from pipeline.cli import app
+from pipeline.schema import InputError
+
+GOOD = """
+[growth]
+hardware = 1.414
+algorithms = 2.828
+investment = 2.828
+start = "2023-03-14"
+until = "2040-01-01"
+
+[[curve]]
+name = "horizon_p50"
+family = "exponential_in_time"
+doubling_months = 7
+anchor_date = "2025-02-24"
+anchor_value = 60
+
+[[curve]]
+name = "p_success_60min"
+family = "success_at_length"
+horizon = "horizon_p50"
+task_minutes = 60
+ratio_50_80 = 5
+
+[[curve]]
+name = "mmlu"
+metric = "mmlu"
+"""
+
+
+def _write(tmp_path, text, name="s.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_issue_minimum_format_parses(tmp_path):
+    scenario = projection.load_scenario(_write(tmp_path, GOOD))
+    assert [c["name"] for c in scenario.curves] == ["horizon_p50", "p_success_60min", "mmlu"]
+    assert scenario.rates() == pytest.approx((1.414 * 2.828, 1.414 * 2.828 ** 2))
+
+
+@pytest.mark.parametrize("name", ["default", "fast_software", "paper_appendix_b"])
+def test_shipped_scenarios_load_and_cite_sources(name):
+    scenario = projection.load_scenario(projection.SCENARIO_DIR / f"{name}.toml")
+    assert scenario.sources and scenario.description
+    assert scenario.until > scenario.start
+
+
+def test_distributions_sample_their_stated_quantiles():
+    scenario = projection.load_scenario(projection.SCENARIO_DIR / "fast_software.toml")
+    rng = np.random.default_rng(0)
+    draws = scenario.growth["algorithms"].sample(rng, 200_000)      # lognormal, p10 = 2, p90 = 50
+    assert np.percentile(draws, [10, 90]) == pytest.approx([2.0, 50.0], rel=0.03)
+    inv = scenario.growth["investment"].sample(rng, 200_000)        # uniform 2..4
+    assert inv.min() >= 2.0 and inv.max() <= 4.0 and inv.mean() == pytest.approx(3.0, abs=0.01)
+
+
+BAD = [
+    ("unknown family", GOOD.replace('family = "exponential_in_time"', 'family = "exponential_in_tme"'), "curve[0].family"),
+    ("missing anchor", GOOD.replace('anchor_date = "2025-02-24"\n', ""), "curve[0].anchor_date"),
+    ("investment <= 1", GOOD.replace("investment = 2.828", "investment = 1.0"), "growth.investment"),
+    ("meek does not grow", GOOD.replace("algorithms = 2.828", "algorithms = 0.5"), "growth.hardware"),
+    ("until before start", GOOD.replace('until = "2040-01-01"', 'until = "2020-01-01"'), "growth.until"),
+    ("unknown growth key", GOOD.replace("hardware = 1.414", "hardware = 1.414\nsoftware = 3"), "growth.software"),
+    ("unknown curve key", GOOD.replace("task_minutes = 60", "task_minutes = 60\ntask_min = 4"), "curve[1].task_min"),
+    ("wrong type", GOOD.replace("doubling_months = 7", 'doubling_months = "seven"'), "curve[0].doubling_months"),
+    ("lognormal without p90", GOOD.replace("algorithms = 2.828", 'algorithms = {dist = "lognormal", p10 = 2}'), "growth.algorithms"),
+    ("horizon not defined", GOOD.replace('horizon = "horizon_p50"', 'horizon = "h50"'), "curve[1].horizon"),
+    ("missing growth", GOOD.replace("investment = 2.828\n", ""), "growth.investment"),
+]
+
+
+@pytest.mark.parametrize("label,text,key", BAD, ids=[b[0] for b in BAD])
+def test_bad_scenarios_name_file_and_key(tmp_path, label, text, key):
+    path = _write(tmp_path, text)
+    with pytest.raises(InputError) as info:
+        projection.load_scenario(path)
+    message = str(info.value)
+    assert str(path) in message and key in message, message
+
+
+def test_toml_syntax_error_and_missing_file(tmp_path):
+    path = _write(tmp_path, GOOD.replace("hardware = 1.414", "hardware = = 1.414"))
+    with pytest.raises(InputError, match="not valid TOML"):
+        projection.load_scenario(path)
+    with pytest.raises(InputError, match="not found"):
+        projection.load_scenario(tmp_path / "nope.toml")
+
+
+def test_cli_bad_scenario_is_a_clean_error(tmp_path):
+    from pipeline.cli import main
+
+    path = _write(tmp_path, GOOD.replace("investment = 2.828", "investment = 0.9"))
+    import subprocess
+    import sys
+    result = subprocess.run([sys.executable, "-c", "from pipeline.cli import main; main()", "project", "--scenario", str(path),
+                             "--db", str(tmp_path / "s.duckdb")], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "growth.investment" in result.stderr + result.stdout and "Traceback" not in result.stderr
+    assert main  # the entry point the console script calls
+
+
+def test_cli_json_on_an_empty_store(tmp_path):
+    db = tmp_path / "empty.duckdb"
+    scenario = projection.SCENARIO_DIR / "paper_appendix_b.toml"
+    result = CliRunner().invoke(app, ["project", "--scenario", str(scenario), "--db", str(db), "--json", "--samples", "40"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["scenario"] == "paper_appendix_b"
+    curves = {c["curve"]: c for c in payload["curves"]}
+    assert set(curves) == {"horizon_p50", "p_success_4min", "p_success_60min", "p_success_240min"}
+    traj = curves["p_success_60min"]["trajectory"]
+    assert {"year", "frontier", "meek", "gap", "gap_lo", "gap_hi"} <= set(traj[0])
+    assert traj[0]["year"] == pytest.approx(2023 + 72 / 365.25) and traj[0]["gap"] == pytest.approx(0.0, abs=1e-12)
+    assert curves["p_success_60min"]["verdict"] == "meek"
+
+
+@pytest.fixture(scope="module")
+def fitted_db(tmp_path_factory):
+    """The bundled snapshot's Chinchilla losses and MMLU scores, fitted against compute and date."""
+    from pipeline import fitting, ingest
+
+    raw_dir = Path(__file__).resolve().parents[1] / "data" / "raw"   # the bundled snapshot
+    files = [raw_dir / "loss.csv", raw_dir / "benchmarks.csv"]
+    if not all(f.is_file() for f in files):
+        pytest.skip("bundled snapshot not present")
+    db = tmp_path_factory.mktemp("proj") / "scalegap.duckdb"
+    ingest.ingest([str(f) for f in files], db)
+    run_id = store.start_run(db, "fit", {}, run_id="run-fit")
+    fitting.fit_stage(db, run_id, ["loss", "mmlu"], ("compute", "date"), None, 40, 0)
+    store.finish_run(db, run_id, "succeeded")
+    return db, run_id
+
+
+def test_every_fitted_series_is_projected_and_missing_metric_is_recorded(tmp_path, fitted_db):
+    db, run_id = fitted_db
+    text = GOOD + '\n[[curve]]\nname = "gpqa"\nmetric = "gpqa_diamond"\n'
+    summary = projection.project_stage(db, run_id, _write(tmp_path, text), samples=60, seed=0)
+    con = store.connect(db, read_only=True)
+    rows = con.execute("SELECT * FROM projections WHERE run_id = ?", [run_id]).df().set_index("curve")
+    n_series = con.execute("SELECT count(*) FROM selection WHERE run_id = ? AND best_family IS NOT NULL", [run_id]).fetchone()[0]
+    con.close()
+    assert summary["skipped"] == 1 and "no fit" in rows.loc["gpqa", "note"]
+    loss = rows[(rows["metric"] == "loss") & (rows["family"] == "saturating_loss")]
+    assert len(loss) >= 1
+    named = rows[rows.index.str.startswith("mmlu [") & ~rows.index.str.contains(" vs ")]
+    assert len(named) == 2 and set(named["x_axis"]) == {"compute"}     # mmlu from two sources, named apart
+    assert (rows["metric"].notna() & rows["note"].isna()).sum() == n_series + len(named)
+    for _, row in loss.iterrows():
+        # Chinchilla loss is meek: the gap (meek minus frontier loss) is positive, peaks once, goes to 0
+        assert row["verdict"] == "meek" and row["limit_kind"] == "zero" and row["peak_gap"] > 0
+        assert row["peak_gap_lo"] <= row["peak_gap"] * 1.5 and row["peak_gap_lo"] < row["peak_gap_hi"]
+        assert math.isfinite(row["close_year"]) and row["close_year"] > row["peak_year"]
+        assert 20 < row["x0"] < 26          # log10 FLOP of the largest Chinchilla run before the start date
+
+
+def test_sensitivity_moves_with_investment(tmp_path):
+    scenario = projection.load_scenario(projection.SCENARIO_DIR / "paper_appendix_b.toml")
+    sens = projection.sensitivity(projection.explicit_curves(scenario), scenario)
+    inv = sens[(sens["factor"] == "investment") & (sens["curve"] == "p_success_60min")].sort_values("factor_value")
+    assert len(inv) == 5
+    assert np.all(np.diff(inv["peak_gap"].to_numpy()) > 0)    # a richer frontier opens a wider gap

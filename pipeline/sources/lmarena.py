@@ -42,7 +42,9 @@ class LmarenaCatalogAdapter:
                              "value_lo": entry.get("rating_q025"), "value_hi": entry.get("rating_q975"),
                              "unit": "elo", "original_unit": "Bradley-Terry, Elo scale", "row_ref": f"{category}.{key}",
                              "citation": CITATION})
-        return [SourceData("lmarena_catalog", "2025-12-17", "elo", LICENSE, CITATION, pd.DataFrame(rows))]
+        # Raw and style-controlled exports are two files of one date: separate sources, so neither
+        # is taken for a changed copy of the other (which would give it an @sha version label).
+        return [SourceData("lmarena_catalog" + suffix, "2025-12-17", "elo", LICENSE, CITATION, pd.DataFrame(rows))]
 
 
 class LmarenaCsvAdapter:

@@ -488,7 +488,13 @@ def project(curves: list[Curve], scenario: Scenario, samples: int = 0, seed: int
         # The stage-level verdict (classification) wins; otherwise the family's own asymptotics decide.
         verdict = verdicts.get(key) or ("meek" if s["limit_kind"] == "zero" else
                                         "mighty" if s["limit_kind"] in ("constant", "infinite") else "indeterminate")
-        summaries.append({"curve": curve.name, "family": curve.family, "verdict": verdict, "curve_kind": curve.kind, "unit": curve.unit,
+        note = None
+        ceiling = {"fraction": 1.0, "percent": 100.0}.get(curve.unit)
+        if ceiling is not None and curve.kind in ("compute", "date") and np.nanmax(frontier) > ceiling:
+            # an unbounded family fitted to a bounded score: the projection leaves the metric's range
+            note = (f"frontier passes the metric's ceiling {ceiling:g} in "
+                    f"{year_month(start_year + float(t[np.argmax(frontier > ceiling)]))}; extrapolation beyond the data")
+        summaries.append({"curve": curve.name, "family": curve.family, "verdict": verdict, "note": note, "curve_kind": curve.kind, "unit": curve.unit,
                           **{k: curve.key.get(k) for k in ("metric", "source", "source_version", "x_axis")},
                           **s, **bands, "x0": curve.x0, "growth_a": a, "growth_b": b, "lambda": lam,
                           "scenario": scenario.name, "scenario_sha256": scenario.digest, "samples": samples,

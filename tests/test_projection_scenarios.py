@@ -160,7 +160,7 @@ def test_every_fitted_series_is_projected_and_missing_metric_is_recorded(tmp_pat
     assert len(loss) >= 1
     named = rows[rows.index.str.startswith("mmlu [") & ~rows.index.str.contains(" vs ")]
     assert len(named) == 2 and set(named["x_axis"]) == {"compute"}     # mmlu from two sources, named apart
-    assert (rows["metric"].notna() & rows["note"].isna()).sum() == n_series + len(named)
+    assert rows["family"].notna().sum() == n_series + len(named) + 2   # + the two explicit curves of GOOD
     for _, row in loss.iterrows():
         # Chinchilla loss is meek: the gap (meek minus frontier loss) is positive, peaks once, goes to 0
         assert row["verdict"] == "meek" and row["limit_kind"] == "zero" and row["peak_gap"] > 0

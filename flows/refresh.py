@@ -316,7 +316,7 @@ def refresh(
              {"db": db, "run_id": run_id, "metrics": metrics}),
             ("project", "pipeline.projection", "project_stage",
              {"db": db, "run_id": run_id, "scenario_path": scenario, "samples": bootstrap,
-              "seed": seed}),
+              "seed": seed, "metrics": metrics}),
             ("report", "pipeline.report.render", "report_stage",
              {"db": db, "run_id": run_id, "out_dir": out_dir}),
         ]

@@ -49,6 +49,8 @@ class Family:
     x_axis: str = "compute"
     log_space: bool = False     # fit residuals of log10(y): for strictly positive, multiplicative data
     bounded_family: bool = False
+    # False for loss-like families: then the performance metric is -value, and asymptotics describe -f
+    higher_is_better: bool = True
 
     def value(self, x: np.ndarray, p: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -274,6 +276,7 @@ class SaturatingLoss(Family):
     """L = E + A * C^-alpha, written E + 10**(log10_A - alpha*x). The performance metric is -L."""
 
     name, param_names, bounded_family = "saturating_loss", ("E", "log10_A", "alpha"), True
+    higher_is_better = False  # sign convention: asymptotics describe -L (normal, bounded by -E, g -> 0)
 
     def value(self, x, p):
         e, a, alpha = _cols(p)

@@ -89,7 +89,7 @@ def families_for(series: Series) -> list[str]:
     return ["logistic", "gompertz", "linear_log", "log_log"]
 
 
-def series_from_frame(frame: pd.DataFrame, x_axis: str) -> list[Series]:
+def series_from_frame(frame: pd.DataFrame, x_axis: str, skipped: list[str] | None = None) -> list[Series]:
     """Observations (store columns) -> series, one per (metric, source, source_version)."""
     out = []
     for (metric, source, version), part in frame.groupby(["metric", "source", "source_version"], sort=True):
@@ -101,6 +101,9 @@ def series_from_frame(frame: pd.DataFrame, x_axis: str) -> list[Series]:
             dates = pd.to_datetime(part["release_date"])
             x = (dates.dt.year + (dates.dt.dayofyear - 1) / 365.25).to_numpy(dtype=float)
         if len(part) < MIN_POINTS:
+            if skipped is not None and len(part):
+                skipped.append(f"{metric} [{source}@{version}] vs {x_axis}: {len(part)} point(s) with "
+                               f"{'train_flop' if x_axis == 'compute' else 'release_date'}, fewer than {MIN_POINTS}")
             continue
         dates = pd.to_datetime(part["release_date"])
         release_year = (dates.dt.year + (dates.dt.dayofyear - 1) / 365.25).to_numpy(dtype=float)
@@ -116,7 +119,9 @@ def series_from_frame(frame: pd.DataFrame, x_axis: str) -> list[Series]:
     return out
 
 
-def load_series(db, metrics: list[str] | None = None, x_axes=("compute", "date")) -> list[Series]:
+def load_series(db, metrics: list[str] | None = None, x_axes=("compute", "date"),
+                skipped: list[str] | None = None) -> list[Series]:
+    """Series from the observations table; `skipped` (if given) collects why a series was left out."""
     con = store.connect(db, read_only=True)
     try:
         frame = con.execute("SELECT * FROM observations").df()
@@ -128,7 +133,7 @@ def load_series(db, metrics: list[str] | None = None, x_axes=("compute", "date")
             raise ScalegapError(f"no observations for metric(s) {', '.join(unknown)}. "
                                 f"Fix: see `scalegap status` for the stored metrics")
         frame = frame[frame["metric"].isin(metrics)]
-    return [s for axis in x_axes for s in series_from_frame(frame, axis)]
+    return [s for axis in x_axes for s in series_from_frame(frame, axis, skipped)]
 
 
 # ------------------------------------------------------------------------------ solvers
@@ -147,50 +152,90 @@ def _jac(fam: Family, x, p, log_response: bool):
     return j
 
 
-def batched_lm(fam: Family, x, y, weights, p0, free, lower, upper, log_response=False, iterations=150, tol=1e-9):
+def batched_lm(fam: Family, x, y, weights, p0, free, lower, upper, log_response=False, iterations=100, tol=1e-8):
     """Weighted Levenberg–Marquardt for D problems at once. weights: (D, N); p0: (P,) or (D, P).
+    Bounds by clipping each step. Only problems still iterating are computed (the active set).
     Returns (params (D, P), converged (D,), weighted RSS (D,))."""
     weights = np.asarray(weights, dtype=float)
     d = weights.shape[0]
     p = np.array(np.broadcast_to(p0, (d, len(free))), dtype=float)
     idx = np.flatnonzero(free)
+    lo, hi = np.asarray(lower, float)[idx], np.asarray(upper, float)[idx]
     lam = np.full(d, 1e-3)
+    eye = np.eye(len(idx))
 
-    def cost_of(params):
-        r = _residuals(fam, x, y, params, log_response)
-        c = np.sum(weights * r**2, axis=1)
+    def cost_of(params, w):
+        with np.errstate(all="ignore"):
+            r = _residuals(fam, x, y, params, log_response)
+            c = np.sum(w * r**2, axis=1)
         return np.where(np.isfinite(c), c, np.inf), r
 
-    cost, r = cost_of(p)
+    cost, _ = cost_of(p, weights)
     done = np.zeros(d, dtype=bool)
-    eye = np.eye(len(idx))
     for _ in range(iterations):
-        j = _jac(fam, x, p, log_response)[..., idx]                     # (D, N, F)
-        jw = j * weights[..., None]
-        a = np.einsum("dnf,dng->dfg", jw, j)
-        g = np.einsum("dnf,dn->df", jw, r)
-        diag = np.einsum("dff->df", a)
-        damped = a + (lam[:, None] * (diag + 1e-12))[:, :, None] * eye
+        act = np.flatnonzero(~done)
+        if not len(act):
+            break
+        pa, wa = p[act], weights[act]
         with np.errstate(all="ignore"):
+            r = _residuals(fam, x, y, pa, log_response)
+            j = _jac(fam, x, pa, log_response)[..., idx]                 # (A, N, F)
+            jw = j * wa[..., None]
+            a = np.einsum("dnf,dng->dfg", jw, j)
+            g = np.einsum("dnf,dn->df", jw, r)
+            # a parameter on a bound that the descent direction (-g) pushes outward is held there
+            # (projected step); clipping alone makes LM crawl along the bound
+            pf = pa[:, idx]
+            pinned = ((pf <= lo + 1e-12 * (1 + np.abs(lo))) & (g > 0)) | ((pf >= hi - 1e-12 * (1 + np.abs(hi))) & (g < 0))
+            if pinned.any():
+                keep = ~pinned
+                a = a * keep[:, :, None] * keep[:, None, :] + pinned[:, :, None] * eye
+                g = np.where(pinned, 0.0, g)
+            diag = np.einsum("dff->df", a)
+            damped = a + (lam[act, None] * (diag + 1e-12))[:, :, None] * eye
             try:
                 step = np.linalg.solve(damped, -g[..., None])[..., 0]
             except np.linalg.LinAlgError:
                 step = np.stack([np.linalg.lstsq(m, -v, rcond=None)[0] for m, v in zip(damped, g, strict=True)])
-        trial = p.copy()
-        trial[:, idx] = np.clip(p[:, idx] + np.nan_to_num(step), lower[idx], upper[idx])
-        new_cost, new_r = cost_of(trial)
-        better = (new_cost < cost) & ~done
-        improvement = np.where(better, (cost - new_cost) / np.maximum(cost, 1e-300), 0.0)
-        p[better] = trial[better]
-        r[better] = new_r[better]
-        cost = np.where(better, new_cost, cost)
-        lam = np.where(better, np.maximum(lam / 3, 1e-12), np.minimum(lam * 4, 1e12))
-        # converged: a step that barely helps, or no step helps even at heavy damping (a minimum)
-        done |= (better & (improvement < tol)) | (lam >= 1e10)
-        if done.all():
-            break
+        trial = pa.copy()
+        trial[:, idx] = np.clip(pa[:, idx] + np.nan_to_num(step), lo, hi)
+        new_cost, _ = cost_of(trial, wa)
+        better = new_cost < cost[act]
+        improvement = np.where(better, (cost[act] - new_cost) / np.maximum(cost[act], 1e-300), 0.0)
+        p[act[better]] = trial[better]
+        cost[act] = np.where(better, new_cost, cost[act])
+        lam[act] = np.where(better, np.maximum(lam[act] / 3, 1e-12), np.minimum(lam[act] * 4, 1e12))
+        # converged: a step that barely helps or barely moves, or no step helps even at heavy damping
+        moved = np.max(np.abs(trial[:, idx] - pa[:, idx]) / (np.abs(pa[:, idx]) + 1e-8), axis=1)
+        done[act] = (better & ((improvement < tol) | (moved < 1e-7))) | (lam[act] >= 1e7)
     converged = done & np.isfinite(cost)
     return p, converged, cost
+
+
+def best_start(fam: Family, x, y, meta, log_response: bool, iterations: int = 60) -> tuple[np.ndarray, float]:
+    """Polish every data-driven start at once with the batched solver; the lowest-RSS one."""
+    fixed = fam.fixed(x, y, meta)
+    lower, upper = fam.bounds(x, y, meta)
+    starts = np.array(fam.starts(x, y, meta), dtype=float)
+    for i, name in enumerate(fam.param_names):
+        if name in fixed:
+            starts[:, i] = fixed[name]
+    starts = np.clip(starts, lower, upper)
+    free = np.array([name not in fixed for name in fam.param_names])
+    params, _, cost = batched_lm(fam, x, y, np.ones((len(starts), len(x))), starts, free, lower, upper,
+                                 log_response, iterations=iterations)
+    i = int(np.argmin(cost))
+    return params[i], float(cost[i])
+
+
+def _percentile(a: np.ndarray, levels, axis: int = 0) -> np.ndarray:
+    """Percentiles over draws, ignoring draws that are not finite (fast path when all are)."""
+    a = np.asarray(a, float)
+    if np.isfinite(a).all():
+        return np.percentile(a, levels, axis=axis)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.nanpercentile(np.where(np.isfinite(a), a, np.nan), levels, axis=axis)
 
 
 @dataclass
@@ -225,6 +270,17 @@ class SeriesFit:
     backtests: pd.DataFrame
 
 
+def _quick_fit(fam: Family, series: Series) -> FamilyFit:
+    """Batched-solver point fit without lmfit: for backtests, where only the parameters matter."""
+    x, y = series.frame["x"].to_numpy(), series.frame["y"].to_numpy()
+    fixed = fam.fixed(x, y, series.meta)
+    vec, cost = best_start(fam, x, y, series.meta, series.log_response, iterations=150)
+    ok = bool(np.isfinite(cost))
+    return FamilyFit(fam.name, ok, "batched Levenberg–Marquardt" if ok else "no finite fit", fixed=fixed,
+                     params={n: float(v) for n, v in zip(fam.param_names, vec, strict=True)} if ok else {},
+                     n=len(y), rss=cost)
+
+
 def _point_fit(fam: Family, series: Series) -> FamilyFit:
     x, y = series.frame["x"].to_numpy(), series.frame["y"].to_numpy()
     meta = series.meta
@@ -232,7 +288,13 @@ def _point_fit(fam: Family, series: Series) -> FamilyFit:
     lower, upper = fam.bounds(x, y, meta)
     free = np.array([name not in fixed for name in fam.param_names])
     best = None
-    for start in fam.starts(x, y, meta):
+    # lmfit from the best of the batched-polished starts; the raw starts only if that does not converge
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        polished, _ = best_start(fam, x, y, meta, series.log_response)
+    for start in [polished, *fam.starts(x, y, meta)]:
+        if best is not None and best.converged:
+            break
         start = np.array(start, dtype=float)
         for i, name in enumerate(fam.param_names):
             if name in fixed:
@@ -311,12 +373,17 @@ def bootstrap(fam: Family, series: Series, fit: FamilyFit, draws: int, rng: np.r
     lower, upper = fam.bounds(x, y, series.meta)
     free = np.array([name not in fit.fixed for name in fam.param_names])
     p0 = np.array([fit.params[n] for n in fam.param_names])
-    weights = cluster_bootstrap_weights(series.frame["cluster"].to_numpy(), draws, rng)
+    clusters = series.frame["cluster"].to_numpy()
+    # with too few clusters a cluster bootstrap has no spread to speak of: resample rows instead
+    unit = "clusters" if len(np.unique(clusters)) >= MIN_POINTS else "rows"
+    weights = cluster_bootstrap_weights(clusters if unit == "clusters" else np.arange(len(clusters)), draws, rng)
+    fit.message = f"{fit.message} Bootstrap: {draws} draws resampling {unit} ({len(np.unique(clusters))} clusters)."
     params, converged, cost = batched_lm(fam, x, y, weights, p0, free, lower, upper, series.log_response)
     fit.draws = params
     fit.draws_converged = float(converged.mean())
     for i, name in enumerate(fam.param_names):
-        fit.intervals[name] = (float(np.nanpercentile(params[:, i], 2.5)), float(np.nanpercentile(params[:, i], 97.5)))
+        lo, hi = _percentile(params[:, i], [2.5, 97.5])
+        fit.intervals[name] = (float(lo), float(hi))
     # Bands: the mean curve's spread across draws, and a new observation's (adds residual noise).
     span = np.ptp(x)
     grid = np.linspace(x.min(), x.max() + 0.25 * span, GRID_POINTS)
@@ -329,13 +396,11 @@ def bootstrap(fam: Family, series: Series, fit: FamilyFit, draws: int, rng: np.r
     else:
         predictive = curves + noise
     point = fam.value(grid, p0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        q = lambda a, level: np.nanpercentile(a, level, axis=0)  # noqa: E731
-        fit.bands = pd.DataFrame({
-            "x": grid, "fit": point, "mean_lo95": q(curves, 2.5), "mean_hi95": q(curves, 97.5),
-            "pred_lo95": q(predictive, 2.5), "pred_hi95": q(predictive, 97.5),
-            "pred_lo80": q(predictive, 10), "pred_hi80": q(predictive, 90)})
+    mean_q = _percentile(curves, [2.5, 97.5])
+    pred_q = _percentile(predictive, [2.5, 97.5, 10, 90])
+    fit.bands = pd.DataFrame({
+        "x": grid, "fit": point, "mean_lo95": mean_q[0], "mean_hi95": mean_q[1],
+        "pred_lo95": pred_q[0], "pred_hi95": pred_q[1], "pred_lo80": pred_q[2], "pred_hi80": pred_q[3]})
 
 
 def akaike_weights(aicc: list[float]) -> np.ndarray:
@@ -382,7 +447,7 @@ def backtest(series: Series, families: list[str], rng: np.random.Generator, draw
             fam = FAMILIES[name]
             if not fam.applies(train.frame["y"].to_numpy()):
                 continue
-            fit = _point_fit(fam, train)
+            fit = _quick_fit(fam, train)
             if not fit.converged or not fit.params:
                 continue
             bootstrap(fam, train, fit, draws, rng)
@@ -396,10 +461,8 @@ def backtest(series: Series, families: list[str], rng: np.random.Generator, draw
                 pred = np.maximum(curves, 1e-300) * 10.0**noise if series.log_response else curves + noise
             point = fam.value(tx, np.array([fit.params[n] for n in fam.param_names]))
             err = (np.log10(np.maximum(point, 1e-300)) - np.log10(ty)) if series.log_response else point - ty
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                cover = {lvl: float(np.mean((ty >= np.nanpercentile(pred, 50 - lvl / 2, axis=0))
-                                            & (ty <= np.nanpercentile(pred, 50 + lvl / 2, axis=0)))) for lvl in (80, 95)}
+            q = _percentile(pred, [10, 90, 2.5, 97.5])
+            cover = {80: float(np.mean((ty >= q[0]) & (ty <= q[1]))), 95: float(np.mean((ty >= q[2]) & (ty <= q[3])))}
             rows.append({"family": name, "cutoff_axis": "release_date" if by_date else "log10_flop",
                          "cutoff": cutoff, "n_train": int(train_mask.sum()), "n_test": int(test_mask.sum()),
                          "mae": float(np.mean(np.abs(err))), "bias": float(np.mean(err)),
@@ -482,7 +545,8 @@ def store_fits(db, run_id: str, results: list[SeriesFit]) -> dict[str, int]:
 
 def fit_stage(db, run_id: str, metrics=None, x_axes=("compute", "date"), families=None, bootstrap: int = 1000,
               seed: int = 0, progress=None) -> dict:
-    series = load_series(db, metrics, x_axes)
+    skipped: list[str] = []
+    series = load_series(db, metrics, x_axes, skipped)
     results = []
     for i, s in enumerate(series):
         if progress:
@@ -490,7 +554,46 @@ def fit_stage(db, run_id: str, metrics=None, x_axes=("compute", "date"), familie
         results.append(fit_series(s, families, bootstrap, seed))
     counts = store_fits(db, run_id, results)
     return {"series": len(series), "fits": counts.get("fits", 0),
-            "converged": int(sum(f.converged for r in results for f in r.fits))}
+            "converged": int(sum(f.converged for r in results for f in r.fits)), "skipped": skipped}
+
+
+def fit_table(db, run_id: str, metrics: list[str] | None = None) -> pd.DataFrame:
+    """One row per (series, family) of a stored run: n, AICc, BIC, weight, parameters with intervals."""
+    con = store.connect(db, read_only=True)
+    try:
+        fits = con.execute("SELECT metric, source, source_version, x_axis, family, n, converged, aicc, bic, weight "
+                           "FROM fits WHERE run_id = ? ORDER BY metric, source, x_axis, weight DESC, family",
+                           [run_id]).df()
+        params = con.execute("SELECT metric, source, source_version, x_axis, family, param, value, lo95, hi95, fixed "
+                             "FROM fit_params WHERE run_id = ?", [run_id]).df()
+    finally:
+        con.close()
+    if metrics:
+        fits = fits[fits["metric"].isin(metrics)].reset_index(drop=True)
+    keys = ["metric", "source", "source_version", "x_axis", "family"]
+    grouped = {k: g for k, g in params.groupby(keys)}
+    lists, texts = [], []
+    for row in fits.itertuples(index=False):
+        part = grouped.get(tuple(getattr(row, k) for k in keys))
+        items = [] if part is None else part.drop(columns=keys).to_dict(orient="records")
+        lists.append(items)
+        texts.append(", ".join(f"{i['param']}={i['value']:.4g}" + (" (fixed)" if i["fixed"] else
+                                                                      f" [{i['lo95']:.3g}, {i['hi95']:.3g}]")
+                               for i in items))
+    return fits.assign(params=lists, parameters=texts)
+
+
+def fit_records(table: pd.DataFrame) -> list[dict]:
+    """fit_table rows as JSON-able dicts (NaN -> None)."""
+    def clean(v):
+        if isinstance(v, float | np.floating):
+            return float(v) if np.isfinite(v) else None
+        if isinstance(v, np.bool_ | np.integer):
+            return v.item()
+        if isinstance(v, list):
+            return [{k: clean(x) for k, x in item.items()} for item in v]
+        return v
+    return [{k: clean(v) for k, v in row.items()} for row in table.drop(columns=["parameters"]).to_dict(orient="records")]
 
 
 def default_db() -> Path:

@@ -423,8 +423,63 @@ def project(
             curves.append(row)
         print_json({"run_id": run_id, "scenario": summary["scenario"], "curves": curves})
         return
-    cols = ["curve", "family", "limit_kind", "peak_gap", "peak_year", "close_year", "limit_value"]
-    print_frame(table[cols], f"Gap projections, scenario {summary['scenario']} (run {run_id})")
+    band = " ; ranges are 10th-90th percentiles" if samples else ""
+    print_frame(projection.display_table(table), f"Gap projections, scenario {summary['scenario']} (run {run_id}{band})")
+
+
+# ---------------------------------------------------------------------------------- fit
+@app.command()
+def fit(
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s) to fit, repeatable or comma-separated (default: all).")] = None,
+    x: Annotated[list[str] | None, typer.Option("--x", help="Axis: compute (log10 FLOP) and/or date (release year); default both.")] = None,
+    families: Annotated[list[str] | None, typer.Option("--families", help="Curve families, repeatable or comma-separated (default: per metric kind).")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap draws per (series, family).")] = 1000,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap generator.")] = 0,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Write under this run id (default: a new run).")] = None,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Fit curve families to every series, with bootstrap intervals, AICc weights and backtests.
+
+    Example: scalegap fit --metric mmlu --x compute --bootstrap 1000 --json
+    """
+    from pipeline import fitting, store
+    from pipeline.curves import family as family_by_name
+
+    axes = tuple(_split(x) or ["compute", "date"])
+    bad = sorted(set(axes) - {"compute", "date"})
+    if bad:
+        raise ScalegapError(f"--x {', '.join(bad)}: unknown axis. Fix: use --x compute or --x date")
+    names = _split(families)
+    for name in names or []:
+        family_by_name(name)  # unknown names fail here, listing the valid ones
+    own_run = run_id is None
+    params = {"metrics": _split(metric), "x_axes": list(axes), "families": names, "bootstrap": bootstrap, "seed": seed}
+    run_id = run_id or store.start_run(db, "fit", params)
+    progress = None
+    if not quiet:
+        def progress(i: int, total: int, label: str) -> None:
+            err.print(f"fit {i + 1}/{total}: {label}", markup=False, highlight=False)
+    try:
+        summary = fitting.fit_stage(db, run_id, _split(metric), axes, names, bootstrap, seed, progress=progress)
+    except BaseException as exc:
+        if own_run:
+            store.finish_run(db, run_id, "failed", str(exc))
+        raise
+    if own_run:
+        store.finish_run(db, run_id, "succeeded")
+    table = fitting.fit_table(db, run_id, _split(metric))
+    if as_json:
+        print_json({"run_id": run_id, **summary, "fits": fitting.fit_records(table)})
+        return
+    if not quiet:
+        err.print(f"run {run_id}: {summary['series']} series, {summary['fits']} fits, {summary['converged']} converged"
+                  + (f", {len(summary['skipped'])} series skipped" if summary.get("skipped") else ""))
+        for note in summary.get("skipped", []):
+            err.print(f"  skipped: {note}", markup=False, highlight=False)
+    shown = table[["metric", "source", "x_axis", "family", "n", "converged", "aicc", "weight", "parameters"]]
+    print_frame(shown, f"Fits (run {run_id}; parameters with 95% bootstrap intervals)")
 
 
 def main() -> None:

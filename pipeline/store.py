@@ -508,7 +508,8 @@ def connect(db: str | Path | None = None, read_only: bool = False,
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" not in text.lower():
-                raise StoreUnavailable(f"{path}: cannot open the database ({text.splitlines()[0]})") from None
+                raise StoreUnavailable(f"{path}: cannot open the database ({text.splitlines()[0]}). "
+                                       f"Fix: point --db at a scalegap database file, or remove this one") from None
             if time.monotonic() >= deadline:
                 raise StoreBusy(
                     f"{path}: another scalegap process is writing to this database and did not finish "

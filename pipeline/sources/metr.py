@@ -118,22 +118,28 @@ class MetrRunsAdapter:
     def read(self, path: Path) -> list[SourceData]:
         if path.suffix == ".jsonl":
             records = []
-            with open(path, encoding="utf-8", errors="strict") as handle:
-                for number, line in enumerate(handle, start=1):
-                    if not line.strip():
-                        continue
-                    try:
-                        record = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        raise InputError(str(path), f"not valid JSON ({exc.msg})", "each line must be one JSON object",
-                                         row=number) from None
-                    if not isinstance(record, dict):
-                        raise InputError(str(path), "line is not a JSON object", "one object per line", row=number)
-                    for key in ("run_id", "task_id", "alias", "score_binarized", "human_minutes"):
-                        if key not in record:
-                            raise InputError(str(path), f"missing key {key!r}", "give METR's run fields", row=number, column=key)
-                    record["_line"] = number
-                    records.append(record)
+            content = path.read_bytes()
+            try:
+                text = content.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(str(path), f"not UTF-8 text (bad byte at offset {exc.start})",
+                                 "give the JSONL file as published (UTF-8)",
+                                 row=content[: exc.start].count(b"\n") + 1) from None
+            for number, line in enumerate(text.split("\n"), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise InputError(str(path), f"not valid JSON ({exc.msg})", "each line must be one JSON object",
+                                     row=number) from None
+                if not isinstance(record, dict):
+                    raise InputError(str(path), "line is not a JSON object", "one object per line", row=number)
+                for key in ("run_id", "task_id", "alias", "score_binarized", "human_minutes"):
+                    if key not in record:
+                        raise InputError(str(path), f"missing key {key!r}", "give METR's run fields", row=number, column=key)
+                record["_line"] = number
+                records.append(record)
             raw = pd.DataFrame(records).rename(columns={"run_id": "run_key", "time_limit": "time_limit_s"})
             version = re.search(r"(\d{4}-\d{2}-\d{2})", path.name)
             version = version.group(1) if version else "undated"

@@ -99,14 +99,14 @@ def series_from_frame(frame: pd.DataFrame, x_axis: str, skipped: list[str] | Non
         else:
             part = part[part["release_date"].notna()]
             dates = pd.to_datetime(part["release_date"])
-            x = (dates.dt.year + (dates.dt.dayofyear - 1) / 365.25).to_numpy(dtype=float)
+            x = (dates.dt.year + (dates.dt.day_of_year - 1) / 365.25).to_numpy(dtype=float)
         if len(part) < MIN_POINTS:
             if skipped is not None and len(part):
                 skipped.append(f"{metric} [{source}@{version}] vs {x_axis}: {len(part)} point(s) with "
                                f"{'train_flop' if x_axis == 'compute' else 'release_date'}, fewer than {MIN_POINTS}")
             continue
         dates = pd.to_datetime(part["release_date"])
-        release_year = (dates.dt.year + (dates.dt.dayofyear - 1) / 365.25).to_numpy(dtype=float)
+        release_year = (dates.dt.year + (dates.dt.day_of_year - 1) / 365.25).to_numpy(dtype=float)
         cluster = part["cluster"].fillna(part["model"]) if "cluster" in part else part["model"]
         sub = pd.DataFrame({"model": part["model"].to_numpy(), "x": x, "y": part["value"].to_numpy(dtype=float),
                             "value_lo": part["value_lo"].to_numpy(dtype=float), "value_hi": part["value_hi"].to_numpy(dtype=float),
@@ -216,11 +216,10 @@ def best_start(fam: Family, x, y, meta, log_response: bool, iterations: int = 60
     """Polish every data-driven start at once with the batched solver; the lowest-RSS one."""
     fixed = fam.fixed(x, y, meta)
     lower, upper = fam.bounds(x, y, meta)
-    starts = np.array(fam.starts(x, y, meta), dtype=float)
+    starts = np.clip(np.array(fam.starts(x, y, meta), dtype=float), lower, upper)
     for i, name in enumerate(fam.param_names):
-        if name in fixed:
+        if name in fixed:  # after clipping: a fixed value may sit outside the data-driven bounds
             starts[:, i] = fixed[name]
-    starts = np.clip(starts, lower, upper)
     free = np.array([name not in fixed for name in fam.param_names])
     params, _, cost = batched_lm(fam, x, y, np.ones((len(starts), len(x))), starts, free, lower, upper,
                                  log_response, iterations=iterations)

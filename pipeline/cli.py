@@ -482,6 +482,39 @@ def fit(
     print_frame(shown, f"Fits (run {run_id}; parameters with 95% bootstrap intervals)")
 
 
+# ---------------------------------------------------------------------------------- report
+@app.command()
+def report(
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Run to report (default: newest run with a fit).")] = None,
+    out_dir: OutOption = Path("reports"),
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Render a run's HTML and PDF report (and refresh <out>/latest.html, latest.pdf).
+
+    Example: scalegap report --out reports
+    """
+    from pipeline import store
+    from pipeline.report.render import report_stage
+
+    store.check_writable(out_dir, "report")
+    if run_id is None:
+        con = store.connect(db, read_only=True)
+        try:
+            run_id = store.latest_run(con, "fit") or store.latest_run(con)
+        finally:
+            con.close()
+        if run_id is None:
+            raise ScalegapError("no run to report yet. Fix: run `scalegap run` first")
+    paths = report_stage(db, run_id, out_dir)
+    if as_json:
+        print_json({"run_id": run_id, **paths})
+        return
+    out.print(escape(str(paths["html"])))
+    out.print(escape(str(paths["pdf"])))
+
+
 def main() -> None:
     try:
         app(standalone_mode=False)

@@ -280,6 +280,14 @@ def _quick_fit(fam: Family, series: Series) -> FamilyFit:
                      n=len(y), rss=cost)
 
 
+def _inside(value: float, lo: float, hi: float) -> float:
+    """A start strictly inside finite bounds: lmfit's bound transform has zero gradient on a bound."""
+    if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
+        margin = 1e-3 * (hi - lo)
+        return float(np.clip(value, lo + margin, hi - margin))
+    return float(np.clip(value, lo, hi))
+
+
 def _point_fit(fam: Family, series: Series) -> FamilyFit:
     x, y = series.frame["x"].to_numpy(), series.frame["y"].to_numpy()
     meta = series.meta
@@ -301,7 +309,7 @@ def _point_fit(fam: Family, series: Series) -> FamilyFit:
         params = lmfit.Parameters()
         for i, name in enumerate(fam.param_names):
             lo, hi = float(lower[i]), float(upper[i])
-            value = float(np.clip(start[i], lo, hi)) if name not in fixed else fixed[name]
+            value = _inside(start[i], lo, hi) if name not in fixed else fixed[name]
             if name in fixed:
                 params.add(name, value=value, vary=False)
             else:

@@ -38,7 +38,7 @@ def fit_plot(points: pd.DataFrame, bands: pd.DataFrame, fits: pd.DataFrame, best
     """Data, every family's fitted curve, and the best family's mean and prediction bands; residuals below."""
     fig, (ax, res) = plt.subplots(2, 1, figsize=(6.4, 4.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.scatter(points["x"], points["y"], s=9, color="black", alpha=0.6, label="published", zorder=3)
-    for family, part in bands.groupby("family"):
+    for family, part in bands.sort_values("x").groupby("family", sort=False):
         weight = fits.loc[fits["family"] == family, "weight"]
         label = f"{family} (w={float(weight.iloc[0]):.2f})" if len(weight) else family
         ax.plot(part["x"], part["fit"], color=COLORS.get(family, "grey"), lw=1.8 if family == best else 0.9,
@@ -50,6 +50,14 @@ def fit_plot(points: pd.DataFrame, bands: pd.DataFrame, fits: pd.DataFrame, best
                             label="95% band, mean curve")
     if unit == "minutes":
         ax.set_yscale("log")
+    elif len(points):
+        # Frame the data, not the widest band: a poorly constrained family must not squash the points.
+        lo, hi = float(points["y"].min()), float(points["y"].max())
+        pad = 0.25 * (hi - lo or abs(hi) or 1.0)
+        lo, hi = lo - pad, hi + pad
+        if unit == "fraction":
+            lo, hi = max(lo, -0.05), min(hi, 1.05)
+        ax.set_ylim(lo, hi)
     ax.set_ylabel(y_label(unit, metric))
     ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     if best is not None and len(bands):

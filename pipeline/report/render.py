@@ -14,6 +14,7 @@ import pandas as pd
 
 from pipeline import store
 from pipeline.report import plots
+from pipeline.schema import ScalegapError
 
 TEMPLATES = Path(__file__).parent / "templates"
 KEYS = ["metric", "source", "source_version", "x_axis"]
@@ -100,9 +101,13 @@ def build_context(data: dict, run_id: str) -> dict:
                         "peak_gap": proj_row.get("peak_gap"), "peak_year": proj_row.get("peak_year"),
                         "limit": proj_row.get("limit_kind")})
         params = _match(data["fit_params"], key)
+        if len(params):  # one block per family, in the order of the selection table
+            order = {f: i for i, f in enumerate(fits["family"])}
+            params = params.assign(_o=params["family"].map(order)).sort_values("_o", kind="stable")
+        top = points.sort_values("y", ascending=sel.get("kind") == "loss").head(5) if len(points) else points
         sections.append({
             "anchor": anchor, "key": key, "sel": sel, "cls": cls, "fits": fits.to_dict("records"),
-            "params": params.to_dict("records"), "pairs": pairs.to_dict("records"),
+            "params": params.to_dict("records"), "pairs": pairs.to_dict("records"), "top": top.to_dict("records"),
             "backtests": _match(data["backtests"], key).to_dict("records"), "proj": proj_row,
             "fit_svg": plots.fit_plot(points, bands, fits, sel["best_family"], key["x_axis"], sel["unit"], key["metric"])
             if len(points) else None,
@@ -148,6 +153,11 @@ def _json(text):
         return {"value": str(text)}
 
 
+def render_report(data: dict, run_id: str) -> str:
+    """HTML for a run from already-loaded tables (what `load` returns): the testable core."""
+    return render_html(build_context(data, run_id))
+
+
 def render_html(context: dict) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.ChainableUndefined)
@@ -159,16 +169,21 @@ def render_html(context: dict) -> str:
 def _atomic_write(path: Path, payload: bytes) -> None:
     with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=f".{path.name}.") as tmp:
         tmp.write(payload)
+    os.chmod(tmp.name, 0o644)  # temp files are private; a report is meant to be read and shared
     os.replace(tmp.name, path)
 
 
-def report_stage(db, run_id: str, out_dir="reports") -> dict:
+def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "reports") -> dict:
+    """Write <out>/<run_id>/report.html and report.pdf (same HTML), refresh <out>/latest.*; return paths and pages."""
     import weasyprint
 
     out_dir = Path(out_dir)
     store.check_writable(out_dir, "report")
-    context = build_context(load(db, run_id), run_id)
-    html = render_html(context)
+    data = load(db, run_id)
+    if data["run"].empty:
+        raise ScalegapError(f"run {run_id} is not in the store. Fix: `scalegap status` lists the runs; "
+                            "omit --run-id to report the newest run")
+    html = render_report(data, run_id)
     folder = out_dir / run_id
     folder.mkdir(parents=True, exist_ok=True)
     html_path, pdf_path = folder / "report.html", folder / "report.pdf"
@@ -180,4 +195,6 @@ def report_stage(db, run_id: str, out_dir="reports") -> dict:
         tmp = out_dir / f".{name}.tmp"
         shutil.copyfile(source, tmp)
         os.replace(tmp, out_dir / name)
+    with store.open_stage(db, run_id, "report"):
+        pass  # records the stage; the report itself lives on disk, not in the store
     return {"html": str(html_path), "pdf": str(pdf_path), "pages": len(document.pages)}

@@ -469,6 +469,10 @@ def fit(
         raise
     if own_run:
         store.finish_run(db, run_id, "succeeded")
+    if summary["series"] == 0 and not as_json:
+        raise ScalegapError(f"nothing to fit: no series with at least {fitting.MIN_POINTS} points on {' or '.join(axes)}"
+                            + (f" ({'; '.join(summary['skipped'])})" if summary.get("skipped") else "")
+                            + ". Fix: scalegap ingest data/raw, then check `scalegap status`")
     table = fitting.fit_table(db, run_id, _split(metric))
     if as_json:
         print_json({"run_id": run_id, **summary, "fits": fitting.fit_records(table)})

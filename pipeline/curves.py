@@ -101,7 +101,11 @@ class Logistic(Family):
         span = max(np.ptp(y), 1e-9)
         ceiling = meta.get("ceiling")
         hi_max = ceiling if ceiling is not None and np.isfinite(ceiling) else y.max() + 10 * span
-        lo_min = y.min() - 10 * span if meta.get("unit") != "fraction" else 0.0
+        lo_min = y.min() - 10 * span
+        if meta.get("unit") == "fraction":
+            lo_min = 0.0
+        elif meta.get("kind") == "horizon":
+            lo_min = 1e-3 * y.min()  # fitted on log10(y): the floor must stay positive
         # the ceiling is never below the best observed score
         lower = np.array([lo_min, y.max(), 1e-3 / max(np.ptp(x), 1e-9), x.min() - 3 * np.ptp(x)])
         upper = np.array([y.min(), max(hi_max, y.max() + 1e-9), 50.0 / max(np.ptp(x), 1e-9), x.max() + 3 * np.ptp(x)])

@@ -253,6 +253,7 @@ def refresh(
     task_runner: str = "default",
     dask_address: str | None = None,
     use_cache: bool = True,
+    report: bool = True,
     command: str = "refresh",
 ) -> dict:
     """Refresh everything: ingest the sources, derive horizons, fit, classify, project, report.
@@ -266,6 +267,7 @@ def refresh(
         "sources": sources, "metrics": metrics, "families": families, "x_axes": x_axes,
         "bootstrap": bootstrap, "seed": seed, "scenario": scenario, "db": db, "out_dir": out_dir,
         "task_runner": task_runner, "dask_address": dask_address, "use_cache": use_cache,
+        "report": report,
     }
     if bootstrap < 1:
         raise InputError("--bootstrap", f"{bootstrap} draws", "give a positive number of draws")
@@ -329,13 +331,17 @@ def refresh(
                 fitted = not (isinstance(outcome, str) and outcome.startswith("skipped"))
             elif stage in ("classify", "project", "report") and not fitted:
                 outcome = _skip(stage, db, run_id, "no fit stage in this run")
+            elif stage == "report" and not report:
+                outcome = _skip(stage, db, run_id, "not asked for (report=False)")
             else:
                 fn = stage_function(module, name)
                 if fn is None:
                     outcome = _skip(stage, db, run_id, f"{module}.{name} not available yet")
                 else:
                     reporter().start(stage)
+                    started = store.now()
                     outcome = stage_task.with_options(name=stage)(fn, kwargs)
+                    _ensure_stage_recorded(db, run_id, stage, started)
                     reporter().done(stage, _describe(outcome))
                     logger.info("%s: %s", stage, _describe(outcome))
             result["stages"][stage] = _plain(outcome)
@@ -348,6 +354,18 @@ def refresh(
     store.finish_run(db, run_id, "succeeded", data_digests=digests)
     logger.info("run %s succeeded", run_id)
     return result
+
+
+def _ensure_stage_recorded(db: str | None, run_id: str, stage: str, started: Any) -> None:
+    """A stage that wrote nothing through `open_stage` still gets its row in `run_stages`."""
+    con = store.connect(db)
+    try:
+        with store.transaction(con):
+            con.execute("INSERT INTO run_stages SELECT ?, ?, ?, ?, 'succeeded', NULL, NULL "
+                        "WHERE NOT EXISTS (SELECT 1 FROM run_stages WHERE run_id = ? AND stage = ?)",
+                        [run_id, stage, started, store.now(), run_id, stage])
+    finally:
+        con.close()
 
 
 def _run_fit(db: str | None, run_id: str, metrics: list[str] | None, x_axes: list[str],

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import re
 
 import matplotlib
 
@@ -13,15 +15,19 @@ import pandas as pd  # noqa: E402
 
 COLORS = {"logistic": "#1f77b4", "gompertz": "#2ca02c", "power_law": "#d62728", "linear_log": "#9467bd",
           "log_log": "#8c564b", "saturating_loss": "#17becf", "exponential_time": "#d62728", "exp_power_law": "#e377c2"}
-plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "svg.fonttype": "none", "figure.dpi": 100})
+plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "svg.fonttype": "none", "svg.hashsalt": "scalegap", "figure.dpi": 100})
 
 
 def _svg(fig) -> str:
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight")
+    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buffer.getvalue()
-    return text[text.index("<svg"):]
+    text = text[text.index("<svg"):]
+    # Many SVGs share one HTML page: ids like "patch_12" must not collide, and must be the same on a re-render.
+    prefix = "s" + hashlib.sha1(text.encode()).hexdigest()[:8] + "-"
+    text = re.sub(r'id="([^"]+)"', rf'id="{prefix}\1"', text)
+    return re.sub(r'(url\(#|href="#)([^)"]+)', rf"\1{prefix}\2", text)
 
 
 def x_label(x_axis: str) -> str:

@@ -60,7 +60,9 @@ def load(db, run_id: str) -> dict:
                 data[table] = con.execute(f"SELECT * FROM {table}").df()
             else:
                 data[table] = con.execute(f"SELECT * FROM {table} WHERE run_id = ?", [run_id]).df()
-        data["stages"] = con.execute("SELECT * FROM run_stages WHERE run_id = ? ORDER BY started_at", [run_id]).df()
+        # the report's own stage row is left out: a re-render must reproduce the same HTML
+        data["stages"] = con.execute("SELECT * FROM run_stages WHERE run_id = ? AND stage <> 'report' ORDER BY started_at",
+                                     [run_id]).df()
     finally:
         con.close()
     return data

@@ -1,7 +1,13 @@
 """METR time horizons (Kwa et al. 2025): published benchmark_results yaml, release dates, per-run data.
 
-Per-run data comes as METR's JSONL or as the compact CSV the bundled snapshot ships
-(`metr_runs*.csv[.gz]`, columns = the `metr_runs` table's). It goes only to the `metr_runs` table.
+Per-run data comes as METR's JSONL (`all_runs*.jsonl`) or as the compact CSV the bundled snapshot
+ships (`metr_runs*.csv[.gz]`). Format of that CSV (for `pipeline/snapshot.py`): a header row whose
+column names are the `metr_runs` table's (RUN_COLUMNS below; `source_version` optional, e.g.
+2025-02-27, else the version is "bundled"); `time_limit_s` in seconds, `human_minutes` in minutes.
+Per-run data goes only to the `metr_runs` table, never to observations.
+
+Versions: each yaml keeps its own `source_version` (METR-Horizon-v1, METR-Horizon-v1.1-<file date>),
+because METR re-estimates published numbers between releases and v1.0/v1.1 use different task suites.
 """
 
 from __future__ import annotations
@@ -22,26 +28,79 @@ LICENSE = "public, cite METR (no explicit data licence)"
 RUN_COLUMNS = ("run_key", "task_id", "task_family", "alias", "model", "score", "score_binarized",
                "human_minutes", "human_source", "time_limit_s", "equal_task_weight", "invsqrt_task_weight",
                "fatal_error_from")
+REQUIRED_RUN_KEYS = ("run_id", "task_id", "alias", "score_binarized", "human_minutes")
 
 
-def _load_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise InputError(str(path), f"not valid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax",
-                         row=mark.line + 1 if mark else None) from None
-    except UnicodeDecodeError:
-        raise InputError(str(path), "not UTF-8 text", "give the YAML file as published") from None
-    if not isinstance(data, dict):
-        raise InputError(str(path), "expected a YAML mapping at the top level", "give METR's yaml file")
-    return data
+class _Yaml:
+    """A parsed yaml file that can say on which line a key path sits (for error messages)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            text = path.read_text(encoding="utf-8")
+            self.data = yaml.safe_load(text)
+            self.root = yaml.compose(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise InputError(str(path), f"not valid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax",
+                             row=mark.line + 1 if mark else None) from None
+        except UnicodeDecodeError:
+            raise InputError(str(path), "not UTF-8 text", "give the YAML file as published") from None
+        if not isinstance(self.data, dict):
+            raise InputError(str(path), "expected a YAML mapping at the top level", "give METR's yaml file")
+
+    def line(self, *keys: str) -> int | None:
+        node, line = self.root, None
+        for key in keys:
+            if not isinstance(node, yaml.MappingNode):
+                break
+            for k, v in node.value:
+                if k.value == str(key):
+                    node, line = v, k.start_mark.line + 1
+                    break
+            else:
+                break
+        return line
+
+    def fail(self, keys: tuple[str, ...], problem: str, fix: str) -> InputError:
+        return InputError(str(self.path), problem, fix, row=self.line(*keys), column=".".join(keys))
+
+
+def _number(doc: _Yaml, keys: tuple[str, ...], value: object, positive: bool = False) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        raise doc.fail(keys, f"{value!r} is not a number", "give a number")
+    if positive and not value > 0:
+        raise doc.fail(keys, f"{value} is not positive: horizons are minutes > 0", "check the file")
+    return float(value)
+
+
+def _date(doc: _Yaml, keys: tuple[str, ...], value: object) -> pd.Timestamp | None:
+    if value is None or value == "":
+        return None
+    stamp = pd.to_datetime(str(value), errors="coerce")
+    if pd.isna(stamp):
+        raise doc.fail(keys, f"date {value!r} does not parse", "write YYYY-MM-DD")
+    return stamp
 
 
 def _version_label(path: Path, data: dict) -> str:
     date = re.search(r"(\d{4}-\d{2}-\d{2})", path.name)
     name = str(data.get("benchmark_name", "METR-Horizon"))
-    return f"{name}" + (f"-{date.group(1)}" if date else "")
+    return name + (f"-{date.group(1)}" if date else "")
+
+
+def _sibling_release_dates(path: Path) -> dict[str, pd.Timestamp]:
+    """Newest release_dates*.yaml next to a results file: fills a model's missing release_date."""
+    dates: dict[str, pd.Timestamp] = {}
+    for sibling in sorted(path.parent.glob("release_dates*.y*ml")):
+        try:
+            for alias, frame_date in RELEASE_DATES.read_dates(sibling).items():
+                dates[alias] = frame_date
+        except InputError:
+            continue
+    return dates
 
 
 class MetrResultsAdapter:
@@ -51,40 +110,51 @@ class MetrResultsAdapter:
         return path.suffix in {".yaml", ".yml"} and path.name.startswith("benchmark_results")
 
     def read(self, path: Path) -> list[SourceData]:
-        data = _load_yaml(path)
-        results = data.get("results")
-        if not isinstance(results, dict):
-            raise InputError(str(path), "no 'results' mapping", "give METR's benchmark_results yaml", column="results")
+        doc = _Yaml(path)
+        results = doc.data.get("results")
+        if not isinstance(results, dict) or not results:
+            raise doc.fail(("results",), "no 'results' mapping", "give METR's benchmark_results yaml")
+        fallback_dates = None
         rows = []
         for key, entry in results.items():
-            metrics = (entry or {}).get("metrics") or {}
-            release = (entry or {}).get("release_date")
+            base = ("results", str(key))
+            if not isinstance(entry, dict) or not isinstance(entry.get("metrics"), dict):
+                raise doc.fail(base + ("metrics",), f"model {key!r} has no metrics mapping",
+                               "give metrics.p50_horizon_length and metrics.p80_horizon_length")
+            metrics = entry["metrics"]
+            release = _date(doc, base + ("release_date",), entry.get("release_date"))
+            if release is None:
+                fallback_dates = _sibling_release_dates(path) if fallback_dates is None else fallback_dates
+                release = fallback_dates.get(str(key))
             for metric, field in (("metr_p50_minutes", "p50_horizon_length"), ("metr_p80_minutes", "p80_horizon_length")):
+                keys = base + ("metrics", field)
                 m = metrics.get(field)
                 if not isinstance(m, dict) or "estimate" not in m:
-                    raise InputError(str(path), f"model {key!r} has no {field}.estimate", "give estimate, ci_low, ci_high",
-                                     column=f"results.{key}.metrics.{field}")
-                value = float(m["estimate"])
-                if not value > 0:
-                    raise InputError(str(path), f"{field} of {key!r} is {value}, horizons must be positive minutes",
-                                     "check the file", column=f"results.{key}.metrics.{field}")
-                rows.append({"model": key, "release_date": str(release) if release else None, "metric": metric,
-                             "kind": "horizon", "value": value, "value_lo": m.get("ci_low"), "value_hi": m.get("ci_high"),
-                             "unit": "minutes", "original_unit": "minutes (bootstrap 95% CI)", "floor": 0.0,
+                    raise doc.fail(keys, f"model {key!r} has no {field}.estimate", "give estimate, ci_low, ci_high")
+                value = _number(doc, keys + ("estimate",), m["estimate"], positive=True)
+                lo = _number(doc, keys + ("ci_low",), m.get("ci_low"))
+                hi = _number(doc, keys + ("ci_high",), m.get("ci_high"))
+                if (lo is not None and lo > value) or (hi is not None and hi < value):
+                    raise doc.fail(keys, f"estimate {value} lies outside its interval [{lo}, {hi}]",
+                                   "give ci_low <= estimate <= ci_high")
+                rows.append({"model": key, "release_date": release, "metric": metric, "kind": "horizon",
+                             "value": value, "value_lo": lo, "value_hi": hi, "unit": "minutes",
+                             "original_unit": "minutes (bootstrap 95% CI)", "floor": 0.0,
                              "row_ref": f"results.{key}", "citation": CITATION})
             avg = (metrics.get("average_score") or {}).get("estimate")
             if avg is not None:
-                rows.append({"model": key, "release_date": str(release) if release else None,
-                             "metric": "metr_average_score", "kind": "benchmark", "value": float(avg),
-                             "unit": "fraction", "original_unit": "fraction", "floor": 0.0, "ceiling": 1.0,
-                             "row_ref": f"results.{key}", "citation": CITATION})
+                value = _number(doc, base + ("metrics", "average_score", "estimate"), avg)
+                rows.append({"model": key, "release_date": release, "metric": "metr_average_score",
+                             "kind": "benchmark", "value": value, "unit": "fraction", "original_unit": "fraction",
+                             "floor": 0.0, "ceiling": 1.0, "row_ref": f"results.{key}", "citation": CITATION})
         obs = pd.DataFrame(rows)
-        obs["release_date"] = pd.to_datetime(obs["release_date"], errors="coerce")
-        notes = ""
-        dt = (data.get("doubling_time_in_days") or {})
-        if dt:
-            notes = f"published doubling time (days): {json.dumps(dt, default=str)}"
-        return [SourceData("metr_time_horizon", _version_label(path, data), "horizon", LICENSE, CITATION, obs, notes=notes)]
+        obs["release_date"] = pd.to_datetime(obs["release_date"])
+        notes = f"{len(results)} models"
+        doubling = doc.data.get("doubling_time_in_days") or {}
+        if doubling:
+            notes += f"; published doubling time (days): {json.dumps(doubling, default=str)}"
+        return [SourceData("metr_time_horizon", _version_label(path, doc.data), "horizon", LICENSE, CITATION, obs,
+                           notes=notes)]
 
 
 class MetrReleaseDatesAdapter:
@@ -93,78 +163,116 @@ class MetrReleaseDatesAdapter:
     def matches(self, path: Path) -> bool:
         return path.suffix in {".yaml", ".yml"} and path.name.startswith("release_dates")
 
+    def read_dates(self, path: Path) -> dict[str, pd.Timestamp]:
+        doc = _Yaml(path)
+        dates = doc.data.get("date")
+        if not isinstance(dates, dict) or not dates:
+            raise doc.fail(("date",), "no 'date' mapping", "give METR's release_dates.yaml (date: {alias: YYYY-MM-DD})")
+        out = {}
+        for alias, value in dates.items():
+            stamp = _date(doc, ("date", str(alias)), value)
+            if stamp is None:
+                raise doc.fail(("date", str(alias)), f"release date of {alias!r} is empty", "write YYYY-MM-DD")
+            out[str(alias)] = stamp
+        return out
+
     def read(self, path: Path) -> list[SourceData]:
-        data = _load_yaml(path)
-        dates = data.get("date")
-        if not isinstance(dates, dict):
-            raise InputError(str(path), "no 'date' mapping", "give METR's release_dates.yaml", column="date")
-        frame = pd.DataFrame({"alias": list(dates), "release_date": pd.to_datetime([str(v) for v in dates.values()], errors="coerce")})
-        bad = frame["release_date"].isna()
-        if bad.any():
-            raise InputError(str(path), f"date of {frame['alias'][bad].iloc[0]!r} does not parse", "write YYYY-MM-DD",
-                             column=f"date.{frame['alias'][bad].iloc[0]}")
+        dates = self.read_dates(path)
+        frame = pd.DataFrame({"alias": list(dates), "release_date": pd.to_datetime(list(dates.values()))})
         label = re.search(r"(\d{4}-\d{2}-\d{2})", path.name)
         return [SourceData("metr_release_dates", label.group(1) if label else "undated", "metadata", LICENSE, CITATION,
-                           pd.DataFrame(), extra={"metr_release_dates": frame})]
+                           pd.DataFrame(), extra={"metr_release_dates": frame}, notes=f"{len(frame)} aliases")]
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    content = path.read_bytes()
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(str(path), f"not UTF-8 text (bad byte at offset {exc.start})",
+                         "give the JSONL file as published (UTF-8)",
+                         row=content[: exc.start].count(b"\n") + 1) from None
+    records = []
+    for number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputError(str(path), f"not valid JSON ({exc.msg})", "each line must be one JSON object",
+                             row=number) from None
+        if not isinstance(record, dict):
+            raise InputError(str(path), "line is not a JSON object", "one object per line", row=number)
+        for key in REQUIRED_RUN_KEYS:
+            if key not in record:
+                raise InputError(str(path), f"missing key {key!r}", "give METR's run fields", row=number, column=key)
+        record["_line"] = number
+        records.append(record)
+    if not records:
+        raise InputError(str(path), "no runs in the file", "give METR's all_runs.jsonl")
+    return pd.DataFrame(records).rename(columns={"run_id": "run_key", "time_limit": "time_limit_s"})
+
+
+def _read_runs_csv(path: Path) -> pd.DataFrame:
+    try:
+        raw = pd.read_csv(path, dtype={"run_key": str, "source_version": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, EOFError, OSError) as exc:
+        raise InputError(str(path), f"not a readable CSV ({exc})", "give the snapshot's metr_runs.csv.gz") from None
+    for column in ("run_key", "task_id", "alias", "score_binarized", "human_minutes"):
+        if column not in raw.columns:
+            raise InputError(str(path), f"missing column {column!r}", "columns are the metr_runs table's", row=1,
+                             column=column)
+    raw["_line"] = np.arange(len(raw)) + 2
+    return raw
+
+
+def _first_bad(path: Path, raw: pd.DataFrame, bad: pd.Series, column: str, problem: str, fix: str) -> None:
+    if bad.any():
+        i = int(np.flatnonzero(bad.to_numpy())[0])
+        raise InputError(str(path), f"{column} {raw[column].iloc[i]!r} {problem}", fix,
+                         row=int(raw["_line"].iloc[i]), column=column)
 
 
 class MetrRunsAdapter:
     name = "metr_runs"
 
     def matches(self, path: Path) -> bool:
-        return path.name.endswith((".jsonl", ".csv", ".csv.gz")) and ("runs" in path.name) and "metr" in path.name \
-            or path.name.startswith("all_runs") and path.suffix == ".jsonl"
+        name = path.name
+        return (name.startswith("all_runs") and path.suffix == ".jsonl") or \
+            ("metr" in name and "runs" in name and name.endswith((".jsonl", ".csv", ".csv.gz")))
 
     def read(self, path: Path) -> list[SourceData]:
         if path.suffix == ".jsonl":
-            records = []
-            content = path.read_bytes()
-            try:
-                text = content.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(str(path), f"not UTF-8 text (bad byte at offset {exc.start})",
-                                 "give the JSONL file as published (UTF-8)",
-                                 row=content[: exc.start].count(b"\n") + 1) from None
-            for number, line in enumerate(text.split("\n"), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InputError(str(path), f"not valid JSON ({exc.msg})", "each line must be one JSON object",
-                                     row=number) from None
-                if not isinstance(record, dict):
-                    raise InputError(str(path), "line is not a JSON object", "one object per line", row=number)
-                for key in ("run_id", "task_id", "alias", "score_binarized", "human_minutes"):
-                    if key not in record:
-                        raise InputError(str(path), f"missing key {key!r}", "give METR's run fields", row=number, column=key)
-                record["_line"] = number
-                records.append(record)
-            raw = pd.DataFrame(records).rename(columns={"run_id": "run_key", "time_limit": "time_limit_s"})
+            raw = _read_jsonl(path)
             version = re.search(r"(\d{4}-\d{2}-\d{2})", path.name)
             version = version.group(1) if version else "undated"
         else:
-            raw = pd.read_csv(path)
-            raw["_line"] = np.arange(len(raw)) + 2
+            raw = _read_runs_csv(path)
             version = str(raw["source_version"].iloc[0]) if "source_version" in raw.columns and len(raw) else "bundled"
         for column in RUN_COLUMNS:
             if column not in raw.columns:
                 raw[column] = None
         minutes = pd.to_numeric(raw["human_minutes"], errors="coerce")
-        bad = ~(minutes > 0)
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(str(path), f"human_minutes {raw['human_minutes'].iloc[i]!r} is not a positive number",
-                             "give task length in minutes > 0", row=int(raw["_line"].iloc[i]), column="human_minutes")
+        _first_bad(path, raw, ~(minutes > 0) | ~np.isfinite(minutes), "human_minutes", "is not a positive number",
+                   "give task length in minutes > 0")
         success = pd.to_numeric(raw["score_binarized"], errors="coerce")
-        bad = ~success.isin([0, 1])
-        if bad.any():
-            i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise InputError(str(path), f"score_binarized {raw['score_binarized'].iloc[i]!r} is not 0 or 1",
-                             "give 0 (failure) or 1 (success)", row=int(raw["_line"].iloc[i]), column="score_binarized")
+        _first_bad(path, raw, ~success.isin([0, 1]), "score_binarized", "is not 0 or 1",
+                   "give 0 (failure) or 1 (success)")
+        for column in ("equal_task_weight", "invsqrt_task_weight"):
+            weight = pd.to_numeric(raw[column], errors="coerce")
+            _first_bad(path, raw, raw[column].notna() & ~(weight >= 0), column, "is not a weight >= 0",
+                       "task weights are non-negative numbers")
+            raw[column] = weight
         runs = raw[list(RUN_COLUMNS)].copy()
+        runs["run_key"] = runs["run_key"].astype(str)
         runs["human_minutes"] = minutes
         runs["score_binarized"] = success.astype(int)
+        clash = runs[runs.duplicated("run_key", keep=False)].drop_duplicates()
+        if clash["run_key"].duplicated().any():
+            key = clash.loc[clash["run_key"].duplicated(), "run_key"].iloc[0]
+            line = int(raw.loc[raw["run_key"].astype(str) == key, "_line"].iloc[1])
+            raise InputError(str(path), f"run {key!r} appears twice with different fields", "keep one line per run",
+                             row=line, column="run_id")
         runs = runs.drop_duplicates("run_key")
         return [SourceData("metr_runs", version, "horizon", LICENSE, CITATION, pd.DataFrame(),
                            extra={"metr_runs": runs},
@@ -172,22 +280,41 @@ class MetrRunsAdapter:
 
 
 class MetrHeadlineFitsAdapter:
+    """METR's published TH1.0 per-model logistic fits (metr_cross_domain_horizon, logistic_fits/headline.csv)."""
+
     name = "metr_headline_fits"
 
     def matches(self, path: Path) -> bool:
         return path.name == "headline.csv" and "logistic_fits" in path.parts
 
     def read(self, path: Path) -> list[SourceData]:
-        raw = pd.read_csv(path)
-        rows = []
-        for i, r in raw.iterrows():
-            if str(r.get("agent")) == "human":
-                continue
-            for metric, col in (("metr_p50_minutes", "p50"), ("metr_p80_minutes", "p80")):
-                rows.append({"model": r["agent"], "release_date": r.get("release_date"), "metric": metric, "kind": "horizon",
-                             "value": r[col], "value_lo": r.get(f"{col}q0.025"), "value_hi": r.get(f"{col}q0.975"),
-                             "unit": "minutes", "original_unit": "minutes", "row_ref": str(i + 2), "citation": CITATION})
-        return [SourceData("metr_th1_headline_fits", "2025-07-14", "horizon", LICENSE, CITATION, pd.DataFrame(rows))]
+        try:
+            raw = pd.read_csv(path)
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            raise InputError(str(path), f"not a readable CSV ({exc})", "give logistic_fits/headline.csv") from None
+        for column in ("agent", "p50", "p50q0.025", "p50q0.975", "p80", "p80q0.025", "p80q0.975"):
+            if column not in raw.columns:
+                raise InputError(str(path), f"missing column {column!r}", "give logistic_fits/headline.csv", row=1,
+                                 column=column)
+        raw["_line"] = np.arange(len(raw)) + 2
+        raw = raw[raw["agent"].astype(str) != "human"]  # the human baseline is not a model
+        dates = pd.to_datetime(raw["release_date"], errors="coerce") if "release_date" in raw else None
+        if dates is not None:
+            _first_bad(path, raw, raw["release_date"].notna() & dates.isna(), "release_date", "does not parse",
+                       "write YYYY-MM-DD")
+        frames = []
+        for metric, col in (("metr_p50_minutes", "p50"), ("metr_p80_minutes", "p80")):
+            value = pd.to_numeric(raw[col], errors="coerce")
+            _first_bad(path, raw, ~(value > 0), col, "is not a positive number of minutes", "horizons are minutes > 0")
+            frames.append(pd.DataFrame({
+                "model": raw["agent"], "release_date": dates, "metric": metric, "kind": "horizon", "value": value,
+                "value_lo": pd.to_numeric(raw[f"{col}q0.025"], errors="coerce"),
+                "value_hi": pd.to_numeric(raw[f"{col}q0.975"], errors="coerce"),
+                "unit": "minutes", "original_unit": "minutes of human task time (bootstrap 2.5%/97.5%)",
+                "floor": 0.0, "row_ref": raw["_line"].astype(str), "citation": CITATION}))
+        obs = pd.concat(frames, ignore_index=True)
+        return [SourceData("metr_th1_headline_fits", "2025-07-14", "horizon", LICENSE, CITATION, obs,
+                           notes=f"{len(raw)} agents (human baseline row left out)")]
 
 
 RESULTS = MetrResultsAdapter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def all_adapters() -> list:
     from pipeline.sources import (
+        arena_history,
         chinchilla,
         epoch_hub,
         epoch_models,
@@ -18,6 +19,6 @@ def all_adapters() -> list:
     return [
         obsscaling.ADAPTER, chinchilla.ADAPTER, jones_hex.ADAPTER, epoch_hub.ADAPTER, epoch_models.ADAPTER,
         metr.RESULTS, metr.RELEASE_DATES, metr.RUNS, metr.HEADLINE,
-        lmarena.CATALOG, lmarena.CSV, lmarena.HISTORY, lmarena.OPEN_LLM,
+        lmarena.CATALOG, lmarena.CSV, arena_history.ADAPTER, arena_history.BY_ORG, lmarena.OPEN_LLM,
         generic_csv.ADAPTER,
     ]

@@ -1,0 +1,88 @@
+"""End to end: the rendered PDF as PNG pages (pdftoppm) and the HTML as a headless-Chromium screenshot.
+
+The PNGs are kept under tests/.visual/ (git-ignored by its own .gitignore) so a person can look at them."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pipeline import store
+from pipeline.report import render
+
+ROOT = Path(__file__).resolve().parents[1]
+VISUAL = ROOT / "tests" / ".visual"
+
+
+def _need(binary: str) -> str:
+    path = shutil.which(binary)
+    if not path:
+        pytest.skip(f"{binary} not installed (Debian: apt-get install -y "
+                    f"{'poppler-utils' if binary == 'pdftoppm' else 'chromium'}); .ci/run installs it")
+    return path
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    fitting = pytest.importorskip("pipeline.fitting")
+    from pipeline import ingest
+
+    base = tmp_path_factory.mktemp("visual")
+    db = base / "scalegap.duckdb"
+    run_id = store.start_run(db, "test visual", {})
+    ingest.ingest([str(ROOT / "data" / "raw" / "benchmarks.csv")], db, run_id)
+    fitting.fit_stage(db, run_id, metrics=["mmlu"], x_axes=("compute",), bootstrap=200, seed=0)
+    try:
+        from pipeline import projection, taxonomy
+        taxonomy.classify_stage(db, run_id, metrics=["mmlu"])
+        projection.project_stage(db, run_id, samples=200, seed=0, metrics=["mmlu"])
+    except ImportError:
+        pass
+    store.finish_run(db, run_id, "succeeded")
+    paths = render.report_stage(db, run_id, base / "reports")
+    VISUAL.mkdir(exist_ok=True)
+    (VISUAL / ".gitignore").write_text("*\n")
+    return paths
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def _ink_fraction(path: Path) -> float:
+    """Share of non-white pixels: a blank or broken page has next to none."""
+    from PIL import Image
+
+    image = Image.open(path).convert("L")
+    histogram = image.histogram()
+    return 1 - sum(histogram[245:]) / sum(histogram)
+
+
+def test_pdf_pages_render_to_png(rendered):
+    pdftoppm = _need("pdftoppm")
+    for old in VISUAL.glob("page-*.png"):
+        old.unlink()
+    subprocess.run([pdftoppm, "-r", "70", "-png", rendered["pdf"], str(VISUAL / "page")], check=True, timeout=300)
+    pages = sorted(VISUAL.glob("page-*.png"))
+    assert len(pages) == rendered["pages"]
+    for page in pages:
+        width, height = _png_size(page)
+        assert abs(height / width - 297 / 210) < 0.01  # A4 portrait
+        assert _ink_fraction(page) > 0.005, f"{page.name} is blank"
+
+
+def test_html_screenshot_in_headless_chromium(rendered, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or _need("chromium")
+    shot = VISUAL / "html.png"
+    shot.unlink(missing_ok=True)
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path}",
+                    f"--screenshot={shot}", "--window-size=1280,2000", Path(rendered["html"]).as_uri()],
+                   check=True, timeout=180, capture_output=True)
+    assert _png_size(shot) == (1280, 2000)
+    assert _ink_fraction(shot) > 0.02

@@ -7,6 +7,7 @@ an ingest changes nothing. A file whose content changed under the same version l
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -101,16 +102,23 @@ def fetch_url(url: str, download_dir: Path | None = None, retries: int = 3, time
               backoff_s: float = 1.0) -> Path:
     """Download to `download_dir` keeping the URL's file name; retries with exponential backoff."""
     download_dir = download_dir or Path(tempfile.gettempdir()) / "scalegap-downloads"
-    download_dir.mkdir(parents=True, exist_ok=True)
-    name = Path(urllib.parse.urlparse(url).path).name or "download"
-    target = download_dir / name
+    # Mirror host and path: two sources' "headline.csv" do not overwrite each other, and adapters
+    # that recognise a file by its folder (logistic_fits/headline.csv) still do.
+    parsed = urllib.parse.urlparse(url)
+    parts = [re.sub(r"[^A-Za-z0-9._-]", "_", p) for p in [parsed.netloc, *parsed.path.split("/")] if p not in ("", ".", "..")]
+    target = download_dir.joinpath(*(parts if len(parts) > 1 else [*parts, "download"]))
+    target.parent.mkdir(parents=True, exist_ok=True)
     last_error = ""
     for attempt in range(retries):
         try:
+            partial = None
             with urllib.request.urlopen(url, timeout=timeout_s) as response, \
-                    tempfile.NamedTemporaryFile(dir=download_dir, delete=False) as tmp:
-                shutil.copyfileobj(response, tmp)
-            Path(tmp.name).replace(target)
+                    tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as handle:
+                partial = Path(handle.name)
+                shutil.copyfileobj(response, handle)
+            partial.replace(target)
+            # The sources table records where a file came from: the URL, not the download folder.
+            target.with_name(target.name + ".url").write_text(url)
             return target
         except urllib.error.HTTPError as exc:
             last_error = f"HTTP {exc.code} {exc.reason}"
@@ -118,10 +126,18 @@ def fetch_url(url: str, download_dir: Path | None = None, retries: int = 3, time
                 break
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             last_error = str(getattr(exc, "reason", exc))
+            if partial is not None:  # a connection cut mid-file leaves no partial download behind
+                partial.unlink(missing_ok=True)
         if attempt + 1 < retries:
             time.sleep(backoff_s * 2**attempt)
     raise InputError(url, f"could not download ({last_error}) after {retries} attempt(s)",
                      "check the URL and the network, or ingest a local copy of the file")
+
+
+def _location(path: Path) -> str:
+    """The URL a downloaded file came from (see fetch_url), else its path."""
+    origin = path.with_name(path.name + ".url")
+    return origin.read_text().strip() if origin.is_file() else str(path)
 
 
 def read_file(path: Path, adapter=None) -> list[SourceData]:
@@ -177,7 +193,7 @@ def ingest(targets: list[str], db: str | Path | None = None, run_id: str | None 
                             [data.source, version])
                 store.upsert(con, table, frame.assign(source=data.source, source_version=version))
             store.upsert(con, "sources", pd.DataFrame([{
-                "source": data.source, "source_version": version, "location": str(path), "sha256": sha,
+                "source": data.source, "source_version": version, "location": _location(path), "sha256": sha,
                 "retrieved_at": store.now(), "license": data.license, "citation": data.citation,
                 "kind": data.kind, "adapter": adapter_name,
                 "n_observations": len(obs), "n_rejected": len(rejected), "notes": data.notes,

@@ -78,7 +78,44 @@ def test_cli_ingests_url(base_url, tmp_path):
         con.close()
     assert version == "METR-Horizon-v1"
     assert p50 == pytest.approx(56.09, abs=0.01)  # benchmark_results_1_0.yaml
-    assert location.endswith("benchmark_results_1_0.yaml")
+    assert location == f"{base_url}/{METR_YAML}"  # the URL, not the download folder
+
+
+def test_url_ingest_of_every_metr_and_elo_kind_then_noop(base_url, tmp_path, shared_data):
+    """Files recognised by their folder (logistic_fits/headline.csv) or by name, fetched by URL."""
+    db = tmp_path / "u.duckdb"
+    names = [METR_YAML, "metr_cross_domain_horizon/data/external/logistic_fits/headline.csv",
+             "metr_time_horizon/release_dates_2025-02-27.yaml", "lmarena_arena_catalog/leaderboard-text.json",
+             "boardlaw_jones2021/elo_vs_train_flops_frontier_digitized.csv"]
+    urls = [f"{base_url}/{n}" for n in names]
+    first = ingest.ingest(urls, db=db, download_dir=tmp_path / "downloads")
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        sources = dict(con.execute("SELECT source, location FROM sources").fetchall())
+        opus = con.execute("SELECT value FROM observations WHERE source = 'metr_th1_headline_fits' "
+                           "AND model = 'Claude 3 Opus' AND metric = 'metr_p50_minutes'").fetchone()[0]
+        dates = con.execute("SELECT count(*) FROM metr_release_dates").fetchone()[0]
+    finally:
+        con.close()
+    assert sources == {"metr_time_horizon": urls[0], "metr_th1_headline_fits": urls[1], "metr_release_dates": urls[2],
+                       "lmarena_catalog": urls[3], "jones2021_hex_frontier": urls[4]}
+    assert opus == pytest.approx(6.4228, abs=1e-4)  # headline.csv, first row
+    assert dates == 19  # release_dates_2025-02-27.yaml: 19 aliases (PROVENANCE.md)
+    assert first.observations > 700
+    before = digests(db)
+    again = ingest.ingest(urls, db=db, download_dir=tmp_path / "downloads")
+    assert again.observations == 0 and len(again.skipped_unchanged) == len(urls)
+    assert {k: v for k, v in digests(db).items() if k != "runs"} == {k: v for k, v in before.items() if k != "runs"}
+
+
+def test_same_file_name_from_two_urls_kept_apart(base_url, tmp_path, shared_data):
+    bootstrap = ingest.fetch_url(f"{base_url}/metr_cross_domain_horizon/data/external/bootstrap/headline.csv",
+                                 tmp_path, retries=1)
+    fits = ingest.fetch_url(f"{base_url}/metr_cross_domain_horizon/data/external/logistic_fits/headline.csv",
+                            tmp_path, retries=1)
+    assert bootstrap != fits
+    assert fits.read_bytes() == (shared_data / "metr_cross_domain_horizon/data/external/logistic_fits/headline.csv").read_bytes()
+    assert bootstrap.read_bytes() == (shared_data / "metr_cross_domain_horizon/data/external/bootstrap/headline.csv").read_bytes()
 
 
 def test_404_is_one_clear_line_and_store_unchanged(base_url, tmp_path, shared_data):
@@ -111,4 +148,4 @@ def test_gives_up_after_retries(shared_data, tmp_path):
         with pytest.raises(InputError, match="after 2 attempt"):
             ingest.fetch_url(f"{url}/{METR_YAML}", tmp_path, retries=2, backoff_s=0.01, timeout_s=10)
     assert FlakyHandler.requests == 2
-    assert not (tmp_path / Path(METR_YAML).name).exists()
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # no partial or stale download left

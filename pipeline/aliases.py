@@ -38,7 +38,9 @@ def attach_compute(con: duckdb.DuckDBPyConnection) -> int:
     aliases = pd.concat([aliases, pd.DataFrame({"alias": lookup["key"], "canonical": lookup["model"],
                                                 "note": "normalised name"})]).drop_duplicates("alias")
     store.upsert(con, "model_aliases", aliases)
-    missing = con.execute("SELECT DISTINCT model FROM observations WHERE train_flop IS NULL").df()
+    # Sources that publish no compute on purpose (parameters only) stay off the compute axis.
+    missing = con.execute("SELECT DISTINCT model FROM observations WHERE train_flop IS NULL AND "
+                          "coalesce(train_flop_note, '') NOT LIKE 'no training compute published%'").df()
     if missing.empty:
         return 0
     by_key = lookup.set_index("key")
@@ -59,7 +61,8 @@ def attach_compute(con: duckdb.DuckDBPyConnection) -> int:
     try:
         con.execute("""UPDATE observations SET train_flop = j.train_flop, train_flop_note = j.note,
                        release_date = coalesce(observations.release_date, j.release_date)
-                       FROM _joined j WHERE observations.model = j.model AND observations.train_flop IS NULL""")
+                       FROM _joined j WHERE observations.model = j.model AND observations.train_flop IS NULL
+                       AND coalesce(observations.train_flop_note, '') NOT LIKE 'no training compute published%'""")
     finally:
         con.unregister("_joined")
     return len(rows)

@@ -14,11 +14,12 @@ def all_adapters() -> list:
         lmarena,
         metr,
         obsscaling,
+        open_llm,
     )
 
     return [
         obsscaling.ADAPTER, chinchilla.ADAPTER, jones_hex.ADAPTER, epoch_hub.ADAPTER, epoch_models.ADAPTER,
         metr.RESULTS, metr.RELEASE_DATES, metr.RUNS, metr.HEADLINE,
-        lmarena.CATALOG, lmarena.CSV, arena_history.ADAPTER, arena_history.BY_ORG, lmarena.OPEN_LLM,
+        lmarena.CATALOG, lmarena.CSV, arena_history.ADAPTER, arena_history.BY_ORG, open_llm.ADAPTER,
         generic_csv.ADAPTER,
     ]

@@ -288,3 +288,49 @@ def test_fit_stage_is_idempotent_and_seeded(snapshot_db, tmp_path):
     run_c = store.start_run(db, "fit", {})
     fitting.fit_stage(db, run_c, ["loss"], ("compute",), None, DRAWS, seed=6)
     assert not stored(db, run_c)["fit_params"]["lo95"].equals(first["fit_params"]["lo95"])
+
+
+# ------------------------------------------------------------------ CLI
+def test_cli_fit_json_records_a_run(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    db = tmp_path / "cli.duckdb"
+    ingest.ingest([str(Path(__file__).resolve().parents[1] / "data" / "raw" / "loss.csv")], db=db)
+    result = CliRunner().invoke(app, ["fit", "--metric", "loss", "--x", "compute", "--bootstrap", "100",
+                                      "--seed", "2", "--db", str(db), "--json", "--quiet"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    fits = {f["family"]: f for f in payload["fits"]}
+    assert set(fits) == {"saturating_loss", "power_law"}
+    assert sum(f["weight"] for f in fits.values()) == pytest.approx(1.0)
+    loss = fits["saturating_loss"]
+    assert loss["converged"] and loss["n"] == 245 and loss["aicc"] < fits["power_law"]["aicc"]
+    for p in loss["params"]:
+        assert p["lo95"] <= p["value"] <= p["hi95"], p
+    con = duckdb.connect(str(db), read_only=True)
+    status = con.execute("SELECT status FROM runs WHERE run_id = ?", [payload["run_id"]]).fetchone()
+    con.close()
+    assert status == ("succeeded",)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--x", "year"], "unknown axis"),
+    (["--families", "sigmoid"], "unknown curve family"),
+    (["--metric", "no_such_metric"], "no observations"),
+])
+def test_cli_fit_bad_options_are_one_line_errors(tmp_path, args, message):
+    import subprocess
+    import sys
+
+    db = tmp_path / "cli.duckdb"
+    ingest.ingest([str(Path(__file__).resolve().parents[1] / "data" / "raw" / "loss.csv")], db=db)
+    # the real entry point: main() turns expected failures into one error line and exit code 2
+    result = subprocess.run([sys.executable, "-m", "pipeline.cli", "fit", "--db", str(db), "--bootstrap", "10",
+                             "--quiet", *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    text = " ".join(result.stderr.split())
+    assert text.startswith("error:") and message in text and "Traceback" not in text

@@ -72,7 +72,7 @@ def _number(doc: _Yaml, keys: tuple[str, ...], value: object, positive: bool = F
     if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
         raise doc.fail(keys, f"{value!r} is not a number", "give a number")
     if positive and not value > 0:
-        raise doc.fail(keys, f"{value} is not positive: horizons are minutes > 0", "check the file")
+        raise doc.fail(keys, f"{value} is not positive", "give the horizon in minutes of human task time, > 0")
     return float(value)
 
 
@@ -150,9 +150,11 @@ class MetrResultsAdapter:
         obs = pd.DataFrame(rows)
         obs["release_date"] = pd.to_datetime(obs["release_date"])
         notes = f"{len(results)} models"
-        doubling = doc.data.get("doubling_time_in_days") or {}
-        if doubling:
-            notes += f"; published doubling time (days): {json.dumps(doubling, default=str)}"
+        recent = (doc.data.get("doubling_time_in_days") or {}).get("from_2023_on") or {}
+        if isinstance(recent, dict) and isinstance(recent.get("point_estimate"), int | float):
+            ci = f" (95% CI {recent['ci_low']:.1f}-{recent['ci_high']:.1f})" \
+                if isinstance(recent.get("ci_low"), int | float) and isinstance(recent.get("ci_high"), int | float) else ""
+            notes += f"; published doubling time from 2023 on: {recent['point_estimate']:.1f} days{ci}"
         return [SourceData("metr_time_horizon", _version_label(path, doc.data), "horizon", LICENSE, CITATION, obs,
                            notes=notes)]
 

@@ -69,7 +69,7 @@ class OpenLlmAdapter:
                 "metric": f"openllm_{bench}", "kind": "benchmark", "value": value, "unit": "fraction",
                 "original_unit": "fraction", "floor": floor, "ceiling": 1.0, "params": params,
                 # the leaderboard's submission date is not a release date: left out on purpose
-                "train_flop_note": NO_COMPUTE, "cluster": raw.get("metadata_base_model", raw["model_name"]),
+                "train_flop": np.nan, "train_flop_note": NO_COMPUTE, "cluster": raw.get("metadata_base_model", raw["model_name"]),
                 "row_ref": raw["row_ref"], "citation": CITATION}))
         if not frames:
             raise InputError(str(path), "no evaluations_<benchmark>_value columns",

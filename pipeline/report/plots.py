@@ -7,6 +7,7 @@ import io
 import re
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -98,28 +99,36 @@ def gap_plot(trajectory: pd.DataFrame, title: str, unit: str) -> str:
     return _svg(fig)
 
 
-def pair_plot(bounded: pd.DataFrame, unbounded: pd.DataFrame, names: tuple[str, str], x_axis: str) -> str:
-    fig, axes = plt.subplots(1, 2, figsize=(6.4, 2.4))
-    for ax, frame, name in zip(axes, (bounded, unbounded), names, strict=True):
-        ax.scatter(frame["x"], frame["y"], s=6, color="black")
-        ax.set_title(name, fontsize=8)
-        ax.set_xlabel(x_label(x_axis))
+def pair_plot(panels: list[tuple[str, pd.DataFrame]], x_axis: str) -> str:
+    """The same models on each scale of a capability, side by side: bounded scale first."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.1), squeeze=False)
+    for ax, (title, frame) in zip(axes[0], panels, strict=True):
+        ax.scatter(frame["x"], frame["y"], s=5, color="black", alpha=0.6)
+        ax.set_title(title, fontsize=7)
+        ax.set_xlabel(x_label(x_axis), fontsize=7)
+        ax.tick_params(labelsize=6)
     fig.tight_layout()
     return _svg(fig)
 
 
 def sensitivity_plot(sens: pd.DataFrame) -> str:
-    curves = list(dict.fromkeys(sens["curve"]))[:6]
-    fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.6), sharey=False)
+    """Gap peak year of the headline curves as each growth rate varies (values stored by the project stage)."""
+    curves = list(dict.fromkeys(sens["curve"]))[:8]
+    fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.9), sharey=True)
     for ax, factor in zip(axes, ("hardware", "algorithms", "investment"), strict=True):
         part = sens[sens["factor"] == factor]
         for curve in curves:
-            c = part[part["curve"] == curve]
-            ax.plot(c["factor_value"], c["peak_year"], marker="o", ms=2, lw=1, label=curve[:28])
+            c = part[part["curve"] == curve].sort_values("factor_value")
+            ax.plot(c["factor_value"], c["peak_year"], marker="o", ms=2, lw=1, label=curve[:40])
         ax.set_xscale("log")
-        ax.set_xlabel(f"{factor} growth (x/yr)")
-        ax.set_title(f"peak year vs {factor}", fontsize=8)
-    axes[0].set_ylabel("gap peak year")
-    axes[-1].legend(fontsize=5.5, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
-    fig.tight_layout()
+        # growth factors span well under a decade: plain numbers, not 3x10^0
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2g"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xticks(sorted(set(part["factor_value"].round(3)))[::2] or [1])
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel(f"{factor} growth (x per year)", fontsize=7)
+    axes[0].set_ylabel("year the gap peaks")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=6, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.16, 1, 1))
     return _svg(fig)

@@ -110,9 +110,11 @@ def build_context(data: dict, run_id: str) -> dict:
         sections.append({
             "anchor": anchor, "key": key, "sel": sel, "cls": cls, "fits": fits.to_dict("records"),
             "params": params.to_dict("records"), "pairs": pairs.to_dict("records"), "top": top.to_dict("records"),
-            "backtests": _match(data["backtests"], key).to_dict("records"), "proj": proj_row,
+            "backtests": _sorted(_match(data["backtests"], key), ["family", "cutoff"]).to_dict("records"), "proj": proj_row,
             "fit_svg": plots.fit_plot(points, bands, fits, sel["best_family"], key["x_axis"], sel["unit"], key["metric"])
             if len(points) else None,
+            "pair_svg": plots.pair_plot(panels, key["x_axis"]) if (panels := counterpart_panels(pairs, points, {**sel, **cls}))
+            else None,
             "gap_svg": plots.gap_plot(traj, proj_row.get("curve", ""), sel["unit"]) if len(traj) else None,
         })
     explicit = []
@@ -144,6 +146,38 @@ def build_context(data: dict, run_id: str) -> dict:
         "horizons": data["horizons"].to_dict("records"), "horizon_trend": data["horizon_trend"].to_dict("records"),
         "counterparts": data["counterparts"].to_dict("records"),
     }
+
+
+def counterpart_panels(pairs: pd.DataFrame, points: pd.DataFrame, cls: dict) -> list[tuple[str, pd.DataFrame]]:
+    """The series' points re-expressed on each counterpart scale, with the same transforms the classify stage
+    used (pipeline.counterparts); a change of units, not a fit."""
+    try:
+        from pipeline import counterparts as cp
+    except ImportError:
+        return []
+    if pairs.empty or points.empty:
+        return []
+    y = points["y"].to_numpy(dtype=float)
+    verdict = {r["bounded_metric"]: r["bounded_verdict"] for r in pairs.to_dict("records")}
+    verdict.update({r["unbounded_metric"]: r["unbounded_verdict"] for r in pairs.to_dict("records")})
+    metric, kind = cls.get("metric"), cls.get("kind")
+    scales: list[tuple[str, object]] = []
+    if kind == "benchmark":
+        floor = cls.get("floor")
+        p = cp.chance_corrected(y, None if floor is None or pd.isna(floor) else floor)
+        scales = [(metric, y), (f"{metric}:nines", cp.nines(p)), (f"{metric}:logit", cp.logit(p))]
+    elif kind == "elo":
+        elo_ref = float(pd.Series(y).median())
+        scales = [(f"{metric}:win_rate", cp.win_rate(y, elo_ref)), (metric, y),
+                  (f"{metric}:bt_strength", cp.bt_strength(y - elo_ref))]
+    elif kind == "horizon":
+        scales = [(f"{metric}:p_success_{cp.FIXED_TASK_MINUTES:g}min", cp.success_at_length(y)), (metric, y)]
+    return [(f"{name} ({verdict.get(name, cls.get('verdict', ''))})", points.assign(y=values))
+            for name, values in scales if name in verdict]
+
+
+def _sorted(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    return frame.sort_values(columns) if set(columns) <= set(frame.columns) else frame
 
 
 def _json(text):

@@ -13,6 +13,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline import ingest, store
 from pipeline.schema import InputError, validate_observations
@@ -384,3 +386,39 @@ def test_reingest_is_a_noop(elo_metr_db, shared_data):
     assert summary.observations == 0 and not summary.versions
     assert len(summary.skipped_unchanged) == len(MY_FILES) + 1 + 104  # arena history: one entry per snapshot
     assert digests(elo_metr_db) == before
+
+
+# ------------------------------------------------------------------------------ properties
+
+SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@SETTINGS
+@given(rows=st.lists(st.tuples(st.integers(500, 2000), st.integers(1, 60), st.integers(1, 60)), min_size=1, max_size=12))
+def test_lmarena_csv_interval_property(rows, tmp_path_factory):
+    path = tmp_path_factory.mktemp("csv") / "lmarena_text_prop.csv"
+    lines = [f"model{i},{score},+{hi}/-{lo},{10 * i + 1}" for i, (score, hi, lo) in enumerate(rows)]
+    path.write_text("model,arena_score,95_pct_ci,votes\n" + "\n".join(lines) + "\n")
+    obs = lmarena.CSV.read(path)[0].observations
+    assert len(obs) == len(rows)
+    for (score, hi, lo), (_, row) in zip(rows, obs.iterrows(), strict=True):
+        assert (row["value"], row["value_lo"], row["value_hi"]) == (score, score - lo, score + hi)
+
+
+@SETTINGS
+@given(minutes=st.lists(st.floats(0.5, 2000, allow_nan=False), min_size=1, max_size=20),
+       bad_at=st.integers(0, 19), bad_value=st.sampled_from(["0", "-1.5", '"ten"', "null"]))
+def test_metr_jsonl_bad_minutes_names_its_line(minutes, bad_at, bad_value, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("jsonl")
+    good = "".join(RUN % (i, repr(m)) for i, m in enumerate(minutes))
+    path = folder / "all_runs_prop.jsonl"
+    path.write_text(good)
+    runs = metr.RUNS.read(path)[0].extra["metr_runs"]
+    assert runs["human_minutes"].to_numpy() == pytest.approx(minutes)
+    line = bad_at % len(minutes)
+    lines = good.splitlines(keepends=True)
+    lines[line] = RUN % (line, bad_value)
+    path.write_text("".join(lines))
+    with pytest.raises(InputError) as err:
+        metr.RUNS.read(path)
+    assert (err.value.row, err.value.column) == (line + 1, "human_minutes")

@@ -276,6 +276,8 @@ def refresh(
                          f"use one of {', '.join(TASK_RUNNERS)}")
     if scenario is not None and not Path(scenario).is_file():
         raise InputError(scenario, "scenario file not found", "give the path of a scenario TOML file")
+    if report:  # an unwritable report folder must fail before hours of fitting, not after
+        store.check_writable(Path(out_dir), "report")
     x_axes = list(x_axes or DEFAULT_X_AXES)
     logger = get_run_logger()
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import tempfile
 from pathlib import Path
 
@@ -47,23 +48,42 @@ SELECTION = {
 COLUMNS = ("source", "source_version", "model", "organization", "release_date", "train_flop", "train_flop_note",
            "params", "metric", "kind", "value", "value_lo", "value_hi", "unit", "original_unit", "floor", "ceiling",
            "cluster", "citation", "license")
-PUBLIC = {  # source -> (licence, citation, public URL a refresh fetches)
-    "obsscaling_ruan2024": ("Apache-2.0", "Ruan, Maddison & Hashimoto (2024), arXiv 2405.10938",
-                            "https://raw.githubusercontent.com/ryoungj/ObsScaling/4d6e1e43fd2635d04654aa77d1df9d5266ea0382/eval_results/base_llm_benchmark_eval.csv"),
-    "epoch_eci": ("CC BY 4.0", "Epoch AI, Epoch Capabilities Index",
-                  "https://raw.githubusercontent.com/epoch-research/benchmark-stitching/99a3dfc0f50de791047dfa725dfd171eca8d25e9/data/website/epoch_capabilities_index.csv"),
-    "epoch_hub": ("CC BY 4.0", "Epoch AI, Benchmarking Hub",
-                  "https://raw.githubusercontent.com/epoch-research/benchmark-stitching/99a3dfc0f50de791047dfa725dfd171eca8d25e9/data/external_benchmark_mmlu.csv"),
-    "epoch_ai_models": ("CC BY 4.0", "Epoch AI, Data on AI Models",
-                        "https://epoch.ai/data/notable_ai_models.csv"),
-    "jones2021_hex_frontier": ("MIT", "Jones (2021), arXiv 2104.03113",
-                               "https://raw.githubusercontent.com/andyljones/boardlaw/522b7fc9a747e6aee954357f30bb418b24fe326c/docs/flops_curves.svg"),
-    "chinchilla_hoffmann2022": ("none stated (cite Besiroglu et al. 2024)", "Besiroglu et al. (2024), arXiv 2404.10102",
-                                "https://raw.githubusercontent.com/epoch-research/analyzing-chinchilla/main/data/svg_extracted_data.csv"),
-    "metr_time_horizon": ("public, cite METR", "METR (2025), arXiv 2503.14499",
-                          "https://raw.githubusercontent.com/METR/eval-analysis-public/main/reports/time-horizon-1-1/data/benchmark_results_1_1.yaml"),
-    "metr_runs": ("public, cite METR", "METR (2025), arXiv 2503.14499",
-                  "https://raw.githubusercontent.com/METR/eval-analysis-public/19b03113b7a28276593e2c2b9a86fbb508a89dba/data/external/all_runs.jsonl"),
+GH = "https://raw.githubusercontent.com"
+STITCH = f"{GH}/epoch-research/benchmark-stitching/99a3dfc0f50de791047dfa725dfd171eca8d25e9/data"
+EPOCH_DATA = ("CC BY 4.0", "Epoch AI, Benchmarking Hub and Epoch Capabilities Index (benchmark-stitching@99a3dfc)")
+# source -> (licence, citation, public URLs a refresh fetches). Origins and commits as named in each
+# folder's PROVENANCE.md under the shared data folder.
+PUBLIC: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "obsscaling_ruan2024": ("Apache-2.0", "Ruan, Maddison & Hashimoto (2024), Observational Scaling Laws, arXiv 2405.10938",
+                            (f"{GH}/ryoungj/ObsScaling/4d6e1e43fd2635d04654aa77d1df9d5266ea0382/eval_results/"
+                             "base_llm_benchmark_eval.csv",)),
+    "epoch_eci": (*EPOCH_DATA, (f"{STITCH}/website/epoch_capabilities_index.csv",)),
+    "epoch_hub_mmlu": (*EPOCH_DATA, (f"{STITCH}/external_benchmark_mmlu.csv", f"{STITCH}/model_versions.csv")),
+    "epoch_hub_gsm8k": (*EPOCH_DATA, (f"{STITCH}/external_benchmark_gsm8k.csv", f"{STITCH}/model_versions.csv")),
+    "epoch_hub_hellaswag": (*EPOCH_DATA, (f"{STITCH}/external_benchmark_hellaswag.csv", f"{STITCH}/model_versions.csv")),
+    "epoch_hub_winogrande": (*EPOCH_DATA, (f"{STITCH}/external_benchmark_winogrande.csv",
+                                           f"{STITCH}/model_versions.csv")),
+    "epoch_hub_metr": (*EPOCH_DATA, (f"{STITCH}/external_benchmark_metr.csv",)),
+    "epoch_ai_models": ("CC BY 4.0", "Epoch AI, 'Data on AI Models', epoch.ai/data/ai-models (compute join)",
+                        (f"{GH}/sidx04/karma-police/7d8a035ca075dac6fff73fa17093f81370d4c6a2/ai_models/"
+                         "notable_ai_models.csv",
+                         f"{GH}/simsharmaa/INFSCI1520/291adcd7bd58959d3db6382d8d2e07e96dc32b54/all_ai_models.csv")),
+    "jones2021_hex_frontier": ("MIT", "Jones (2021), Scaling Scaling Laws with Board Games, arXiv 2104.03113",
+                               (f"{GH}/andyljones/boardlaw/522b7fc9a747e6aee954357f30bb418b24fe326c/docs/"
+                                "flops_curves.svg",)),
+    "chinchilla_hoffmann2022": ("none stated (cite Besiroglu et al. 2024)",
+                                "Hoffmann et al. (2022) Fig. 4 points as extracted by Besiroglu, Erdil, Barnett & You "
+                                "(2024), arXiv 2404.10102",
+                                (f"{GH}/dymil/analyzing-chinchilla/92258837425e1b5f2851d624287f0120583a3d0e/data/"
+                                 "svg_extracted_data.csv",)),
+    "metr_time_horizon": ("public, cite METR", "METR (2025), Measuring AI Ability to Complete Long Tasks, arXiv 2503.14499",
+                          (f"{GH}/IAPS-AI/METR-Time-Horizons/0ce992b83d3dd31df443a84f6f9b79eff7143f4b/"
+                           "benchmark_results_1_0.yaml",
+                           f"{GH}/peterhurford/metr_graph/0a397e8a5c57e1eac7590e8268ef3997a9cd1fad/"
+                           "benchmark_results_1_1.yaml")),
+    "metr_runs": ("public, cite METR", "METR (2025), Measuring AI Ability to Complete Long Tasks, arXiv 2503.14499",
+                  (f"{GH}/METR/eval-analysis-public/19b03113b7a28276593e2c2b9a86fbb508a89dba/data/external/"
+                   "all_runs.jsonl",)),
 }
 
 
@@ -105,8 +125,9 @@ def _write_csv(frame: pd.DataFrame, path: Path) -> int:
 
 
 def _sources_toml() -> str:
-    lines = ["# Sources of the bundled snapshot (built by `scalegap snapshot`) and the public URLs",
-             "# a scheduled refresh fetches (`scalegap ingest NAME`).", ""]
-    for source, (licence, citation, url) in PUBLIC.items():
-        lines += [f"[source.{source}]", f'license = "{licence}"', f'citation = "{citation}"', f'url = "{url}"', ""]
+    lines = ["# Sources of the bundled snapshot (built by `scalegap snapshot`): licence, citation, and the",
+             "# public URLs a refresh fetches (origin repositories and commits from each PROVENANCE.md).", ""]
+    for source, (licence, citation, urls) in PUBLIC.items():
+        lines += [f"[source.{source}]", f"license = {json.dumps(licence)}", f"citation = {json.dumps(citation)}",
+                  "urls = [", *[f"    {json.dumps(url)}," for url in urls], "]", ""]
     return "\n".join(lines)

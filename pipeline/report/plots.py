@@ -111,6 +111,24 @@ def pair_plot(panels: list[tuple[str, pd.DataFrame]], x_axis: str) -> str:
     return _svg(fig)
 
 
+def horizon_plot(horizons: pd.DataFrame) -> str:
+    """Per-model 50% time horizons (stored by the horizons stage) against release date, log minutes."""
+    frame = horizons.dropna(subset=["release_date", "p50"]).sort_values("release_date")
+    fig, ax = plt.subplots(figsize=(6.4, 2.8))
+    for extrapolated, part in frame.groupby(frame["extrapolated"].fillna(False).astype(bool)):
+        dates = pd.to_datetime(part["release_date"])
+        low = (part["p50"] - part["p50_lo"]).clip(lower=0).fillna(0)
+        high = (part["p50_hi"] - part["p50"]).clip(lower=0).fillna(0)
+        ax.errorbar(dates, part["p50"], yerr=[low, high], fmt="o", ms=3, lw=0.8, capsize=1.5,
+                    color="grey" if extrapolated else "#1f77b4",
+                    label="below the shortest task (not used)" if extrapolated else "50% horizon, 95% interval")
+    ax.set_yscale("log")
+    ax.set_ylabel("50% time horizon (minutes)")
+    ax.set_xlabel("release date")
+    ax.legend(fontsize=6, frameon=False, loc="upper left")
+    return _svg(fig)
+
+
 def sensitivity_plot(sens: pd.DataFrame) -> str:
     """Gap peak year of the headline curves as each growth rate varies (values stored by the project stage)."""
     curves = list(dict.fromkeys(sens["curve"]))[:8]

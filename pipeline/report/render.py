@@ -143,7 +143,8 @@ def build_context(data: dict, run_id: str) -> dict:
         "summary": summary, "sections": sections, "explicit": explicit, "sources": data["sources"].to_dict("records"),
         "rejected": rejected_summary, "stages": data["stages"].to_dict("records"), "scenario": scenario,
         "sensitivity_svg": plots.sensitivity_plot(sens) if len(sens) else None,
-        "horizons": data["horizons"].to_dict("records"), "horizon_trend": data["horizon_trend"].to_dict("records"),
+        "horizons": _sorted(data["horizons"], ["release_date"]).to_dict("records"),
+        "horizon_svg": plots.horizon_plot(data["horizons"]) if len(data["horizons"]) else None, "horizon_trend": data["horizon_trend"].to_dict("records"),
         "counterparts": data["counterparts"].to_dict("records"),
     }
 

@@ -92,7 +92,8 @@ class EpochHubAdapter:
 
     def matches(self, path: Path) -> bool:
         return path.suffix == ".csv" and (
-            path.name.startswith(("external_benchmark_", "epoch_capabilities_index")) or path.name == "benchmarks_runs.csv")
+            path.name.startswith(("external_benchmark_", "epoch_capabilities_index"))
+            or path.name in {"benchmarks_runs.csv", "model_versions.csv"})
 
     def read(self, path: Path) -> list[SourceData]:
         try:  # BOM; embedded newlines inside quoted notes are handled by the CSV parser
@@ -100,6 +101,9 @@ class EpochHubAdapter:
         except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
             raise InputError(str(path), f"not a readable Epoch CSV ({type(exc).__name__}: {exc})",
                              "give the file as exported by Epoch (UTF-8, comma separated)") from None
+        if path.name == "model_versions.csv":
+            _model_versions(path.parent / "external_benchmark_x.csv")  # checked here, used beside the tables
+            return []
         raw = raw.replace("", np.nan)
         if path.name.startswith("epoch_capabilities_index"):
             return self._eci(path, raw)

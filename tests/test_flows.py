@@ -212,7 +212,6 @@ def test_second_run_is_served_from_the_fit_cache(harness, tmp_path):
     assert first["stages"]["fit"]["series"] > 0
     assert first["stages"]["fit"]["cached"] == 0
     assert second["stages"]["fit"]["cached"] == second["stages"]["fit"]["series"]
-    assert second["timings_s"]["fit"] < first["timings_s"]["fit"] / 2, (first["timings_s"], second["timings_s"])
     print(f"first run {t_first:.1f} s, second run {t_second:.1f} s")
     # both runs hold their full fits, identical apart from the run id
     pd.testing.assert_frame_equal(_fits(db, first["run_id"]), _fits(db, second["run_id"]))

@@ -6,7 +6,6 @@ given stage is running (found by polling the store's runs / run_stages tables re
 
 from __future__ import annotations
 
-import math
 import os
 import signal
 import subprocess
@@ -214,14 +213,11 @@ def test_unwritable_paths_fail_before_any_work(tmp_path, option):
         out = blocker / "reports"
     else:
         db = blocker / "s.duckdb"
-    t0 = time.monotonic()
     done = subprocess.run(run_args(db, out, [str(ROOT / "data" / "raw")]), capture_output=True, text=True,
                           timeout=120, env=env())
-    elapsed = time.monotonic() - t0
     assert done.returncode != 0
     assert "Traceback" not in done.stderr
     assert str(blocker) in done.stderr and "Fix:" in done.stderr and option in done.stderr
     # Before any work: no run was recorded (no store created, or no run row in it).
     if db.exists():
         assert query(db, "SELECT count(*) FROM runs") == [(0,)], "work started before the path check"
-    assert math.isfinite(elapsed)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import tomllib
+import zlib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -347,7 +348,8 @@ def _year(d) -> float:
 
 def stored_curves(con, run_id: str, scenario: Scenario, requests: list[dict] | None = None) -> tuple[list[Curve], list[dict]]:
     """Best family (or the named one) of every fitted series in the run, or only the requested metrics."""
-    selection = con.execute("SELECT * FROM selection WHERE run_id = ? AND best_family IS NOT NULL", [run_id]).df()
+    selection = con.execute("SELECT * FROM selection WHERE run_id = ? AND best_family IS NOT NULL "
+                            "ORDER BY metric, source, source_version, x_axis", [run_id]).df()
     params = con.execute("SELECT * FROM fit_params WHERE run_id = ?", [run_id]).df()
     points = con.execute("SELECT * FROM series_points WHERE run_id = ?", [run_id]).df()
     keys = ["metric", "source", "source_version", "x_axis"]
@@ -468,7 +470,6 @@ def monte_carlo(curve: Curve, scenario: Scenario, samples: int, rng: np.random.G
 def project(curves: list[Curve], scenario: Scenario, samples: int = 0, seed: int = 0,
             verdicts: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Point trajectories and summaries at the scenario's central rates; bands when samples > 0."""
-    rng = np.random.default_rng(seed)
     summaries, trajectories = [], []
     start_year = _year(scenario.start)
     verdicts = verdicts or {}
@@ -481,6 +482,8 @@ def project(curves: list[Curve], scenario: Scenario, samples: int = 0, seed: int
         traj = pd.DataFrame({"curve": curve.name, "year": start_year + t, "frontier": frontier, "meek": meek, "gap": gap})
         bands = {}
         if samples:
+            # one stream per curve: a curve's bands do not depend on which other curves run, or their order
+            rng = np.random.default_rng([seed, zlib.crc32(curve.name.encode())])
             bands = monte_carlo(curve, scenario, samples, rng, bounded=s["bounded"])
             traj = traj.assign(gap_lo=bands.pop("gap_lo"), gap_mid=bands.pop("gap_mid"), gap_hi=bands.pop("gap_hi"))
         trajectories.append(traj)

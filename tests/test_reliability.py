@@ -113,14 +113,14 @@ def _wait_for(db: Path, run_id_before: set[str], stage: str | None, proc: subpro
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         assert proc.poll() is None, "the run ended before it could be killed: " + log.read_text()[-3000:]
-        try:
+        try:  # the run holds the file lock most of the time: a refused read just polls again
             runs = [r for (r,) in query(db, "SELECT run_id FROM runs WHERE status = 'running'", wait_s=0)
                     if r not in run_id_before]
+            if runs and (stage is None or query(db, "SELECT 1 FROM run_stages WHERE run_id = ? AND stage = ? "
+                                                    "AND status = 'succeeded'", [runs[0], stage], wait_s=0)):
+                return runs[0]
         except duckdb.IOException:
-            continue
-        if runs and (stage is None or query(db, "SELECT 1 FROM run_stages WHERE run_id = ? AND stage = ? "
-                                                "AND status = 'succeeded'", [runs[0], stage], wait_s=0)):
-            return runs[0]
+            pass
         time.sleep(0.25)  # a slow poll: each read briefly holds the file lock the run needs
     raise AssertionError(f"stage {stage} not reached")
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import re
+from typing import NamedTuple
 
 import matplotlib
 import matplotlib.ticker
@@ -16,19 +18,32 @@ import pandas as pd  # noqa: E402
 
 COLORS = {"logistic": "#1f77b4", "gompertz": "#2ca02c", "power_law": "#d62728", "linear_log": "#9467bd",
           "log_log": "#8c564b", "saturating_loss": "#17becf", "exponential_time": "#d62728", "exp_power_law": "#e377c2"}
+PNG_DPI = 160  # sharp on paper at the PDF's plot width, a few tens of kB per figure
 plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "svg.fonttype": "none", "svg.hashsalt": "scalegap", "figure.dpi": 100})
 
 
-def _svg(fig) -> str:
+class Plot(NamedTuple):
+    """One figure drawn twice: inline SVG for the HTML page, a PNG (base64) for the PDF, where weasyprint
+    lays out and draws a hundred inline SVGs several times slower than it embeds pictures."""
+    svg: str
+    png: str
+
+
+def _svg(fig) -> Plot:
+    # One layout pass for the tight box, reused by both outputs (savefig's "tight" would draw twice each).
+    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
     buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    fig.savefig(buffer, format="svg", bbox_inches=box, metadata={"Date": None})
+    picture = io.BytesIO()
+    fig.savefig(picture, format="png", dpi=PNG_DPI, bbox_inches=box)
     plt.close(fig)
     text = buffer.getvalue()
     text = text[text.index("<svg"):]
     # Many SVGs share one HTML page: ids like "patch_12" must not collide, and must be the same on a re-render.
     prefix = "s" + hashlib.sha1(text.encode()).hexdigest()[:8] + "-"
     text = re.sub(r'id="([^"]+)"', rf'id="{prefix}\1"', text)
-    return re.sub(r'(url\(#|href="#)([^)"]+)', rf"\1{prefix}\2", text)
+    text = re.sub(r'(url\(#|href="#)([^)"]+)', rf"\1{prefix}\2", text)
+    return Plot(text, base64.b64encode(picture.getvalue()).decode("ascii"))
 
 
 def x_label(x_axis: str) -> str:
@@ -41,7 +56,7 @@ def y_label(unit: str, metric: str) -> str:
 
 
 def fit_plot(points: pd.DataFrame, bands: pd.DataFrame, fits: pd.DataFrame, best: str | None,
-             x_axis: str, unit: str, metric: str) -> str:
+             x_axis: str, unit: str, metric: str) -> Plot:
     """Data, every family's fitted curve, and the best family's mean and prediction bands; residuals below."""
     fig, (ax, res) = plt.subplots(2, 1, figsize=(6.4, 4.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     ax.scatter(points["x"], points["y"], s=9, color="black", alpha=0.6, label="published", zorder=3)
@@ -78,7 +93,7 @@ def fit_plot(points: pd.DataFrame, bands: pd.DataFrame, fits: pd.DataFrame, best
     return _svg(fig)
 
 
-def gap_plot(trajectory: pd.DataFrame, title: str, unit: str) -> str:
+def gap_plot(trajectory: pd.DataFrame, title: str, unit: str) -> Plot:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 3.8), sharex=True, gridspec_kw={"height_ratios": [1.3, 1]})
     top.plot(trajectory["year"], trajectory["frontier"], label="frontier", color="#d62728")
     top.plot(trajectory["year"], trajectory["meek"], label="meek", color="#1f77b4")
@@ -99,7 +114,7 @@ def gap_plot(trajectory: pd.DataFrame, title: str, unit: str) -> str:
     return _svg(fig)
 
 
-def pair_plot(panels: list[tuple[str, pd.DataFrame]], x_axis: str) -> str:
+def pair_plot(panels: list[tuple[str, pd.DataFrame]], x_axis: str) -> Plot:
     """The same models on each scale of a capability, side by side: bounded scale first."""
     fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.1), squeeze=False)
     for ax, (title, frame) in zip(axes[0], panels, strict=True):
@@ -111,7 +126,7 @@ def pair_plot(panels: list[tuple[str, pd.DataFrame]], x_axis: str) -> str:
     return _svg(fig)
 
 
-def horizon_plot(horizons: pd.DataFrame) -> str:
+def horizon_plot(horizons: pd.DataFrame) -> Plot:
     """Per-model 50% time horizons (stored by the horizons stage) against release date, log minutes."""
     frame = horizons.dropna(subset=["release_date", "p50"]).sort_values("release_date")
     fig, ax = plt.subplots(figsize=(6.4, 2.8))
@@ -129,7 +144,7 @@ def horizon_plot(horizons: pd.DataFrame) -> str:
     return _svg(fig)
 
 
-def sensitivity_plot(sens: pd.DataFrame) -> str:
+def sensitivity_plot(sens: pd.DataFrame) -> Plot:
     """Gap peak year of the headline curves as each growth rate varies (values stored by the project stage)."""
     curves = list(dict.fromkeys(sens["curve"]))[:8]
     fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.9), sharey=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import math
 import os
@@ -11,12 +13,14 @@ from pathlib import Path
 
 import jinja2
 import pandas as pd
+from markupsafe import Markup
 
 from pipeline import store
 from pipeline.report import plots
 from pipeline.schema import ScalegapError
 
 TEMPLATES = Path(__file__).parent / "templates"
+PLOTS_SOURCE = Path(plots.__file__).read_bytes()
 KEYS = ["metric", "source", "source_version", "x_axis"]
 TABLES = ("sources", "rejected", "selection", "fits", "fit_params", "fit_bands", "series_points", "backtests",
           "classifications", "counterparts", "projections", "projection_trajectories", "projection_sensitivity",
@@ -77,7 +81,51 @@ def _match(frame: pd.DataFrame, key: dict) -> pd.DataFrame:
     return frame[mask]
 
 
-def build_context(data: dict, run_id: str) -> dict:
+class FigureCache:
+    """Figures keyed on exactly what they draw (the frames and labels passed in, the plotting code and the
+    matplotlib version): an unchanged series is not drawn again by the next run. No folder: draw every time."""
+
+    def __init__(self, folder: Path | None = None):
+        self.folder = folder
+        self.hits = self.misses = 0
+
+    def draw(self, fn, *args) -> plots.Plot:
+        if self.folder is None:
+            return fn(*args)
+        digest = hashlib.sha256(PLOTS_SOURCE + fn.__name__.encode() + plots.matplotlib.__version__.encode())
+        _feed(digest, args)
+        path = self.folder / f"{digest.hexdigest()[:32]}.json"
+        try:
+            cached = plots.Plot(**json.loads(path.read_text()))
+            self.hits += 1
+            return cached
+        except (OSError, ValueError, TypeError):
+            pass
+        plot = fn(*args)
+        self.misses += 1
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _atomic_write(path, json.dumps(plot._asdict()).encode())
+        except OSError:  # a cache that cannot be written only costs time
+            pass
+        return plot
+
+
+def _feed(digest, obj) -> None:
+    if isinstance(obj, pd.DataFrame):
+        digest.update(repr((list(obj.columns), obj.shape)).encode())
+        if len(obj):
+            digest.update(pd.util.hash_pandas_object(obj, index=False).to_numpy().tobytes())
+    elif isinstance(obj, (list, tuple)):
+        digest.update(f"[{len(obj)}".encode())
+        for item in obj:
+            _feed(digest, item)
+    else:
+        digest.update(repr(obj).encode())
+
+
+def build_context(data: dict, run_id: str, figures: FigureCache | None = None) -> dict:
+    figures = figures or FigureCache()
     sections, summary = [], []
     selection = data["selection"].sort_values(["x_axis", "metric", "source"]) if len(data["selection"]) else data["selection"]
     for i, sel in enumerate(selection.to_dict("records")):
@@ -111,11 +159,12 @@ def build_context(data: dict, run_id: str) -> dict:
             "anchor": anchor, "key": key, "sel": sel, "cls": cls, "fits": fits.to_dict("records"),
             "params": params.to_dict("records"), "pairs": pairs.to_dict("records"), "top": top.to_dict("records"),
             "backtests": _sorted(_match(data["backtests"], key), ["family", "cutoff"]).to_dict("records"), "proj": proj_row,
-            "fit_svg": plots.fit_plot(points, bands, fits, sel["best_family"], key["x_axis"], sel["unit"], key["metric"])
+            "fit_svg": figures.draw(plots.fit_plot, points, bands, fits, sel["best_family"], key["x_axis"], sel["unit"],
+                                    key["metric"])
             if len(points) else None,
-            "pair_svg": plots.pair_plot(panels, key["x_axis"]) if (panels := counterpart_panels(pairs, points, {**sel, **cls}))
+            "pair_svg": figures.draw(plots.pair_plot, panels, key["x_axis"]) if (panels := counterpart_panels(pairs, points, {**sel, **cls}))
             else None,
-            "gap_svg": plots.gap_plot(traj, proj_row.get("curve", ""), sel["unit"]) if len(traj) else None,
+            "gap_svg": figures.draw(plots.gap_plot, traj, proj_row.get("curve", ""), sel["unit"]) if len(traj) else None,
         })
     explicit = []
     proj_all = data["projections"]
@@ -123,7 +172,7 @@ def build_context(data: dict, run_id: str) -> dict:
         for row in proj_all[proj_all["metric"].isna() & proj_all["note"].isna()].to_dict("records"):
             traj = data["projection_trajectories"]
             traj = traj[traj["curve"] == row["curve"]].sort_values("year")
-            explicit.append({"row": row, "svg": plots.gap_plot(traj, row["curve"], row.get("unit") or "") if len(traj) else None})
+            explicit.append({"row": row, "svg": figures.draw(plots.gap_plot, traj, row["curve"], row.get("unit") or "") if len(traj) else None})
     run = data["run"].iloc[0].to_dict() if len(data["run"]) else {"run_id": run_id}
     rejected = data["rejected"]
     rejected_summary = (rejected.groupby(["source", "source_version", "reason"]).size().reset_index(name="rows")
@@ -142,10 +191,11 @@ def build_context(data: dict, run_id: str) -> dict:
         "run": run, "run_id": run_id, "parameters": _json(run.get("parameters")), "digests": _json(run.get("data_digests")),
         "summary": summary, "sections": sections, "explicit": explicit, "sources": data["sources"].to_dict("records"),
         "rejected": rejected_summary, "stages": data["stages"].to_dict("records"), "scenario": scenario,
-        "sensitivity_svg": plots.sensitivity_plot(sens) if len(sens) else None,
+        "sensitivity_svg": figures.draw(plots.sensitivity_plot, sens) if len(sens) else None,
         "horizons": _sorted(data["horizons"], ["release_date"]).to_dict("records"),
-        "horizon_svg": plots.horizon_plot(data["horizons"]) if len(data["horizons"]) else None, "horizon_trend": data["horizon_trend"].to_dict("records"),
-        "counterparts": data["counterparts"].to_dict("records"),
+        "horizon_svg": figures.draw(plots.horizon_plot, data["horizons"]) if len(data["horizons"]) else None,
+        "horizon_trend": data["horizon_trend"].to_dict("records"),
+        "counterparts": data["counterparts"].to_dict("records"), "png_dpi": plots.PNG_DPI,
     }
 
 
@@ -190,17 +240,28 @@ def _json(text):
         return {"value": str(text)}
 
 
-def render_report(data: dict, run_id: str) -> str:
+def render_report(data: dict, run_id: str, medium: str = "html") -> str:
     """HTML for a run from already-loaded tables (what `load` returns): the testable core."""
-    return render_html(build_context(data, run_id))
+    return render_html(build_context(data, run_id), medium)
 
 
-def render_html(context: dict) -> str:
+def render_html(context: dict, medium: str = "html") -> str:
+    """The one template for both outputs; `medium` only chooses how figures are embedded (inline SVG for the
+    page, PNG for weasyprint)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.ChainableUndefined)
     env.filters["fmt"] = fmt
     env.filters["year"] = year
+    env.filters["figure"] = functools.partial(figure, medium=medium)
     return env.get_template("report.html.j2").render(**context)
+
+
+def figure(plot: plots.Plot | None, medium: str = "html") -> Markup:
+    if plot is None:
+        return Markup("")
+    if medium == "pdf":
+        return Markup(f'<img class="figure" alt="" src="data:image/png;base64,{plot.png}">')
+    return Markup(plot.svg)
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:
@@ -220,12 +281,14 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
     if data["run"].empty:
         raise ScalegapError(f"run {run_id} is not in the store. Fix: `scalegap status` lists the runs; "
                             "omit --run-id to report the newest run")
-    html = render_report(data, run_id)
+    figures = FigureCache(store.resolve_db(db).parent / "cache" / "figures")
+    context = build_context(data, run_id, figures)
+    html = render_html(context)
     folder = out_dir / run_id
     folder.mkdir(parents=True, exist_ok=True)
     html_path, pdf_path = folder / "report.html", folder / "report.pdf"
     _atomic_write(html_path, html.encode("utf-8"))
-    document = weasyprint.HTML(string=html, base_url=str(folder)).render()
+    document = weasyprint.HTML(string=render_html(context, "pdf"), base_url=str(folder)).render()
     buffer = document.write_pdf()
     _atomic_write(pdf_path, buffer)
     for name, source in (("latest.html", html_path), ("latest.pdf", pdf_path)):
@@ -234,4 +297,5 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
         os.replace(tmp, out_dir / name)
     with store.open_stage(db, run_id, "report"):
         pass  # records the stage; the report itself lives on disk, not in the store
-    return {"html": str(html_path), "pdf": str(pdf_path), "pages": len(document.pages)}
+    return {"html": str(html_path), "pdf": str(pdf_path), "pages": len(document.pages),
+            "figures_drawn": figures.misses, "figures_cached": figures.hits}

@@ -61,9 +61,9 @@ def load(db, run_id: str) -> dict:
             if table not in present:
                 data[table] = pd.DataFrame()
             elif table in ("sources", "rejected"):
-                data[table] = con.execute(f"SELECT * FROM {table}").df()
-            else:
-                data[table] = con.execute(f"SELECT * FROM {table} WHERE run_id = ?", [run_id]).df()
+                data[table] = con.execute(f"SELECT * FROM {table} ORDER BY ALL").df()
+            else:  # a fixed row order: the same results give the same report and reuse the same figures
+                data[table] = con.execute(f"SELECT * FROM {table} WHERE run_id = ? ORDER BY ALL", [run_id]).df()
         # the report's own stage row is left out: a re-render must reproduce the same HTML
         data["stages"] = con.execute("SELECT * FROM run_stages WHERE run_id = ? AND stage <> 'report' ORDER BY started_at",
                                      [run_id]).df()
@@ -113,6 +113,8 @@ class FigureCache:
 
 def _feed(digest, obj) -> None:
     if isinstance(obj, pd.DataFrame):
+        # the run id and timestamps are not drawn: another run with the same numbers reuses the figure
+        obj = obj.drop(columns=[c for c in obj.columns if c == "run_id" or str(c).endswith("_at")])
         digest.update(repr((list(obj.columns), obj.shape)).encode())
         if len(obj):
             digest.update(pd.util.hash_pandas_object(obj, index=False).to_numpy().tobytes())

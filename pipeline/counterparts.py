@@ -10,12 +10,13 @@ P(success at L) <-> horizon H, via p = 1/(1 + (L/H)^beta), beta = ln 4 / ln(p50/
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from pipeline import fitting
+from pipeline import fitting, memo
 from pipeline.taxonomy import classify_family, probability_bounded, verdict_with_uncertainty
 
 KEYS = ["metric", "source", "source_version", "x_axis"]
@@ -103,8 +104,14 @@ def _side_from_row(row: pd.Series) -> dict:
 
 
 def pairs_for_series(row: pd.Series, points: pd.DataFrame, threshold: float = 0.8, bootstrap: int = 200,
-                     seed: int = 0) -> list[dict]:
-    """Counterpart pairs of one classified series (a row of `classifications`)."""
+                     seed: int = 0, cache: memo.Memo | None = None) -> list[dict]:
+    """Counterpart pairs of one classified series (a row of `classifications`); `cache` serves the derived
+    fits of an unchanged series from an earlier run."""
+    cache = cache or memo.Memo(None, [])
+
+    def fit_and_classify(*args, **kwargs) -> dict:
+        return cache.call(_fit_and_classify_call, args, sorted(kwargs.items()))
+
     metric, kind, unit = row["metric"], row.get("kind"), row.get("unit")
     args = (row["source"], row["source_version"], row["x_axis"])
     common = {"bootstrap": bootstrap, "seed": seed, "threshold": threshold}
@@ -144,8 +151,19 @@ def pairs_for_series(row: pd.Series, points: pd.DataFrame, threshold: float = 0.
     return out
 
 
+def _fit_and_classify_call(args: tuple, kwargs: list) -> dict:
+    return fit_and_classify(*args, **dict(kwargs))
+
+
+def fit_cache(db) -> memo.Memo:
+    here = Path(__file__).parent
+    return memo.Memo(memo.cache_dir(db, "counterparts"),
+                     [__file__, here / "fitting.py", here / "curves.py", here / "taxonomy.py"])
+
+
 def derive_pairs(con: duckdb.DuckDBPyConnection, run_id: str, classifications: pd.DataFrame,
-                 threshold: float = 0.8, bootstrap: int = 200, seed: int = 0) -> pd.DataFrame:
+                 threshold: float = 0.8, bootstrap: int = 200, seed: int = 0,
+                 cache: memo.Memo | None = None) -> pd.DataFrame:
     if classifications is None or len(classifications) == 0:
         return pd.DataFrame()
     points = con.execute("SELECT * FROM series_points WHERE run_id = ?", [run_id]).df()
@@ -155,5 +173,5 @@ def derive_pairs(con: duckdb.DuckDBPyConnection, run_id: str, classifications: p
         part = points[mask].sort_values(["x", "model"]).reset_index(drop=True)
         if len(part) < fitting.MIN_POINTS:
             continue
-        rows.extend(pairs_for_series(row, part, threshold, bootstrap, seed))
+        rows.extend(pairs_for_series(row, part, threshold, bootstrap, seed, cache))
     return pd.DataFrame(rows)

@@ -334,11 +334,15 @@ def classify_stage(db, run_id: str, metrics=None, threshold: float = 0.8, a: flo
                      "reason": f"{why}. Best family: {analytic.get('reason')}", "method": "analytic+bootstrap",
                      "growth_a": a, "growth_b": b})
     frame = pd.DataFrame(rows)
+    from pipeline import counterparts
+
+    con = store.connect(db, read_only=True)
+    try:  # the counterpart fits run before the write lock is taken, not while holding it
+        pairs = counterparts.derive_pairs(con, run_id, frame, threshold, cache=counterparts.fit_cache(db))
+    finally:
+        con.close()
     with store.open_stage(db, run_id, "classify") as con:
         n = store.replace_run_rows(con, "classifications", run_id, frame)
-        from pipeline import counterparts
-
-        pairs = counterparts.derive_pairs(con, run_id, frame, threshold)
         store.replace_run_rows(con, "counterparts", run_id, pairs)
     return {"classified": n, "counterparts": len(pairs),
             "verdicts": frame["verdict"].value_counts().to_dict() if len(frame) else {}}

@@ -146,6 +146,8 @@ def test_rerender_is_idempotent(real_run):
     first = Path(real_run["paths"]["html"]).read_text()
     again = render.report_stage(real_run["db"], real_run["run_id"], real_run["out"])
     assert Path(again["html"]).read_text() == first
+    # every figure of the re-render came from the figure cache, and drew the same SVG
+    assert again["figures_drawn"] == 0 and again["figures_cached"] > 0
     con = store.connect(real_run["db"], read_only=True)
     n = con.execute("SELECT count(*) FROM run_stages WHERE run_id = ? AND stage = 'report'", [real_run["run_id"]]).fetchone()[0]
     con.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import math
 import os
@@ -15,12 +14,11 @@ import jinja2
 import pandas as pd
 from markupsafe import Markup
 
-from pipeline import store
+from pipeline import memo, store
 from pipeline.report import plots
 from pipeline.schema import ScalegapError
 
 TEMPLATES = Path(__file__).parent / "templates"
-PLOTS_SOURCE = Path(plots.__file__).read_bytes()
 KEYS = ["metric", "source", "source_version", "x_axis"]
 TABLES = ("sources", "rejected", "selection", "fits", "fit_params", "fit_bands", "series_points", "backtests",
           "classifications", "counterparts", "projections", "projection_trajectories", "projection_sensitivity",
@@ -81,53 +79,14 @@ def _match(frame: pd.DataFrame, key: dict) -> pd.DataFrame:
     return frame[mask]
 
 
-class FigureCache:
-    """Figures keyed on exactly what they draw (the frames and labels passed in, the plotting code and the
-    matplotlib version): an unchanged series is not drawn again by the next run. No folder: draw every time."""
-
-    def __init__(self, folder: Path | None = None):
-        self.folder = folder
-        self.hits = self.misses = 0
-
-    def draw(self, fn, *args) -> plots.Plot:
-        if self.folder is None:
-            return fn(*args)
-        digest = hashlib.sha256(PLOTS_SOURCE + fn.__name__.encode() + plots.matplotlib.__version__.encode())
-        _feed(digest, args)
-        path = self.folder / f"{digest.hexdigest()[:32]}.json"
-        try:
-            cached = plots.Plot(**json.loads(path.read_text()))
-            self.hits += 1
-            return cached
-        except (OSError, ValueError, TypeError):
-            pass
-        plot = fn(*args)
-        self.misses += 1
-        try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            _atomic_write(path, json.dumps(plot._asdict()).encode())
-        except OSError:  # a cache that cannot be written only costs time
-            pass
-        return plot
+def figure_cache(db: str | Path | None = None) -> memo.Memo:
+    """Figures keyed on exactly what they draw and the plotting code: an unchanged series is not drawn
+    again by the next run."""
+    return memo.Memo(memo.cache_dir(db, "figures"), [plots.__file__], dump=lambda p: p._asdict(), load=lambda d: plots.Plot(**d))
 
 
-def _feed(digest, obj) -> None:
-    if isinstance(obj, pd.DataFrame):
-        # the run id and timestamps are not drawn: another run with the same numbers reuses the figure
-        obj = obj.drop(columns=[c for c in obj.columns if c == "run_id" or str(c).endswith("_at")])
-        digest.update(repr((list(obj.columns), obj.shape)).encode())
-        if len(obj):
-            digest.update(pd.util.hash_pandas_object(obj, index=False).to_numpy().tobytes())
-    elif isinstance(obj, (list, tuple)):
-        digest.update(f"[{len(obj)}".encode())
-        for item in obj:
-            _feed(digest, item)
-    else:
-        digest.update(repr(obj).encode())
-
-
-def build_context(data: dict, run_id: str, figures: FigureCache | None = None) -> dict:
-    figures = figures or FigureCache()
+def build_context(data: dict, run_id: str, figures: memo.Memo | None = None) -> dict:
+    figures = figures or memo.Memo(None, [])
     sections, summary = [], []
     selection = data["selection"].sort_values(["x_axis", "metric", "source"]) if len(data["selection"]) else data["selection"]
     for i, sel in enumerate(selection.to_dict("records")):
@@ -161,12 +120,12 @@ def build_context(data: dict, run_id: str, figures: FigureCache | None = None) -
             "anchor": anchor, "key": key, "sel": sel, "cls": cls, "fits": fits.to_dict("records"),
             "params": params.to_dict("records"), "pairs": pairs.to_dict("records"), "top": top.to_dict("records"),
             "backtests": _sorted(_match(data["backtests"], key), ["family", "cutoff"]).to_dict("records"), "proj": proj_row,
-            "fit_svg": figures.draw(plots.fit_plot, points, bands, fits, sel["best_family"], key["x_axis"], sel["unit"],
+            "fit_svg": figures.call(plots.fit_plot, points, bands, fits, sel["best_family"], key["x_axis"], sel["unit"],
                                     key["metric"])
             if len(points) else None,
-            "pair_svg": figures.draw(plots.pair_plot, panels, key["x_axis"]) if (panels := counterpart_panels(pairs, points, {**sel, **cls}))
+            "pair_svg": figures.call(plots.pair_plot, panels, key["x_axis"]) if (panels := counterpart_panels(pairs, points, {**sel, **cls}))
             else None,
-            "gap_svg": figures.draw(plots.gap_plot, traj, proj_row.get("curve", ""), sel["unit"]) if len(traj) else None,
+            "gap_svg": figures.call(plots.gap_plot, traj, proj_row.get("curve", ""), sel["unit"]) if len(traj) else None,
         })
     explicit = []
     proj_all = data["projections"]
@@ -174,7 +133,7 @@ def build_context(data: dict, run_id: str, figures: FigureCache | None = None) -
         for row in proj_all[proj_all["metric"].isna() & proj_all["note"].isna()].to_dict("records"):
             traj = data["projection_trajectories"]
             traj = traj[traj["curve"] == row["curve"]].sort_values("year")
-            explicit.append({"row": row, "svg": figures.draw(plots.gap_plot, traj, row["curve"], row.get("unit") or "") if len(traj) else None})
+            explicit.append({"row": row, "svg": figures.call(plots.gap_plot, traj, row["curve"], row.get("unit") or "") if len(traj) else None})
     run = data["run"].iloc[0].to_dict() if len(data["run"]) else {"run_id": run_id}
     rejected = data["rejected"]
     rejected_summary = (rejected.groupby(["source", "source_version", "reason"]).size().reset_index(name="rows")
@@ -193,9 +152,9 @@ def build_context(data: dict, run_id: str, figures: FigureCache | None = None) -
         "run": run, "run_id": run_id, "parameters": _json(run.get("parameters")), "digests": _json(run.get("data_digests")),
         "summary": summary, "sections": sections, "explicit": explicit, "sources": data["sources"].to_dict("records"),
         "rejected": rejected_summary, "stages": data["stages"].to_dict("records"), "scenario": scenario,
-        "sensitivity_svg": figures.draw(plots.sensitivity_plot, sens) if len(sens) else None,
+        "sensitivity_svg": figures.call(plots.sensitivity_plot, sens) if len(sens) else None,
         "horizons": _sorted(data["horizons"], ["release_date"]).to_dict("records"),
-        "horizon_svg": figures.draw(plots.horizon_plot, data["horizons"]) if len(data["horizons"]) else None,
+        "horizon_svg": figures.call(plots.horizon_plot, data["horizons"]) if len(data["horizons"]) else None,
         "horizon_trend": data["horizon_trend"].to_dict("records"),
         "counterparts": data["counterparts"].to_dict("records"), "png_dpi": plots.PNG_DPI,
     }
@@ -283,7 +242,7 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
     if data["run"].empty:
         raise ScalegapError(f"run {run_id} is not in the store. Fix: `scalegap status` lists the runs; "
                             "omit --run-id to report the newest run")
-    figures = FigureCache(store.resolve_db(db).parent / "cache" / "figures")
+    figures = figure_cache(db)
     context = build_context(data, run_id, figures)
     html = render_html(context)
     folder = out_dir / run_id

@@ -1,0 +1,87 @@
+"""A content-addressed cache for pure computations inside a stage (counterpart fits, report figures).
+
+The key is the content of the inputs plus the source of the code that computes them, so a changed
+row, parameter or line of code is a miss; the run id and timestamps are never part of it. Values are
+JSON files beside the store (`<db folder>/cache/<kind>/`). A missing or unreadable entry is recomputed;
+a cache that cannot be written only costs time. Whole stages stay on Prefect's task cache (flows/).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pipeline import store
+
+
+def cache_dir(db: str | Path | None, kind: str) -> Path:
+    return store.resolve_db(db).parent / "cache" / kind
+
+
+def feed(digest, obj: Any) -> None:
+    """Hash a value's content: frames by their rows (without run ids and timestamps), arrays by bytes."""
+    if isinstance(obj, pd.DataFrame):
+        obj = obj.drop(columns=[c for c in obj.columns if c == "run_id" or str(c).endswith("_at")])
+        digest.update(repr((list(obj.columns), obj.shape)).encode())
+        if len(obj):
+            digest.update(pd.util.hash_pandas_object(obj, index=False).to_numpy().tobytes())
+    elif isinstance(obj, pd.Series):
+        feed(digest, obj.to_frame())
+    elif isinstance(obj, np.ndarray):
+        digest.update(repr((obj.dtype.str, obj.shape)).encode() + np.ascontiguousarray(obj).tobytes())
+    elif isinstance(obj, (list, tuple)):
+        digest.update(f"[{len(obj)}".encode())
+        for item in obj:
+            feed(digest, item)
+    elif isinstance(obj, dict):
+        feed(digest, sorted(obj.items(), key=lambda kv: repr(kv[0])))
+    else:
+        digest.update(repr(obj).encode())
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON: {type(value).__name__}")
+
+
+class Memo:
+    """`memo.call(fn, *args)`: fn(*args), or the stored result of the same call on the same content."""
+
+    def __init__(self, folder: Path | None, code: list[str | Path],
+                 dump: Callable[[Any], Any] = lambda v: v, load: Callable[[Any], Any] = lambda v: v):
+        self.folder = folder
+        self.code = b"".join(Path(p).read_bytes() for p in code)
+        self.dump, self.load = dump, load
+        self.hits = self.misses = 0
+
+    def call(self, fn: Callable, *args: Any) -> Any:
+        if self.folder is None:
+            return fn(*args)
+        digest = hashlib.sha256(self.code + fn.__name__.encode())
+        feed(digest, args)
+        path = self.folder / f"{digest.hexdigest()[:32]}.json"
+        try:
+            value = self.load(json.loads(path.read_text()))
+            self.hits += 1
+            return value
+        except (OSError, ValueError, TypeError, KeyError):
+            pass
+        value = fn(*args)
+        self.misses += 1
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=self.folder, delete=False, suffix=".tmp") as tmp:
+                json.dump(self.dump(value), tmp, default=_plain)
+            os.replace(tmp.name, path)
+        except (OSError, TypeError, ValueError):
+            pass
+        return value

@@ -30,7 +30,7 @@ from flows.refresh import (
     stage_function,
 )
 from pipeline import store
-from pipeline.schema import InputError
+from pipeline.schema import InputError, ScalegapError
 
 ROOT = Path(__file__).resolve().parents[1]
 DRAWS = 200  # small: these tests are about orchestration, not about interval accuracy
@@ -358,3 +358,43 @@ def test_cli_run_failure_is_one_clear_line(tmp_path):
     assert done.stderr.startswith("error:") and "empty" in done.stderr
     assert "Traceback" not in done.stderr and "leaked" not in done.stderr
     assert _runs(db).iloc[0]["status"] == "failed"
+
+
+@pytest.mark.slow
+@needs_bundle
+@needs_fitting
+def test_single_stage_flows_ingest_fit_and_project(harness, tmp_path):
+    """The ingest, fit and project flows each do their one stage and record their run."""
+    from flows.stages import fit_only_flow, ingest_flow, project_flow
+
+    db = str(tmp_path / "stages.duckdb")
+    ingested = ingest_flow(sources=[str(DATA)], db=db)
+    assert ingested["observations"] > 0
+    again = ingest_flow(sources=[str(DATA)], db=db)
+    assert again["observations"] == 0 and again["skipped_unchanged"]  # unchanged files are not re-read
+    fitted = fit_only_flow(metrics=["mmlu"], x_axes=["compute"], families=["logistic", "linear_log"],
+                           bootstrap=50, seed=2, db=db)
+    assert fitted["series"] >= 1
+    scenario = ROOT / "pipeline" / "scenarios" / "fast_software.toml"
+    projected = project_flow(scenario=str(scenario), samples=20, db=db)
+    assert projected["run_id"] == fitted["run_id"] and projected["curves"] >= 1
+    runs = _runs(Path(db))
+    assert list(runs["command"]) == ["flow ingest", "flow ingest", "flow fit"]
+    assert set(runs["status"]) == {"succeeded"}
+    con = store.connect(db, read_only=True)
+    try:
+        n = con.execute("SELECT count(*) FROM projections WHERE run_id = ? AND scenario = 'fast_software'",
+                        [fitted["run_id"]]).fetchone()[0]
+    finally:
+        con.close()
+    assert n == projected["curves"]
+
+
+@pytest.mark.slow
+def test_project_flow_without_a_fit_is_a_clear_error(harness, tmp_path):
+    from flows.stages import project_flow
+
+    db = tmp_path / "nofit.duckdb"
+    store.start_run(db, "ingest", {})
+    with pytest.raises(ScalegapError, match="no fitted run"):
+        project_flow(db=str(db))

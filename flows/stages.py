@@ -1,0 +1,97 @@
+"""One-stage flows for work that does not need the whole refresh: `ingest` (fetch and store sources),
+`fit` (refit what the store holds), `project` (a new scenario on an existing fit).
+
+Each is a row in the runs table with its parameters, like `refresh`, and reuses its tasks: network
+fetches retried with backoff, fits served from the same task cache.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import flows  # noqa: F401  (offline defaults before prefect is imported)
+from flows.refresh import (
+    DEFAULT_X_AXES,
+    _plain,
+    _run_fit,
+    fetch_source,
+    ingest_task,
+    resolve_sources,
+    stage_task,
+)
+
+from prefect import flow  # isort: skip
+
+from pipeline import store
+from pipeline.schema import ScalegapError
+
+
+def _observations_digest(db: str | None) -> dict[str, str]:
+    con = store.connect(db, read_only=True)
+    try:
+        return {"observations": store.table_digest(con, "observations")}
+    finally:
+        con.close()
+
+
+@flow(name="ingest", validate_parameters=True, persist_result=False)
+def ingest_flow(sources: list[str] | None = None, db: str | None = None) -> dict:
+    """Read sources into the store: paths, URLs, names from data/raw/sources.toml, or "all-public"
+    (default: the bundled snapshot). Unchanged files are skipped by their sha256."""
+    run_id = store.start_run(db, "flow ingest", {"sources": sources, "db": db})
+    try:
+        local, network = resolve_sources(sources)
+        download_dir = str(store.resolve_db(db).parent / "downloads")
+        for target in network:
+            local.extend(fetch_source(target, download_dir))
+        summary = ingest_task(local, db, run_id)
+    except BaseException as exc:
+        store.finish_run(db, run_id, "failed", str(exc) or type(exc).__name__)
+        raise
+    store.finish_run(db, run_id, "succeeded", data_digests=summary.digests)
+    return {"run_id": run_id, **_plain(summary.as_dict())}
+
+
+@flow(name="fit", validate_parameters=True, persist_result=False)
+def fit_only_flow(metrics: list[str] | None = None, x_axes: list[str] | None = None,
+                  families: list[str] | None = None, bootstrap: int = 1000, seed: int = 0,
+                  db: str | None = None, task_runner: str = "default", dask_address: str | None = None,
+                  use_cache: bool = True) -> dict:
+    """Fit the stored observations under a new run id (bootstrap, selection, backtests)."""
+    parameters = {"metrics": metrics, "x_axes": x_axes, "families": families, "bootstrap": bootstrap,
+                  "seed": seed, "db": db, "task_runner": task_runner, "dask_address": dask_address,
+                  "use_cache": use_cache}
+    run_id = store.start_run(db, "flow fit", parameters)
+    try:
+        outcome = _run_fit(db, run_id, metrics, list(x_axes or DEFAULT_X_AXES), families, bootstrap, seed,
+                           task_runner, dask_address, use_cache)
+    except BaseException as exc:
+        store.finish_run(db, run_id, "failed", str(exc) or type(exc).__name__)
+        raise
+    store.finish_run(db, run_id, "succeeded", data_digests=_observations_digest(db))
+    return {"run_id": run_id, **_plain(outcome)}
+
+
+@flow(name="project", validate_parameters=True, persist_result=False)
+def project_flow(scenario: str | None = None, samples: int = 1000, seed: int = 0, run_id: str | None = None,
+                 db: str | None = None) -> dict:
+    """Project the gap of a fitted run (default: the newest with a fit) under a scenario file."""
+    from pipeline import projection
+
+    projection.load_scenario(scenario)  # a bad scenario fails before the store is touched
+    if run_id is None:
+        con = store.connect(db, read_only=True)
+        try:
+            run_id = store.latest_run(con, "fit")
+        finally:
+            con.close()
+        if run_id is None:
+            raise ScalegapError(f"{store.resolve_db(db)}: no fitted run to project. "
+                                "Fix: run `scalegap run` or the fit flow first")
+    outcome = stage_task.with_options(name="project")(projection.project_stage, {
+        "db": db, "run_id": run_id, "scenario_path": str(Path(scenario)) if scenario else None,
+        "samples": samples, "seed": seed})
+    return {"run_id": run_id, **_plain(outcome)}
+
+
+__all__ = ["ingest_flow", "fit_only_flow", "project_flow"]

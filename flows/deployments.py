@@ -66,25 +66,28 @@ def start_server(port: int, host: str = "127.0.0.1", timeout_s: float = 90.0,
     raise ServerUnavailable(f"the Prefect server on {url} did not become healthy in {timeout_s:.0f} s")
 
 
-def build_deployments(cron: str = WEEKLY_CRON, bootstrap: int = 1000) -> list:
+def build_deployments(cron: str = WEEKLY_CRON, bootstrap: int = 1000, db: str | None = None,
+                      out_dir: str | None = None) -> list:
+    """The weekly refresh and the ad-hoc deployment; `db` and `out_dir` become both deployments' defaults."""
     from flows.refresh import ALL_PUBLIC, refresh
 
+    where = {k: v for k, v in (("db", db), ("out_dir", out_dir)) if v}
     return [
         refresh.to_deployment(
             name="weekly-refresh", cron=cron, tags=["scalegap"],
-            parameters={"sources": [ALL_PUBLIC], "bootstrap": bootstrap},
+            parameters={"sources": [ALL_PUBLIC], "bootstrap": bootstrap, **where},
             description="Fetch every public source in data/raw/sources.toml, refit, re-project, "
                         "re-render the report.",
         ),
         refresh.to_deployment(
-            name="adhoc", tags=["scalegap"],
+            name="adhoc", tags=["scalegap"], parameters=where,
             description="Unscheduled: a researcher's question, e.g. --param metrics='[\"mmlu\"]'.",
         ),
     ]
 
 
 def serve(url: str | None = None, cron: str = WEEKLY_CRON, start: bool = False, port: int = 4200,
-          limit: int | None = None) -> None:
+          limit: int | None = None, db: str | None = None, out_dir: str | None = None) -> None:
     """Register the deployments on the server at `url` and run their schedules until interrupted."""
     url = api_url(url)
     server = None
@@ -102,7 +105,7 @@ def serve(url: str | None = None, cron: str = WEEKLY_CRON, start: bool = False, 
         from prefect.settings import PREFECT_API_URL, temporary_settings
 
         with temporary_settings({PREFECT_API_URL: url}):
-            prefect_serve(*build_deployments(cron), limit=limit, print_starting_message=True)
+            prefect_serve(*build_deployments(cron, db=db, out_dir=out_dir), limit=limit, print_starting_message=True)
     finally:
         if server is not None:
             server.terminate()

@@ -207,6 +207,8 @@ def serve(
     start_server: Annotated[bool, typer.Option("--start-server", help="Start a local `prefect server` if none answers.")] = False,
     port: Annotated[int, typer.Option("--port", help="Port for --start-server.")] = 4200,
     cron: Annotated[str, typer.Option("--cron", help="Schedule of the weekly refresh (cron, UTC).")] = "0 6 * * 1",
+    db: DbOption = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Report folder of the served runs (default: reports/).")] = None,
 ) -> None:
     """Serve the weekly-refresh schedule and the ad-hoc deployment on a local Prefect server (blocks).
 
@@ -217,7 +219,13 @@ def serve(
 
     err.print(f"Prefect state in {flows.PREFECT_HOME}; ad-hoc: "
               "prefect deployment run 'refresh/adhoc' --param bootstrap=200")
-    deployments.serve(api_url, cron=cron, start=start_server, port=port)
+    if db:
+        from pipeline import store
+
+        store.check_writable(store.resolve_db(db).resolve(), "database")
+    deployments.serve(api_url, cron=cron, start=start_server, port=port,
+                      db=str(Path(db).resolve()) if db else None,
+                      out_dir=str(out_dir.resolve()) if out_dir else None)
 
 
 # ---------------------------------------------------------------------------------- snapshot
@@ -225,6 +233,7 @@ def serve(
 def snapshot(
     shared: Annotated[Path, typer.Option("--shared", help="Folder holding the public data sets.")] = Path("../shared/data"),
     out_dir: Annotated[Path, typer.Option("--out", help="Where the bundled snapshot goes.")] = Path("data/raw"),
+    db: Annotated[Path | None, typer.Option("--db", help="Also ingest the new snapshot into this DuckDB file, as a check that it reads.")] = None,
     quiet: QuietOption = False,
 ) -> None:
     """Rebuild the bundled data/raw snapshot from the public formats with the project's adapters.
@@ -237,6 +246,19 @@ def snapshot(
     if not quiet:
         for name, n in counts.items():
             err.print(f"{out_dir / name}: {n} rows")
+    if db is not None:
+        from pipeline import ingest as ingest_stage
+        from pipeline import store
+
+        run_id = store.start_run(db, "snapshot", {"shared": str(shared), "out": str(out_dir)})
+        try:
+            summary = ingest_stage.ingest([str(out_dir)], db=db, run_id=run_id)
+        except ScalegapError as exc:
+            store.finish_run(db, run_id, "failed", str(exc))
+            raise
+        store.finish_run(db, run_id, "succeeded", data_digests=summary.digests)
+        if not quiet:
+            err.print(f"{db}: {summary.observations} observations ingested from the new snapshot (run {run_id})")
 
 
 def _finite_or_label(value):

@@ -401,6 +401,9 @@ def bootstrap(fam: Family, series: Series, fit: FamilyFit, draws: int, rng: np.r
     unit = "clusters" if len(np.unique(clusters)) >= MIN_POINTS else "rows"
     weights = cluster_bootstrap_weights(clusters if unit == "clusters" else np.arange(len(clusters)), draws, rng)
     fit.message = f"{fit.message} Bootstrap: {draws} draws resampling {unit} ({len(np.unique(clusters))} clusters)."
+    if unit == "rows" and len(np.unique(clusters)) < len(clusters):
+        fit.message += (" Rows share clusters (e.g. points read off one published curve), so they are not "
+                        "independent: these intervals understate the uncertainty.")
     params, converged, cost = batched_lm(fam, x, y, weights, p0, free, lower, upper, series.log_response)
     fit.draws = params
     fit.draws_converged = float(converged.mean())

@@ -120,9 +120,9 @@ def _date(path: str, key: str, raw) -> date:
         raise InputError(path, f"{key} = {raw!r} is not a date", "write YYYY-MM-DD", column=key) from None
 
 
-CURVE_KEYS = {"name", "metric", "family", "source", "x_axis", "start_flop", "params", "higher_is_better", "unit",
+CURVE_KEYS = {"name", "metric", "family", "source", "x_axis", "start_flop", "start_budget", "params", "higher_is_better", "unit",
               "doubling_months", "anchor_date", "anchor_value", "horizon", "task_minutes", "ratio_50_80"}
-NUMERIC_CURVE_KEYS = ("start_flop", "doubling_months", "anchor_value", "task_minutes", "ratio_50_80")
+NUMERIC_CURVE_KEYS = ("start_flop", "start_budget", "doubling_months", "anchor_value", "task_minutes", "ratio_50_80")
 
 
 def load_scenario(path: str | Path | None = None) -> Scenario:
@@ -210,10 +210,20 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
             if float(curve.get("ratio_50_80", 5)) <= 1:
                 raise InputError(p, "ratio_50_80 must exceed 1", "METR's p50/p80 ratio is about 4-6", column=f"{where}.ratio_50_80")
         if family in FAMILIES and "metric" not in curve:
+            axis = _explicit_axis(curve)
+            if axis not in ("compute", "inference"):
+                raise InputError(p, f"curve {name!r}: x_axis = {axis!r}", "use x_axis = \"compute\" (training FLOP) or "
+                                 "\"inference\" (inference budget, e.g. samples k)", column=f"{where}.x_axis")
+            start_key = "start_budget" if axis == "inference" else "start_flop"
             missing = [n for n in FAMILIES[family].param_names if n not in curve.get("params", {})]
-            if missing or "start_flop" not in curve:
-                raise InputError(p, f"curve {name!r}: an explicit {family} curve needs params ({', '.join(FAMILIES[family].param_names)}) and start_flop",
-                                 "add params = {...} and start_flop = 1e25", column=f"{where}.params")
+            if missing or start_key not in curve:
+                raise InputError(p, f"curve {name!r}: an explicit {family} curve needs params ({', '.join(FAMILIES[family].param_names)}) and {start_key}",
+                                 f"add params = {{...}} and {start_key} = " + ("100" if axis == "inference" else "1e25"),
+                                 column=f"{where}.params" if missing else f"{where}.{start_key}")
+            if axis == "inference" and "inference" not in growth:
+                raise InputError(p, f"curve {name!r} is against inference compute but [growth] has no inference rate",
+                                 "add inference = 4.0 (the frontier's extra annual growth of inference budget) under [growth]",
+                                 column="growth.inference")
     settings = config.get("settings", {})
     bad = set(settings) - {"close_fraction", "project_fitted"} if isinstance(settings, dict) else {"settings"}
     if bad:
@@ -289,6 +299,13 @@ class Curve:
         return "constant", math.log(math.log(b) / math.log(a)) * asym.g_limit, False
 
 
+def _explicit_axis(spec: dict) -> str:
+    """x_axis of an explicit curve: as written, else the family's own (inference for pass@k families)."""
+    family = FAMILIES.get(spec.get("family", ""))
+    default = "inference" if family is not None and getattr(family, "x_axis", None) == "inference" else "compute"
+    return str(spec.get("x_axis", default))
+
+
 def explicit_curves(scenario: Scenario) -> list[Curve]:
     out: dict[str, Curve] = {}
     for spec in scenario.curves:
@@ -310,8 +327,15 @@ def explicit_curves(scenario: Scenario) -> list[Curve]:
             fam = FAMILIES[family]
             params = np.array([float(spec["params"][n]) for n in fam.param_names])
             hib = bool(spec.get("higher_is_better", fam.higher_is_better))
-            out[spec["name"]] = Curve(spec["name"], family, "compute", params=params, x0=math.log10(float(spec["start_flop"])),
-                                      higher_is_better=hib, unit=str(spec.get("unit", "")))
+            axis = _explicit_axis(spec)
+            budget = float(spec["start_budget"] if axis == "inference" else spec["start_flop"])
+            # an inference curve moves along log10 of the budget (e.g. samples k) at the inference growth rate
+            out[spec["name"]] = Curve(spec["name"], family, "compute", params=params, x0=math.log10(budget),
+                                      higher_is_better=hib, unit=str(spec.get("unit", "")), extra={"axis": axis},
+                                      key={"x_axis": axis})
+            asym = fam.asymptotics(params, hib)
+            if asym.bounded and math.isfinite(asym.sup):  # the closing threshold is a share of this range
+                out[spec["name"]].value_range = abs(asym.sup - float(fam.value(np.array([math.log10(budget)]), params)[0]))
     return list(out.values())
 
 

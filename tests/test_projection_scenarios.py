@@ -175,3 +175,51 @@ def test_sensitivity_moves_with_investment(tmp_path):
     inv = sens[(sens["factor"] == "investment") & (sens["curve"] == "p_success_60min")].sort_values("factor_value")
     assert len(inv) == 5
     assert np.all(np.diff(inv["peak_gap"].to_numpy()) > 0)    # a richer frontier opens a wider gap
+
+
+PASS_AT_K = """
+[growth]
+hardware = 1.4
+algorithms = 3.0
+investment = 2.0
+inference = 4.0
+start = "2025-01-01"
+until = "2035-01-01"
+
+[[curve]]
+name = "pass_at_k"
+family = "exp_power_law"     # pass@k = exp(a * k^b), Brown et al. (2024)
+params = {a = -2.0, b = -0.35}
+start_budget = 1             # one sample per problem at the start
+"""
+
+
+def test_inference_curve_grows_on_the_inference_rate_and_closes(tmp_path):
+    """Paper §4: the frontier out-spends on inference (x4/yr) instead of training; pass@k is bounded,
+    so its gap starts at 0, rises, peaks once and falls toward 0."""
+    scenario = projection.load_scenario(_write(tmp_path, PASS_AT_K))
+    (curve,) = projection.explicit_curves(scenario)
+    assert curve.extra["axis"] == "inference" and curve.x0 == 0.0
+    summary, traj = projection.project([curve], scenario)
+    row = summary.iloc[0]
+    a, b = 1.4 * 3.0, 1.4 * 3.0 * 4.0  # the investment rate plays no part on this axis
+    assert (row["growth_a"], row["growth_b"]) == pytest.approx((a, b))
+    assert row["x_axis"] == "inference" and row["limit_kind"] == "zero" and bool(row["bounded"])
+    one_year = traj.iloc[(traj["year"] - (traj["year"].iloc[0] + 1)).abs().argmin()]
+    t = one_year["year"] - traj["year"].iloc[0]
+    assert one_year["frontier"] == pytest.approx(math.exp(-2.0 * b ** (-0.35 * t)), rel=1e-9)
+    assert one_year["meek"] == pytest.approx(math.exp(-2.0 * a ** (-0.35 * t)), rel=1e-9)
+    gap = traj["gap"].to_numpy()
+    assert gap[0] == pytest.approx(0.0, abs=1e-12)
+    peak = int(np.argmax(gap))
+    assert 0 < peak < len(gap) - 1
+    assert np.all(np.diff(gap[: peak + 1]) >= -1e-12) and np.all(np.diff(gap[peak:]) <= 1e-12)
+    assert gap[-1] < 0.5 * gap[peak]
+    assert row["peak_year"] < row["close_year"] < math.inf  # closes below 1% of pass@k's remaining range
+
+
+def test_inference_curve_without_an_inference_rate_names_the_key(tmp_path):
+    text = PASS_AT_K.replace("inference = 4.0\n", "")
+    with pytest.raises(InputError) as info:
+        projection.load_scenario(_write(tmp_path, text))
+    assert "growth.inference" in str(info.value)

@@ -36,7 +36,7 @@ from pipeline.schema import InputError, ScalegapError
 
 BUNDLED = PROJECT_ROOT / "data" / "raw"
 ALL_PUBLIC = "all-public"
-DEFAULT_X_AXES = ("compute", "date")
+DEFAULT_X_AXES = ("compute", "date", "inference")
 TASK_RUNNERS = ("default", "dask")
 
 
@@ -279,6 +279,9 @@ def refresh(
     if report:  # an unwritable report folder must fail before hours of fitting, not after
         store.check_writable(Path(out_dir), "report")
     x_axes = list(x_axes or DEFAULT_X_AXES)
+    if set(x_axes) - set(DEFAULT_X_AXES):
+        raise InputError("--x-axis", f"unknown axis {sorted(set(x_axes) - set(DEFAULT_X_AXES))[0]!r}",
+                         f"use {', '.join(DEFAULT_X_AXES)}")
     logger = get_run_logger()
     try:
         from prefect.runtime import deployment, flow_run

@@ -149,7 +149,7 @@ def _release_frames(exc: BaseException) -> None:
 def run(
     metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s) to fit, repeatable or comma-separated (default: all).")] = None,
     families: Annotated[list[str] | None, typer.Option("--families", help="Curve families to try, comma-separated (default: all).")] = None,
-    x_axis: Annotated[list[str] | None, typer.Option("--x-axis", help="compute and/or date (default: both).")] = None,
+    x_axis: Annotated[list[str] | None, typer.Option("--x-axis", help="compute, date and/or inference (default: all three; an axis without data is skipped).")] = None,
     scenario: Annotated[Path | None, typer.Option("--scenario", help="Growth scenario TOML (default: the built-in one).")] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap / Monte Carlo draws.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same results).")] = 0,
@@ -453,7 +453,7 @@ def project(
 @app.command()
 def fit(
     metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s) to fit, repeatable or comma-separated (default: all).")] = None,
-    x: Annotated[list[str] | None, typer.Option("--x", help="Axis: compute (log10 FLOP) and/or date (release year); default both.")] = None,
+    x: Annotated[list[str] | None, typer.Option("--x", help="Axis: compute (log10 FLOP), date (release year) and/or inference (log10 samples per task); default all.")] = None,
     families: Annotated[list[str] | None, typer.Option("--families", help="Curve families, repeatable or comma-separated (default: per metric kind).")] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap draws per (series, family).")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap generator.")] = 0,
@@ -469,10 +469,10 @@ def fit(
     from pipeline import fitting, store
     from pipeline.curves import family as family_by_name
 
-    axes = tuple(_split(x) or ["compute", "date"])
-    bad = sorted(set(axes) - {"compute", "date"})
+    axes = tuple(_split(x) or ["compute", "date", "inference"])
+    bad = sorted(set(axes) - {"compute", "date", "inference"})
     if bad:
-        raise ScalegapError(f"--x {', '.join(bad)}: unknown axis. Fix: use --x compute or --x date")
+        raise ScalegapError(f"--x {', '.join(bad)}: unknown axis. Fix: use --x compute, date or inference")
     names = _split(families)
     for name in names or []:
         family_by_name(name)  # unknown names fail here, listing the valid ones

@@ -94,6 +94,9 @@ class Series:
 
 
 def families_for(series: Series) -> list[str]:
+    if series.x_axis == "inference":
+        return ["exp_power_law", "logistic", "gompertz", "linear_log"] if series.unit == "fraction" else \
+            ["linear_log", "log_log", "power_law"]
     if series.x_axis == "date":
         return ["exponential_time", "logistic"] if series.kind == "horizon" else ["logistic", "linear_log"]
     if series.kind == "loss":
@@ -112,6 +115,10 @@ def series_from_frame(frame: pd.DataFrame, x_axis: str, skipped: list[str] | Non
         if x_axis == "compute":
             part = part[part["train_flop"].notna() & (part["train_flop"] > 0)]
             x = np.log10(part["train_flop"].to_numpy(dtype=float))
+        elif x_axis == "inference":  # log10 of the inference budget (samples k), paper §4
+            budget = part["inference_budget"] if "inference_budget" in part else pd.Series(np.nan, index=part.index)
+            part = part[budget.notna() & (budget > 0)]
+            x = np.log10(part["inference_budget"].to_numpy(dtype=float)) if len(part) else np.array([])
         else:
             part = part[part["release_date"].notna()]
             dates = pd.to_datetime(part["release_date"])
@@ -119,7 +126,8 @@ def series_from_frame(frame: pd.DataFrame, x_axis: str, skipped: list[str] | Non
         if len(part) < MIN_POINTS:
             if skipped is not None and len(part):
                 skipped.append(f"{metric} [{source}@{version}] vs {x_axis}: {len(part)} point(s) with "
-                               f"{'train_flop' if x_axis == 'compute' else 'release_date'}, fewer than {MIN_POINTS}")
+                               f"{ {'compute': 'train_flop', 'inference': 'inference_budget'}.get(x_axis, 'release_date')}, "
+                               f"fewer than {MIN_POINTS}")
             continue
         dates = pd.to_datetime(part["release_date"])
         release_year = (dates.dt.year + (dates.dt.day_of_year - 1) / 365.25).to_numpy(dtype=float)
@@ -135,7 +143,7 @@ def series_from_frame(frame: pd.DataFrame, x_axis: str, skipped: list[str] | Non
     return out
 
 
-def load_series(db, metrics: list[str] | None = None, x_axes=("compute", "date"),
+def load_series(db, metrics: list[str] | None = None, x_axes=("compute", "date", "inference"),
                 skipped: list[str] | None = None) -> list[Series]:
     """Series from the observations table; `skipped` (if given) collects why a series was left out."""
     con = store.connect(db, read_only=True)
@@ -567,7 +575,7 @@ def store_fits(db, run_id: str, results: list[SeriesFit]) -> dict[str, int]:
     return counts
 
 
-def fit_stage(db, run_id: str, metrics=None, x_axes=("compute", "date"), families=None, bootstrap: int = 1000,
+def fit_stage(db, run_id: str, metrics=None, x_axes=("compute", "date", "inference"), families=None, bootstrap: int = 1000,
               seed: int = 0, progress=None) -> dict:
     skipped: list[str] = []
     series = load_series(db, metrics, x_axes, skipped)

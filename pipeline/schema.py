@@ -25,6 +25,8 @@ OBSERVATION_SPEC: tuple[tuple[str, str, str], ...] = (
     ("train_flop", "float64", "training compute in raw FLOP (not log10)"),
     ("train_flop_note", "string", "how the compute was obtained (Epoch confidence, join, ...)"),
     ("params", "float64", "parameter count (raw), where given"),
+    ("inference_budget", "float64", "inference budget per task (samples k, or inference FLOP) for inference-scaling "
+                                    "curves such as pass@k; null otherwise"),
     ("metric", "string", "metric name, e.g. mmlu, eci, arena_elo, metr_p50_minutes, loss"),
     ("kind", "string", "benchmark | elo | horizon | loss"),
     ("value", "float64", "the figure, in `unit`"),
@@ -121,6 +123,11 @@ def validate_observations(frame: pd.DataFrame, path: str) -> pd.DataFrame:
     if bad_flop.any():
         fail(int(np.flatnonzero(bad_flop)[0]), "train_flop", "training compute must be positive",
              "give raw FLOP (e.g. 3.1e23), not log10 and not zero")
+    budget = frame["inference_budget"].to_numpy(dtype=float)
+    bad_budget = ~np.isnan(budget) & ~(budget > 0)
+    if bad_budget.any():
+        fail(int(np.flatnonzero(bad_budget)[0]), "inference_budget", "inference budget must be positive",
+             "give the number of samples k (or inference FLOP) per task, at least 1")
     for unit, (lo, hi) in UNIT_RANGE.items():
         rows = frame["unit"] == unit
         v = frame["value"].to_numpy(dtype=float)

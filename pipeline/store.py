@@ -90,6 +90,7 @@ TABLES: dict[str, str] = {
         train_flop DOUBLE,
         train_flop_note VARCHAR,
         params DOUBLE,
+        inference_budget DOUBLE,
         metric VARCHAR,
         kind VARCHAR,
         value DOUBLE,
@@ -528,9 +529,15 @@ def connect(db: str | Path | None = None, read_only: bool = False,
     return con
 
 
+# Columns added after a table first shipped: stores made by an older version gain them on open.
+ADDED_COLUMNS = (("observations", "inference_budget", "DOUBLE"),)
+
+
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     for name, columns in TABLES.items():
         con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+    for table, column, sql_type in ADDED_COLUMNS:
+        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
 
 
 @contextmanager

@@ -259,4 +259,4 @@ def test_generic_groups_rows_by_source(tmp_path):
     assert [(d.source, d.source_version, d.license) for d in datas] == [("paper_a", "v1", "CC BY 4.0"),
                                                                          ("paper_b", "v3", "MIT")]
     rejected = datas[0].rejected
-    assert list(rejected["row_ref"]) == ["4"] and "neither training compute nor release date" in rejected["reason"][0]
+    assert list(rejected["row_ref"]) == ["4"] and "no training compute, release date or inference budget" in rejected["reason"][0]

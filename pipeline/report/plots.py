@@ -47,7 +47,8 @@ def _svg(fig) -> Plot:
 
 
 def x_label(x_axis: str) -> str:
-    return "training compute, log10 FLOP" if x_axis == "compute" else "release date (year)"
+    return {"compute": "training compute, log10 FLOP", "inference": "inference budget, log10 samples per task"}.get(
+        x_axis, "release date (year)")
 
 
 def y_label(unit: str, metric: str) -> str:

@@ -1,6 +1,8 @@
 """A user's own results, and the bundled snapshot: a CSV with `model, metric, value` and
-`train_flop` or `release_date`. Optional: value_lo, value_hi, unit, kind, floor, ceiling,
-organization, params, source, source_version, citation, license, train_flop_note, cluster.
+`train_flop` or `release_date` (or `inference_budget`, samples k per task, for inference scaling such as
+pass@k; a model at several budgets becomes one observation per budget). Optional: value_lo, value_hi,
+unit, kind, floor, ceiling, organization, params, source, source_version, citation, license,
+train_flop_note, cluster.
 
 Rows are grouped by `source` (default: the file's stem). Structural problems raise InputError naming
 file, line and column; rows that are merely unusable (neither compute nor date) are rejected.
@@ -22,12 +24,13 @@ from pipeline.sources import SourceData, rejected_frame
 REQUIRED = ("model", "metric", "value")
 KNOWN = REQUIRED + (
     "train_flop", "train_flop_log10", "train_flop_1e21", "release_date", "value_lo", "value_hi", "unit",
+    "inference_budget",
     "kind", "floor", "ceiling", "organization", "params", "source", "source_version", "citation",
     "license", "train_flop_note", "cluster", "original_unit",
 )
 UNIT_KIND = {"fraction": "benchmark", "percent": "benchmark", "elo": "elo", "minutes": "horizon",
              "nats": "loss", "index": "benchmark", "score": "benchmark"}
-NUMERIC = ("value", "value_lo", "value_hi", "floor", "ceiling", "params", "train_flop",
+NUMERIC = ("value", "value_lo", "value_hi", "floor", "ceiling", "params", "inference_budget", "train_flop",
            "train_flop_log10", "train_flop_1e21")
 
 
@@ -83,7 +86,7 @@ def read_generic(path: Path) -> list[SourceData]:
         raise InputError(str(path), f"missing required column(s) {', '.join(missing)}",
                          "the header needs model, metric, value and train_flop or release_date",
                          row=1)
-    if not ({"train_flop", "train_flop_log10", "train_flop_1e21", "release_date"} & set(header)):
+    if not ({"train_flop", "train_flop_log10", "train_flop_1e21", "release_date", "inference_budget"} & set(header)):
         raise InputError(str(path), "no compute or date column",
                          "add train_flop (raw FLOP) or release_date (YYYY-MM-DD)", row=1)
     dup = {h for h in header if header.count(h) > 1}
@@ -138,10 +141,27 @@ def read_generic(path: Path) -> list[SourceData]:
     else:
         frame["release_date"] = pd.NaT
     _normalise_units(frame, path)
-    unusable = frame["train_flop"].isna() & frame["release_date"].isna()
+    if "inference_budget" in frame.columns:
+        budget = frame["inference_budget"].to_numpy(dtype=float)
+        bad_budget = np.flatnonzero(~np.isnan(budget) & ~(budget > 0))
+        if len(bad_budget):
+            i = int(bad_budget[0])
+            raise InputError(str(path), f"inference budget {budget[i]:g} is not positive",
+                             "give the samples k (or inference FLOP) per task, at least 1",
+                             row=frame.at[i, "row_ref"], column="inference_budget")
+        # one model at several budgets (pass@1, pass@10, ...): each budget is its own observation
+        has = frame["inference_budget"].notna()
+        frame.loc[has, "model"] = [f"{m} @ {b:g}" for m, b in zip(frame.loc[has, "model"], budget[has.to_numpy()],
+                                                                  strict=True)]
+        if "cluster" not in frame.columns:
+            frame["cluster"] = None
+        frame.loc[has, "cluster"] = frame.loc[has, "cluster"].fillna(frame.loc[has, "model"].str.rsplit(" @ ", n=1).str[0])
+    else:
+        frame["inference_budget"] = np.nan
+    unusable = frame["train_flop"].isna() & frame["release_date"].isna() & frame["inference_budget"].isna()
     for ref in frame.loc[unusable, "row_ref"]:
         rejected.append({"row_ref": ref, "column_name": "train_flop", "value": "",
-                         "reason": "neither training compute nor release date: cannot be placed on an axis"})
+                         "reason": "no training compute, release date or inference budget: cannot be placed on an axis"})
     frame = frame[~unusable]
     meta = _sources_toml(path)
     if "source" not in frame.columns:

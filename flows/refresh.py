@@ -239,6 +239,17 @@ def resolve_sources(sources: list[str] | None) -> tuple[list[str], list[str]]:
     return local, network
 
 
+def ingest_sources(sources: list[str] | None, db: str | None, run_id: str):
+    """Fetch the network sources (retried tasks), then ingest everything in one transaction."""
+    local, network = resolve_sources(sources)
+    reporter().start("ingest", total=len(network) or None)
+    download_dir = str(store.resolve_db(db).parent / "downloads")
+    for target in network:
+        local.extend(fetch_source(target, download_dir))
+        reporter().advance("ingest")
+    return ingest_task(local, db, run_id)
+
+
 @flow(name="refresh", validate_parameters=True, persist_result=False)
 def refresh(
     sources: list[str] | None = None,
@@ -299,13 +310,7 @@ def refresh(
     try:
         # ingest -----------------------------------------------------------------------
         t0 = time.perf_counter()
-        local, network = resolve_sources(sources)
-        reporter().start("ingest", total=len(network) or None)
-        download_dir = str(store.resolve_db(db).parent / "downloads")
-        for target in network:
-            local.extend(fetch_source(target, download_dir))
-            reporter().advance("ingest")
-        summary = ingest_task(local, db, run_id)
+        summary = ingest_sources(sources, db, run_id)
         digests = summary.digests
         result["stages"]["ingest"] = summary.as_dict()
         result["timings_s"]["ingest"] = time.perf_counter() - t0

@@ -14,9 +14,7 @@ from flows.refresh import (
     DEFAULT_X_AXES,
     _plain,
     _run_fit,
-    fetch_source,
-    ingest_task,
-    resolve_sources,
+    ingest_sources,
     stage_task,
 )
 
@@ -40,11 +38,7 @@ def ingest_flow(sources: list[str] | None = None, db: str | None = None) -> dict
     (default: the bundled snapshot). Unchanged files are skipped by their sha256."""
     run_id = store.start_run(db, "flow ingest", {"sources": sources, "db": db})
     try:
-        local, network = resolve_sources(sources)
-        download_dir = str(store.resolve_db(db).parent / "downloads")
-        for target in network:
-            local.extend(fetch_source(target, download_dir))
-        summary = ingest_task(local, db, run_id)
+        summary = ingest_sources(sources, db, run_id)
     except BaseException as exc:
         store.finish_run(db, run_id, "failed", str(exc) or type(exc).__name__)
         raise
@@ -80,11 +74,7 @@ def project_flow(scenario: str | None = None, samples: int = 1000, seed: int = 0
 
     projection.load_scenario(scenario)  # a bad scenario fails before the store is touched
     if run_id is None:
-        con = store.connect(db, read_only=True)
-        try:
-            run_id = store.latest_run(con, "fit")
-        finally:
-            con.close()
+        run_id = store.newest_run(db, "fit")
         if run_id is None:
             raise ScalegapError(f"{store.resolve_db(db)}: no fitted run to project. "
                                 "Fix: run `scalegap run` or the fit flow first")

@@ -418,12 +418,7 @@ def project(
 
     projection.load_scenario(scenario)  # bad scenario files fail before the store is touched
     if run_id is None:
-        if store.resolve_db(db).exists():
-            con = store.connect(db, read_only=True)
-            try:
-                run_id = store.latest_run(con, "fit")
-            finally:
-                con.close()
+        run_id = store.newest_run(db, "fit")
         if run_id is None:
             run_id = store.start_run(db, "project", {"scenario": str(scenario), "samples": samples, "seed": seed})
             store.finish_run(db, run_id, "succeeded")

@@ -693,6 +693,17 @@ def latest_run(con: duckdb.DuckDBPyConnection, stage: str | None = None) -> str 
     return row[0] if row else None
 
 
+def newest_run(db: str | Path | None, stage: str | None = None) -> str | None:
+    """`latest_run` on the store at `db`; None when there is no store yet."""
+    if not resolve_db(db).exists():
+        return None
+    con = connect(db, read_only=True)
+    try:
+        return latest_run(con, stage)
+    finally:
+        con.close()
+
+
 def table_digest(con: duckdb.DuckDBPyConnection, table: str) -> str:
     """Order-independent digest of a table's contents (used to prove the store is unchanged)."""
     frame = con.execute(f"SELECT * FROM {table}").df()

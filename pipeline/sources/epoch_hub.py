@@ -102,7 +102,7 @@ class EpochHubAdapter:
             raise InputError(str(path), f"not a readable Epoch CSV ({type(exc).__name__}: {exc})",
                              "give the file as exported by Epoch (UTF-8, comma separated)") from None
         if path.name == "model_versions.csv":
-            _model_versions(path.parent / "external_benchmark_x.csv")  # checked here, used beside the tables
+            _model_versions(path.parent)  # checked here, used by the tables beside it
             return []
         raw = raw.replace("", np.nan)
         if path.name.startswith("epoch_capabilities_index"):
@@ -115,7 +115,7 @@ class EpochHubAdapter:
         if stem not in SCORES:
             raise InputError(str(path), f"unknown Epoch benchmark table {stem!r}",
                              "add its score column, metric and unit to SCORES in pipeline/sources/epoch_hub.py")
-        versions = _model_versions(path)
+        versions = _model_versions(path.parent)
         if "Model version" not in raw.columns:
             raise InputError(str(path), "missing column 'Model version'", "give Epoch's export", row=1)
         row_ref = pd.Series([str(i + 2) for i in range(len(raw))], index=raw.index)
@@ -159,7 +159,7 @@ class EpochHubAdapter:
         for column in ("task", "model", "Best score (across scorers)"):
             if column not in raw.columns:
                 raise InputError(str(path), f"missing column {column!r}", "give Epoch's benchmarks_runs.csv", row=1)
-        versions = _model_versions(path)
+        versions = _model_versions(path.parent)
         raw = raw.assign(row_ref=[str(i + 2) for i in range(len(raw))])
         rejected = [{"row_ref": r, "column_name": "Status", "value": str(st), "reason": "run did not succeed"}
                     for r, st in zip(raw["row_ref"], raw.get("Status", pd.Series(index=raw.index)), strict=True)
@@ -220,8 +220,9 @@ class EpochHubAdapter:
         return [SourceData("epoch_hub_metr", VERSION, "horizon", LICENSE, CITATION, obs)]
 
 
-def _model_versions(path: Path) -> dict:
-    mv = path.parent / "model_versions.csv"
+def _model_versions(folder: Path) -> dict:
+    """Epoch's version id -> model name map, read from model_versions.csv beside the tables."""
+    mv = folder / "model_versions.csv"
     if not mv.exists():
         return {}
     try:

@@ -6,7 +6,6 @@ import functools
 import json
 import math
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -253,9 +252,7 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
     buffer = document.write_pdf()
     _atomic_write(pdf_path, buffer)
     for name, source in (("latest.html", html_path), ("latest.pdf", pdf_path)):
-        tmp = out_dir / f".{name}.tmp"
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, out_dir / name)
+        _atomic_write(out_dir / name, source.read_bytes())  # unique temp name: two runs may finish together
     with store.open_stage(db, run_id, "report"):
         pass  # records the stage; the report itself lives on disk, not in the store
     return {"html": str(html_path), "pdf": str(pdf_path), "pages": len(document.pages),

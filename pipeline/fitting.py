@@ -415,9 +415,18 @@ def bootstrap(fam: Family, series: Series, fit: FamilyFit, draws: int, rng: np.r
     params, converged, cost = batched_lm(fam, x, y, weights, p0, free, lower, upper, series.log_response)
     fit.draws = params
     fit.draws_converged = float(converged.mean())
+    # Intervals and bands from the draws that converged; a solve stopped mid-way is not a sample of the fit.
+    if converged.mean() >= 0.5:
+        params, cost, weights = params[converged], cost[converged], weights[converged]
+        if not converged.all():
+            fit.message += f" {int((~converged).sum())} draws did not converge and are left out of the intervals."
+    else:
+        fit.message += (f" Only {converged.mean():.0%} of the draws converged: the intervals use every draw and "
+                        "are unreliable.")
     for i, name in enumerate(fam.param_names):
         lo, hi = _percentile(params[:, i], [2.5, 97.5])
         fit.intervals[name] = (float(lo), float(hi))
+    fit.message += _bound_note(fam, free, p0, fit.intervals, lower, upper)
     # Bands: the mean curve's spread across draws, and a new observation's (adds residual noise).
     span = np.ptp(x)
     grid = np.linspace(x.min(), x.max() + 0.25 * span, GRID_POINTS)
@@ -433,6 +442,27 @@ def bootstrap(fam: Family, series: Series, fit: FamilyFit, draws: int, rng: np.r
     fit.bands = pd.DataFrame({
         "x": grid, "fit": point, "mean_lo95": mean_q[0], "mean_hi95": mean_q[1],
         "pred_lo95": pred_q[0], "pred_hi95": pred_q[1], "pred_lo80": pred_q[2], "pred_hi80": pred_q[3]})
+
+
+def _bound_note(fam: Family, free, estimate, intervals: dict, lower, upper) -> str:
+    """Say which parameters the bounds, not the data, decide: an estimate on its bound, or an interval cut by it."""
+    on, cut = [], []
+    for i, name in enumerate(fam.param_names):
+        if not free[i]:
+            continue
+        lo, hi = float(lower[i]), float(upper[i])
+        tol = 1e-6 * (1 + max(abs(lo) if math.isfinite(lo) else 0, abs(hi) if math.isfinite(hi) else 0))
+        ilo, ihi = intervals[name]
+        if abs(estimate[i] - lo) <= tol or abs(estimate[i] - hi) <= tol:
+            on.append(name)
+        elif abs(ilo - lo) <= tol or abs(ihi - hi) <= tol:
+            cut.append(name)
+    note = ""
+    if on:
+        note += f" {', '.join(on)} on its bound: the data do not pin it down, the bound does."
+    if cut:
+        note += f" The 95% interval of {', '.join(cut)} reaches its bound: the true interval is wider."
+    return note
 
 
 def akaike_weights(aicc: list[float]) -> np.ndarray:

@@ -41,6 +41,13 @@ def fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
+def breakable(value) -> Markup:
+    """Escaped text with line-break chances after '_' and ':' so identifiers like metr_p50_minutes wrap in narrow
+    table cells instead of pushing the table past the page edge (copied text keeps no extra characters)."""
+    text = str(Markup.escape("" if value is None else value))
+    return Markup(text.replace("_", "_<wbr>").replace(":", ":<wbr>"))
+
+
 def year(value) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
@@ -105,9 +112,7 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None) -> 
         summary.append({"anchor": anchor, **key, "kind": sel["kind"], "n": sel["n"], "best": sel["best_family"],
                         "bounded_weight": sel["bounded_weight"], "p_bounded": cls.get("p_bounded"),
                         "verdict": cls.get("verdict", "not classified"),
-                        "counterpart": "; ".join(f"{p['unbounded_metric'] if p['bounded_metric'] == sel['metric'] else p['bounded_metric']}: "
-                                                 f"{p['unbounded_verdict'] if p['bounded_metric'] == sel['metric'] else p['bounded_verdict']}"
-                                                 for p in pairs.to_dict("records")),
+                        "counterpart": counterpart_summary(pairs, sel["metric"]),
                         "peak_gap": proj_row.get("peak_gap"), "peak_year": proj_row.get("peak_year"),
                         "limit": proj_row.get("limit_kind")})
         params = _match(data["fit_params"], key)
@@ -157,6 +162,16 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None) -> 
         "horizon_trend": data["horizon_trend"].to_dict("records"),
         "counterparts": data["counterparts"].to_dict("records"), "png_dpi": plots.PNG_DPI,
     }
+
+
+def counterpart_summary(pairs: pd.DataFrame, metric: str) -> str:
+    """'win_rate: meek; bt_strength: mighty': every derived scale of the metric once, without the metric's own name."""
+    seen: dict[str, str] = {}
+    for p in pairs.to_dict("records"):
+        for side, verdict in ((p["bounded_metric"], p["bounded_verdict"]), (p["unbounded_metric"], p["unbounded_verdict"])):
+            if side != metric:
+                seen.setdefault(side.removeprefix(f"{metric}:"), verdict)
+    return "; ".join(f"{name}: {verdict}" for name, verdict in seen.items())
 
 
 def counterpart_panels(pairs: pd.DataFrame, points: pd.DataFrame, cls: dict) -> list[tuple[str, pd.DataFrame]]:
@@ -212,6 +227,7 @@ def render_html(context: dict, medium: str = "html") -> str:
                              undefined=jinja2.ChainableUndefined)
     env.filters["fmt"] = fmt
     env.filters["year"] = year
+    env.filters["breakable"] = breakable
     env.filters["figure"] = functools.partial(figure, medium=medium)
     return env.get_template("report.html.j2").render(**context)
 

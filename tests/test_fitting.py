@@ -201,18 +201,31 @@ def test_metr_doubling_time_near_seven_months(observations):
 
 
 def test_chinchilla_irreducible_loss_and_exponent(observations):
-    # meek-math §5 fits the Chinchilla (Hoffmann et al. 2022) loss points: E ≈ 1.7-2.0 nats and
-    # alpha(compute) ≈ 0.1535. E and alpha trade off along a ridge (their bootstrap intervals here span
-    # ~1.5-1.9 and ~0.13-0.23), so the tolerance on alpha is ±0.05, about the half-width of that interval.
-    series = one_series(observations, "loss", "chinchilla_hoffmann2022")
+    # E + A*C^-alpha on the compute-efficient frontier (the runs no cheaper run beats), as issue 3 asks.
+    # Published: Hoffmann et al. 2022 (Approach 3) E = 1.69, alpha(compute) = 0.1535 (meek-math §5);
+    # Epoch's refit of these very points (Besiroglu et al. 2024) E = 1.82, alpha = 0.35*0.37/0.72 = 0.180.
+    # Tolerance: between the two published fits, widened by 0.05 nats and 0.01 in alpha, since the losses
+    # were decoded from marker colours in a figure.
+    series = one_series(observations, "loss_frontier", "chinchilla_hoffmann2022")
+    assert 100 <= len(series.frame) < 245    # a frontier, not every run
     res = fitting.fit_series(series, ["saturating_loss", "power_law"], DRAWS, seed=0)
     fit = {f.family: f for f in res.fits}["saturating_loss"]
     assert fit.converged
-    assert 1.6 <= fit.params["E"] <= 2.0, fit.params
-    assert fit.params["alpha"] == pytest.approx(0.1535, abs=0.05)
+    assert 1.69 - 0.05 <= fit.params["E"] <= 1.82 + 0.05, fit.params
+    assert 0.1535 - 0.01 <= fit.params["alpha"] <= 0.180 + 0.01, fit.params
     lo, hi = fit.intervals["alpha"]
-    assert lo <= 0.1535 <= hi
+    assert lo < fit.params["alpha"] < hi and hi - lo < 0.05
     assert res.selection["best_family"] == "saturating_loss"   # the floor E matters: beats a bare power law
+
+
+def test_chinchilla_all_runs_are_looser_than_the_frontier(observations):
+    # Every run, off-frontier model sizes included: same law, much wider intervals (E and alpha trade off).
+    every = fitting.fit_series(one_series(observations, "loss", "chinchilla_hoffmann2022"), ["saturating_loss"],
+                               DRAWS, seed=0, backtest_draws=20).fits[0]
+    front = fitting.fit_series(one_series(observations, "loss_frontier", "chinchilla_hoffmann2022"),
+                               ["saturating_loss"], DRAWS, seed=0, backtest_draws=20).fits[0]
+    width = {name: (f.intervals["E"][1] - f.intervals["E"][0]) for name, f in (("every", every), ("front", front))}
+    assert width["front"] < width["every"], width
 
 
 def test_hex_elo_rises_with_compute_and_bigger_boards_need_more(observations):

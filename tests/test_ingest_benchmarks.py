@@ -145,8 +145,15 @@ def test_epoch_models_keep_confidence(shared_data):
 
 def test_chinchilla_loss_points(shared_data):
     data = _one(chinchilla.ADAPTER, shared_data / "chinchilla_epoch_replication/svg_extracted_data.csv")
-    obs = data.observations
-    assert len(obs) == 245 and set(obs["unit"]) == {"nats"} and set(obs["kind"]) == {"loss"}
+    every = data.observations[data.observations["metric"] == "loss"]
+    assert len(every) == 245 and set(every["unit"]) == {"nats"} and set(data.observations["kind"]) == {"loss"}
+    # the compute-efficient frontier: no run with less (or equal) compute reached a lower loss
+    front = data.observations[data.observations["metric"] == "loss_frontier"].sort_values("train_flop")
+    assert 0 < len(front) < 245 and set(front["model"]) <= set(every["model"])
+    for _, row in front.iterrows():
+        cheaper = every[every["train_flop"] <= row["train_flop"]]
+        assert row["value"] <= cheaper["value"].min() + 1e-12
+    obs = every
     first = obs.iloc[0]  # file row 2: 6.80e9 params, 9.99e18 FLOP, loss 5.0056
     assert first["params"] == pytest.approx(6795600349.289497)
     assert first["train_flop"] == pytest.approx(9.993852799709755e18) and first["value"] == pytest.approx(5.005582)

@@ -34,7 +34,19 @@ class ChinchillaAdapter:
             "cluster": [f"N{p:.2g}" for p in params],
         })
         return [SourceData("chinchilla_hoffmann2022", "epoch-2024-05-14", "loss", "none stated (cite Besiroglu et al. 2024)",
-                           CITATION, obs)]
+                           CITATION, pd.concat([obs, compute_efficient_frontier(obs)], ignore_index=True))]
+
+
+def compute_efficient_frontier(obs: pd.DataFrame) -> pd.DataFrame:
+    """The runs no cheaper run beats (lowest loss so far in order of compute), as metric `loss_frontier`.
+
+    Scaling laws of the form E + A*C^-alpha describe the best loss reachable at each compute, not runs with a
+    badly chosen model size, so this is the series to compare with Hoffmann et al.'s fit."""
+    ordered = obs.sort_values(["train_flop", "value"], kind="stable")
+    best_so_far = ordered["value"].cummin()
+    frontier = ordered[ordered["value"] <= best_so_far].copy()
+    frontier["metric"] = "loss_frontier"
+    return frontier.sort_index()
 
 
 ADAPTER = ChinchillaAdapter()

@@ -22,6 +22,8 @@ OFFLINE_DEFAULTS: dict[str, str] = {
     "PREFECT_CLI_PROMPT": "false",
     # No API URL: each script starts a temporary local server (about 4-6 s on this machine).
     "PREFECT_SERVER_ALLOW_EPHEMERAL_MODE": "true",
+    # The temporary server's default 20 s start-up limit is missed on a busy 2-core machine.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
     # Cached fit results live under .prefect/storage, next to Prefect's own database.
     "PREFECT_LOCAL_STORAGE_PATH": str(PREFECT_HOME / "storage"),
 }

@@ -30,7 +30,7 @@ app = typer.Typer(
 
 # stdout carries results; stderr carries progress and messages.
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # an error stays one line in a log file
 
 DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB file (default data/processed/scalegap.duckdb, or $SCALEGAP_DB).")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
@@ -183,6 +183,18 @@ def run(
         )
     except ScalegapError as exc:
         _release_frames(exc)
+        raise
+    except OSError as exc:
+        if task_runner == "dask" and dask_address:
+            raise ScalegapError(f"cannot reach the Dask scheduler at {dask_address} ({exc}). Fix: start "
+                                "`dask scheduler` there (and `dask worker` on each machine), or omit --dask-address "
+                                "for a local cluster") from None
+        raise
+    except RuntimeError as exc:
+        if "ephemeral Prefect API server" in str(exc):
+            raise ScalegapError("Prefect's temporary local server did not start in time (the machine may be busy). "
+                                "Fix: run again, or start one with `prefect server start` and set PREFECT_API_URL="
+                                "http://127.0.0.1:4200/api") from None
         raise
     finally:
         set_reporter(None)
@@ -507,6 +519,7 @@ def fit(
 @app.command()
 def report(
     run_id: Annotated[str | None, typer.Option("--run-id", help="Run to report (default: newest run with a fit).")] = None,
+    scenario: Annotated[str | None, typer.Option("--scenario", help="Scenario name to report when the run holds several (default: the run's own).")] = None,
     out_dir: OutOption = Path("reports"),
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -528,7 +541,7 @@ def report(
             con.close()
         if run_id is None:
             raise ScalegapError("no run to report yet. Fix: run `scalegap run` first")
-    paths = report_stage(db, run_id, out_dir)
+    paths = report_stage(db, run_id, out_dir, scenario)
     if as_json:
         print_json({"run_id": run_id, **paths})
         return

@@ -547,7 +547,10 @@ def fit_series(series: Series, families: list[str] | None = None, bootstrap_draw
     for name in names:
         fam = FAMILIES[name]
         if fam.x_axis in ("date", "inference") and fam.x_axis != series.x_axis:
-            continue  # a date-only or inference-only family on another axis
+            if families:  # asked for by name: say why there is no fit rather than dropping it
+                fits.append(FamilyFit(name, False, f"not applicable: {name} is a {fam.x_axis}-axis family and this "
+                                                   f"series is against {series.x_axis}"))
+            continue
         if not fam.applies(y):
             fits.append(FamilyFit(name, False, "not applicable: the values are outside this family's range"))
             continue

@@ -40,8 +40,16 @@ class Growth:
     b: float = math.nan       # p90 or high
 
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """n draws, each > 1: draws at or below 1 are redrawn (the distribution truncated at 1), since a
+        factor <= 1 would shrink compute, or make the frontier grow no faster than the meek actor."""
         if self.kind == "point":
             return np.full(n, self.a)
+        out = self._draw(rng, n)
+        while (bad := out <= 1.0).any():   # the loader ensures the upper end is > 1, so this ends
+            out[bad] = self._draw(rng, int(bad.sum()))
+        return out
+
+    def _draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
         if self.kind == "uniform":
             return rng.uniform(self.a, self.b, n)
         z90 = 1.2815515655446004
@@ -110,6 +118,10 @@ def _growth(path: str, key: str, raw) -> Growth:
             raise InputError(path, f"{where}: the lower end {g.a} is above the upper end {g.b}", "swap them", column=where)
     if not g.a > 0:
         raise InputError(path, f"{where} = {g.a} must be a positive annual factor", "give e.g. 1.414", column=where)
+    if g.kind != "point" and not g.b > 1:
+        # draws are truncated to > 1 (Growth.sample), so some of the range must lie above 1
+        raise InputError(path, f"{where}: the upper end {g.b} must be above 1", "give an annual factor range reaching above 1",
+                         column=where)
     return g
 
 
@@ -299,6 +311,21 @@ class Curve:
         return "constant", math.log(math.log(b) / math.log(a)) * asym.g_limit, False
 
 
+def _value_range(asym, higher_is_better: bool, values: np.ndarray) -> float:
+    """Distance from the worst of `values` to the bound, else their spread.
+
+    For lower-is-better curves the asymptotics describe -value (sup = -E for a loss), so the values are
+    negated first: the range of a loss is L - E, not L + E.
+    """
+    values = np.asarray(values, dtype=float)
+    if not len(values):
+        return math.nan
+    if asym.bounded and math.isfinite(asym.sup):
+        perf = values if higher_is_better else -values
+        return float(abs(asym.sup - np.min(perf)))
+    return float(np.ptp(values)) if len(values) > 1 else math.nan
+
+
 def _explicit_axis(spec: dict) -> str:
     """x_axis of an explicit curve: as written, else the family's own (inference for pass@k families)."""
     family = FAMILIES.get(spec.get("family", ""))
@@ -333,9 +360,9 @@ def explicit_curves(scenario: Scenario) -> list[Curve]:
             out[spec["name"]] = Curve(spec["name"], family, "compute", params=params, x0=math.log10(budget),
                                       higher_is_better=hib, unit=str(spec.get("unit", "")), extra={"axis": axis},
                                       key={"x_axis": axis})
-            asym = fam.asymptotics(params, hib)
-            if asym.bounded and math.isfinite(asym.sup):  # the closing threshold is a share of this range
-                out[spec["name"]].value_range = abs(asym.sup - float(fam.value(np.array([math.log10(budget)]), params)[0]))
+            # the closing threshold is a share of the range still to go from the start (loss at start minus E)
+            out[spec["name"]].value_range = _value_range(fam.asymptotics(params, hib), hib,
+                                                         fam.value(np.array([math.log10(budget)]), params))
     return list(out.values())
 
 
@@ -377,6 +404,11 @@ def stored_curves(con, run_id: str, scenario: Scenario, requests: list[dict] | N
     params = con.execute("SELECT * FROM fit_params WHERE run_id = ?", [run_id]).df()
     points = con.execute("SELECT * FROM series_points WHERE run_id = ?", [run_id]).df()
     keys = ["metric", "source", "source_version", "x_axis"]
+    # Several versions of one source (METR-Horizon-v1 and v1.1) would share a curve name, and the later
+    # would silently overwrite the earlier in the store (key run, scenario, curve): name the version then.
+    n_versions = selection.groupby(["metric", "source", "x_axis"])["source_version"].transform("nunique")
+    selection = selection.assign(label=np.where(n_versions > 1, selection["source"] + "@" + selection["source_version"],
+                                                selection["source"]))
     skipped = []
     wanted = []
     if requests is None:
@@ -392,7 +424,7 @@ def stored_curves(con, run_id: str, scenario: Scenario, requests: list[dict] | N
                 continue
             for _, row in rows.iterrows():
                 # one metric from several sources: one curve per source, named apart
-                named = spec if len(rows) == 1 else {**spec, "name": f"{spec['name']} [{row['source']}]"}
+                named = spec if len(rows) == 1 else {**spec, "name": f"{spec['name']} [{row['label']}]"}
                 wanted.append((row, spec.get("family", row["best_family"]), named))
     start_year = _year(scenario.start)
     out = []
@@ -419,40 +451,50 @@ def stored_curves(con, run_id: str, scenario: Scenario, requests: list[dict] | N
             kind = "compute"
         else:
             x0, kind = start_year, "date"
-        name = (spec or {}).get("name") or f"{row['metric']} [{row['source']}] vs {row['x_axis']}"
+        name = (spec or {}).get("name") or f"{row['metric']} [{row['label']}] vs {row['x_axis']}"
         hib = row["kind"] != "loss" and FAMILIES[family].higher_is_better
         curve = Curve(name, family, kind, params=vec, draws=draw_arr, x0=x0, higher_is_better=hib,
                       unit=row["unit"], metric=row["metric"], key={k: row[k] for k in keys},
                       extra={"axis": row["x_axis"]})
-        asym = FAMILIES[family].asymptotics(vec, curve.higher_is_better)
         y = pts["y"].to_numpy()
-        curve.value_range = (abs(asym.sup - float(np.min(y))) if asym.bounded and np.isfinite(asym.sup)
-                             else float(np.ptp(y)) if len(y) else math.nan)
+        curve.value_range = _value_range(FAMILIES[family].asymptotics(vec, curve.higher_is_better), curve.higher_is_better, y)
         out.append(curve)
     return out, skipped
 
 
 # ------------------------------------------------------------------------------ projection
-def summarise(curve: Curve, scenario: Scenario, a: float, b: float) -> dict:
+def _grids(scenario: Scenario, horizon: float) -> tuple[np.ndarray, np.ndarray]:
+    """(trajectory grid, the same grid continued monthly to `horizon` years).
+
+    Point summaries, bands and peak searches all use these, so band rows sit on the trajectory's years
+    and point rates give the same peak in both.
+    """
     t = np.linspace(0.0, scenario.years, int(scenario.years * MONTHS) + 1)
+    more = np.arange(scenario.years + 1 / MONTHS, horizon + 1e-9, 1 / MONTHS)
+    return t, np.concatenate([t, more])
+
+
+def summarise(curve: Curve, scenario: Scenario, a: float, b: float) -> dict:
     kind, value, bounded = curve.limit(a, b)
     # A bounded gap is followed past `until` to find its peak and closing date; an unbounded one
     # has no peak, so its largest value inside the window is reported (at the window's end).
-    long_t = np.linspace(0.0, CLOSE_HORIZON_YEARS, int(CLOSE_HORIZON_YEARS * MONTHS) + 1) if bounded else t
+    t, long_t = _grids(scenario, CLOSE_HORIZON_YEARS)
+    long_t = long_t if bounded else t
     with np.errstate(all="ignore"):
         _, _, long_gap = curve.gap(long_t, a, b)
     start_year = _year(scenario.start)
     i = int(np.nanargmax(long_gap)) if np.isfinite(long_gap).any() else 0
+    peak_year = start_year + float(long_t[i])
     close_year = math.nan
     if bounded and np.isfinite(curve.value_range):
         threshold = scenario.close_fraction * curve.value_range
         above = np.flatnonzero(np.abs(long_gap) >= threshold)
         if len(above) == 0:
-            close_year = start_year
+            close_year = peak_year  # never above the threshold: closed throughout, but say so no earlier than the peak
         elif above[-1] + 1 < len(long_t):
-            close_year = start_year + long_t[above[-1] + 1]
+            close_year = max(start_year + float(long_t[above[-1] + 1]), peak_year)
     peak_in_window = long_t[i] < scenario.years - 1e-9
-    return {"peak_gap": float(long_gap[i]), "peak_year": start_year + float(long_t[i]),
+    return {"peak_gap": float(long_gap[i]), "peak_year": peak_year,
             "peak_within_window": bool(peak_in_window), "close_year": close_year, "limit_kind": kind,
             "limit_value": value, "bounded": bounded, "trajectory_t": t}
 
@@ -461,18 +503,23 @@ def monte_carlo(curve: Curve, scenario: Scenario, samples: int, rng: np.random.G
                 bounded: bool = False) -> dict:
     """10th/50th/90th percentiles of the gap over scenario draws x bootstrap draws of the fit.
 
-    For a bounded (meek) curve the peak is searched PEAK_SEARCH_YEARS ahead, since it may fall after `until`.
+    Bands are on the trajectory's own years. For a bounded (meek) curve the peak is searched
+    PEAK_SEARCH_YEARS ahead, since it may fall after `until`.
     """
-    n_window = int(scenario.years * MONTHS) + 1
-    horizon = max(scenario.years, PEAK_SEARCH_YEARS) if bounded else scenario.years
-    t = np.linspace(0.0, horizon, int(horizon * MONTHS) + 1)
+    t_window, t = _grids(scenario, PEAK_SEARCH_YEARS if bounded else scenario.years)
+    n_window = len(t_window)
     g = {k: v.sample(rng, samples) for k, v in scenario.growth.items()}
     a = g["hardware"] * g["algorithms"]
     b = a * g["inference" if curve.extra.get("axis") == "inference" else "investment"]
-    pick = rng.integers(0, len(curve.draws), samples) if curve.draws is not None and len(curve.draws) else None
+    draws, dropped = curve.draws, 0
+    if draws is not None and curve.family in FAMILIES:
+        # a bootstrap draw that is not increasing is not a performance metric: its "gap" means nothing
+        normal = np.array([FAMILIES[curve.family].asymptotics(d, curve.higher_is_better).normal for d in draws], dtype=bool)
+        draws, dropped = draws[normal], int((~normal).sum())
+    pick = rng.integers(0, len(draws), samples) if draws is not None and len(draws) else None
     gaps = np.empty((samples, len(t)))
     for s in range(samples):
-        params = curve.draws[pick[s]] if pick is not None else None
+        params = draws[pick[s]] if pick is not None else None
         with np.errstate(all="ignore"):
             gaps[s] = curve.gap(t, a[s], b[s], params)[2]
     start_year = _year(scenario.start)
@@ -488,7 +535,8 @@ def monte_carlo(curve: Curve, scenario: Scenario, samples: int, rng: np.random.G
 
     return {"gap_lo": q(window, 10, 0), "gap_mid": q(window, 50, 0), "gap_hi": q(window, 90, 0),
             "peak_year_lo": float(q(peak_years, 10)), "peak_year_hi": float(q(peak_years, 90)),
-            "peak_gap_lo": float(q(peak_gaps, 10)), "peak_gap_hi": float(q(peak_gaps, 90))}
+            "peak_gap_lo": float(q(peak_gaps, 10)), "peak_gap_hi": float(q(peak_gaps, 90)),
+            "dropped_draws": dropped, "fit_draws": 0 if curve.draws is None else len(curve.draws)}
 
 
 def project(curves: list[Curve], scenario: Scenario, samples: int = 0, seed: int = 0,
@@ -510,18 +558,22 @@ def project(curves: list[Curve], scenario: Scenario, samples: int = 0, seed: int
             rng = np.random.default_rng([seed, zlib.crc32(curve.name.encode())])
             bands = monte_carlo(curve, scenario, samples, rng, bounded=s["bounded"])
             traj = traj.assign(gap_lo=bands.pop("gap_lo"), gap_mid=bands.pop("gap_mid"), gap_hi=bands.pop("gap_hi"))
+            dropped, n_draws = bands.pop("dropped_draws"), bands.pop("fit_draws")
         trajectories.append(traj)
         key = tuple(curve.key.get(k) for k in ("metric", "source", "source_version", "x_axis"))
         # The stage-level verdict (classification) wins; otherwise the family's own asymptotics decide.
         verdict = verdicts.get(key) or ("meek" if s["limit_kind"] == "zero" else
                                         "mighty" if s["limit_kind"] in ("constant", "infinite") else "indeterminate")
-        note = None
+        notes = []
         ceiling = {"fraction": 1.0, "percent": 100.0}.get(curve.unit)
         if ceiling is not None and curve.kind in ("compute", "date") and np.nanmax(frontier) > ceiling:
             # an unbounded family fitted to a bounded score: the projection leaves the metric's range
-            note = (f"frontier passes the metric's ceiling {ceiling:g} in "
-                    f"{year_month(start_year + float(t[np.argmax(frontier > ceiling)]))}; extrapolation beyond the data")
-        summaries.append({"curve": curve.name, "family": curve.family, "verdict": verdict, "note": note, "curve_kind": curve.kind, "unit": curve.unit,
+            notes.append(f"frontier passes the metric's ceiling {ceiling:g} in "
+                         f"{year_month(start_year + float(t[np.argmax(frontier > ceiling)]))}; extrapolation beyond the data")
+        if samples and dropped:
+            notes.append(f"{dropped} of {n_draws} bootstrap draws not increasing (not a normal metric), left out of the bands"
+                         + ("; bands from scenario draws only" if dropped == n_draws else ""))
+        summaries.append({"curve": curve.name, "family": curve.family, "verdict": verdict, "note": "; ".join(notes) or None, "curve_kind": curve.kind, "unit": curve.unit,
                           **{k: curve.key.get(k) for k in ("metric", "source", "source_version", "x_axis")},
                           **s, **bands, "x0": curve.x0, "growth_a": a, "growth_b": b, "lambda": lam,
                           "scenario": scenario.name, "scenario_sha256": scenario.digest, "samples": samples,
@@ -565,6 +617,11 @@ def project_stage(db, run_id: str, scenario_path=None, samples: int = 1000, seed
     finally:
         con.close()
     curves = explicit_curves(scenario) + asked + fitted
+    names = [c.name for c in curves]
+    if len(set(names)) < len(names):  # the store keys on (run, scenario, curve): a twin would overwrite silently
+        twin = next(n for n in names if names.count(n) > 1)
+        raise InputError(scenario.path, f"curve name {twin!r} is used twice (a scenario curve and a fitted series?)",
+                         "rename the scenario's curve", column="curve.name")
     summary, trajectories = project(curves, scenario, samples, seed, verdicts)
     sens = sensitivity(explicit_curves(scenario) + asked + [c for c in fitted if c.kind == "compute"][:8], scenario)
     skipped_rows = pd.DataFrame(skipped + skipped_asked)
@@ -580,8 +637,10 @@ def project_stage(db, run_id: str, scenario_path=None, samples: int = 1000, seed
     with store.open_stage(db, run_id, "project") as con:
         # Stores created before the verdict column existed get it here (CREATE IF NOT EXISTS won't add it).
         con.execute("ALTER TABLE projections ADD COLUMN IF NOT EXISTS verdict VARCHAR")
-        n = store.replace_run_rows(con, "projections", run_id, summary)
-        store.replace_run_rows(con, "projection_trajectories", run_id, trajectories.assign(scenario=scenario.name))
-        store.replace_run_rows(con, "projection_sensitivity", run_id, sens.assign(scenario=scenario.name))
-        store.replace_run_rows(con, "scenarios", run_id, scenario_row)
+        # replaced per (run, scenario): projecting another scenario on the same fit run keeps this one's rows
+        only = {"where": "AND scenario = ?", "params": [scenario.name]}
+        n = store.replace_run_rows(con, "projections", run_id, summary, **only)
+        store.replace_run_rows(con, "projection_trajectories", run_id, trajectories.assign(scenario=scenario.name), **only)
+        store.replace_run_rows(con, "projection_sensitivity", run_id, sens.assign(scenario=scenario.name), **only)
+        store.replace_run_rows(con, "scenarios", run_id, scenario_row, **only)
     return {"curves": n, "skipped": len(skipped_rows), "scenario": scenario.name}

@@ -95,13 +95,46 @@ def parse_expression(text: str):
              "atan": sympy.atan, "tanh": sympy.tanh, "erf": sympy.erf}
     from sympy.parsing.sympy_parser import convert_xor, parse_expr, standard_transformations
 
+    names_only = {"Integer": sympy.Integer, "Float": sympy.Float, "Rational": sympy.Rational, "Symbol": sympy.Symbol}
+    transformations = standard_transformations + (convert_xor,)
     try:
-        expr = parse_expr(text, local_dict=local, global_dict={"Integer": sympy.Integer, "Float": sympy.Float,
-                                                               "Rational": sympy.Rational, "Symbol": sympy.Symbol},
-                          transformations=standard_transformations + (convert_xor,), evaluate=True)
+        # unevaluated first: constants such as 9**9**9**9 would take sympy forever to evaluate
+        unevaluated = {**names_only, "Add": sympy.Add, "Mul": sympy.Mul, "Pow": sympy.Pow}
+        _check_constants(parse_expr(text, local_dict=local, global_dict=unevaluated, transformations=transformations,
+                                    evaluate=False))
+        expr = parse_expr(text, local_dict=local, global_dict=names_only, transformations=transformations,
+                          evaluate=True)
+    except ExpressionError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any parser failure is the user's syntax
         raise ExpressionError(f"cannot parse {text!r} ({type(exc).__name__}). Fix: check the syntax") from None
     return expr, C
+
+
+def _check_constants(node) -> float | None:
+    """log10 of the magnitude of a constant subexpression (None if it involves C); refuses constants beyond 1e300."""
+    import sympy
+
+    if node.is_Number:
+        value = abs(float(node))
+        return math.log10(value) if value > 0 else -math.inf
+    if isinstance(node, sympy.Symbol):
+        return None
+    if node.free_symbols:
+        for arg in node.args:
+            _check_constants(arg)
+        return None
+    sizes = [_check_constants(arg) for arg in node.args]
+    if isinstance(node, sympy.Pow) and len(sizes) == 2 and None not in sizes:
+        base, exponent = sizes
+        exp_value = 10 ** min(exponent, 300.0) if math.isfinite(exponent) else 0.0
+        size = base * exp_value if math.isfinite(base) else 0.0
+        if size > 300:
+            raise ExpressionError(f"the constant {node} is larger than 1e300. Fix: use a smaller number "
+                                  "(only the shape of F in C matters for the verdict)")
+        return size
+    finite = [v for v in sizes if v is not None and math.isfinite(v)]
+    return max(finite) if finite else None
 
 
 def _with_timeout(fn, seconds: float):
@@ -173,6 +206,19 @@ def classify_expression(text: str, a: float = DEFAULT_A, b: float = DEFAULT_B, t
     g_vals = np.where(np.isfinite(g_vals), g_vals, g_cd)
     # a point is on an increasing stretch when g >= 0, or when g over/underflows but ln g is real
     increasing = np.where(np.isfinite(g_vals), g_vals >= 0, ~np.isnan(ln_g) & (ln_g != np.inf))
+    # The sign of g in arbitrary precision wins: floats turn exp(-C) into 0 (and so "not decreasing") and
+    # exp(C) into inf. Past the last point mpmath can represent, the sign it saw last carries on.
+    with np.errstate(all="ignore"):
+        ln_g_c = np.asarray(ln_g_num(grid + 0j), dtype=complex) * np.ones_like(grid)
+    ln_abs_g = np.real(ln_g_c)
+    # ln g of a huge g: +inf in floats, with imaginary part pi when g < 0 (the sign survives the overflow)
+    huge = (ln_abs_g == np.inf) & np.isfinite(np.imag(ln_g_c))
+    increasing = np.where(huge, np.abs(np.remainder(np.imag(ln_g_c), 2 * np.pi) - np.pi) > 1.0, increasing)
+    sign = _mp_signs(g_u, u, grid, np.isfinite(ln_abs_g), timeout_s)
+    if np.isfinite(sign).any():
+        increasing = np.where(np.isfinite(sign), sign >= 0, increasing)
+        last = np.flatnonzero(np.isfinite(sign))[-1]
+        increasing[last + 1:] = sign[last] >= 0
     bad = np.flatnonzero(~increasing)
     start = int(bad[-1] + 1) if len(bad) else 0
     normal = start < len(grid) - 10
@@ -195,7 +241,9 @@ def classify_expression(text: str, a: float = DEFAULT_A, b: float = DEFAULT_B, t
     tail_u, tail_lg = us[keep][-200:], lg[keep][-200:]
     with np.errstate(over="ignore"):
         g_end = float(np.exp(lg[-1])) if not np.isnan(lg[-1]) else math.nan
-    if lg[-1] == -np.inf or len(tail_u) < 10:
+    if g_end == math.inf or (len(lg) and np.isnan(lg[-1]) and np.isinf(_numeric(f_num, grid[-1:])[0])):
+        slope = math.inf   # §10: g or F overflows on the tail -> divergent
+    elif lg[-1] == -np.inf or len(tail_u) < 10:
         slope = -math.inf
     else:
         slope = float(np.polyfit(np.log(tail_u), tail_lg, 1)[0])
@@ -243,6 +291,37 @@ def classify_expression(text: str, a: float = DEFAULT_A, b: float = DEFAULT_B, t
     normal_from_C = 10 ** normal_from if normal_from is not None and normal_from < 300 else None
     return ExprVerdict(text, True, normal_from_C, normal_from, bool(bounded), sup_value, g_limit, gap_limit, verdict,
                        method, evidence)
+
+
+def _mp_signs(g_u, u, grid: np.ndarray, safe: np.ndarray, timeout_s: float) -> np.ndarray:
+    """Sign of g at each grid point in mpmath (+1, -1, 0; nan where not evaluated).
+
+    Only where ln|g| is finite as a float (`safe`): beyond that, exp of the exponent needs millions of bits
+    and one evaluation can run for hours."""
+    import time
+
+    import mpmath
+    import sympy
+
+    g_mp = sympy.lambdify(u, g_u, "mpmath")
+    out = np.full(len(grid), np.nan)  # filled in place: points done before the timeout still count
+    deadline = time.monotonic() + timeout_s
+
+    def signs():
+        for i, point in enumerate(grid):
+            if not safe[i]:
+                continue
+            if time.monotonic() > deadline:
+                return
+            try:
+                value = g_mp(mpmath.mpf(float(point)))
+                if abs(mpmath.im(value)) <= 1e-12 * max(abs(mpmath.re(value)), 1):
+                    out[i] = float(mpmath.sign(mpmath.re(value)))
+            except (OverflowError, ValueError, ZeroDivisionError, TypeError):
+                continue
+
+    _with_timeout(signs, timeout_s)
+    return out.copy()
 
 
 def _np_erf(x):

@@ -139,3 +139,86 @@ def test_stage_on_empty_store_is_idempotent(tmp_db):
     con = store.connect(tmp_db, read_only=True)
     assert [store.table_digest(con, t) for t in tables] == first
     con.close()
+
+
+LOSS_CURVE = """
+name = "loss_check"
+[growth]
+hardware = 1.414
+algorithms = 2.828
+investment = 2.828
+start = "2023-03-14"
+until = "2040-01-01"
+
+[[curve]]
+name = "loss"
+family = "saturating_loss"
+params = {E = 1.69, log10_A = 3.0, alpha = 0.155}
+start_flop = 1e25
+"""
+
+
+def test_loss_range_subtracts_e_and_closing_follows_the_peak(tmp_path):
+    # The asymptotics of a loss describe -L (sup = -E): the range still to go is L(start) - E, not L + E.
+    path = tmp_path / "loss.toml"
+    path.write_text(LOSS_CURVE)
+    scenario = load_scenario(path)
+    (curve,) = projection.explicit_curves(scenario)
+    assert curve.value_range == pytest.approx(10 ** (3.0 - 0.155 * 25), rel=1e-12)
+    row = projection.project([curve], scenario)[0].iloc[0]
+    assert row["peak_gap"] > scenario.close_fraction * curve.value_range
+    assert row["close_year"] > row["peak_year"] + 1
+    assert projection.year_month(row["peak_year"]) == "2026-09"
+    # a gap that never reaches the threshold still does not "close" before its peak
+    curve.value_range = 1e6
+    row = projection.project([curve], scenario)[0].iloc[0]
+    assert row["close_year"] >= row["peak_year"]
+
+
+def test_point_rates_collapse_the_bands_onto_the_trajectory():
+    # paper scenario: point growth, explicit curves (no fit draws): every band row is the point gap
+    scenario = load_scenario(PAPER)
+    summary, traj = projection.project(projection.explicit_curves(scenario), scenario, samples=20, seed=0)
+    for col in ("gap_lo", "gap_mid", "gap_hi"):
+        np.testing.assert_allclose(traj[col], traj["gap"], rtol=1e-12, atol=1e-15)
+    rows = summary.set_index("curve")
+    for name in ("p_success_4min", "p_success_60min", "p_success_240min"):
+        r = rows.loc[name]
+        assert r["peak_year_lo"] == r["peak_year"] == r["peak_year_hi"]
+        assert r["peak_gap_lo"] == pytest.approx(r["peak_gap"], rel=1e-12) == r["peak_gap_hi"]
+
+
+def test_non_increasing_bootstrap_draws_are_left_out_of_the_bands():
+    scenario = load_scenario(PAPER)
+    draws = np.array([[-3.0, 0.2], [-3.0, 0.25], [-3.0, -0.1], [-3.0, 0.0]])   # power law: g <= 0 is not normal
+    curve = Curve("pl", "power_law", "compute", params=np.array([-3.0, 0.22]), draws=draws, x0=24.0)
+    summary, traj = projection.project([curve], scenario, samples=200, seed=0)
+    row = summary.iloc[0]
+    assert "2 of 4 bootstrap draws not increasing" in row["note"]
+    assert np.all(traj["gap_lo"].to_numpy()[1:] > 0)                  # only increasing draws: the gap opens
+    assert row["peak_year_lo"] == row["peak_year_hi"] == row["peak_year"]   # at the window's end, not the start
+
+
+def test_second_scenario_keeps_the_first_scenarios_rows(tmp_db):
+    run_id = "run-two"
+    store.start_run(tmp_db, "project", {}, run_id=run_id)
+    other = projection.SCENARIO_DIR / "fast_software.toml"
+    tables = ("projections", "projection_trajectories", "projection_sensitivity", "scenarios")
+
+    def counts():
+        con = store.connect(tmp_db, read_only=True)
+        try:
+            return {t: dict(con.execute(f"SELECT scenario, count(*) FROM {t} WHERE run_id = ? GROUP BY scenario",
+                                        [run_id]).fetchall()) for t in tables}
+        finally:
+            con.close()
+
+    projection.project_stage(tmp_db, run_id, PAPER, samples=20, seed=1)
+    first = counts()
+    projection.project_stage(tmp_db, run_id, other, samples=20, seed=1)
+    both = counts()
+    for t in tables:
+        assert set(both[t]) == {"paper_appendix_b", "fast_software"}, t
+        assert both[t]["paper_appendix_b"] == first[t]["paper_appendix_b"]
+    projection.project_stage(tmp_db, run_id, other, samples=20, seed=1)   # same scenario again: replaces its own rows
+    assert counts() == both

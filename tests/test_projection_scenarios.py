@@ -64,8 +64,12 @@ def test_shipped_scenarios_load_and_cite_sources(name):
 def test_distributions_sample_their_stated_quantiles():
     scenario = projection.load_scenario(projection.SCENARIO_DIR / "fast_software.toml")
     rng = np.random.default_rng(0)
-    draws = scenario.growth["algorithms"].sample(rng, 200_000)      # lognormal, p10 = 2, p90 = 50
-    assert np.percentile(draws, [10, 90]) == pytest.approx([2.0, 50.0], rel=0.03)
+    draws = scenario.growth["algorithms"].sample(rng, 200_000)      # lognormal, p10 = 2, p90 = 50, truncated at 1
+    z90 = 1.2815515655446004
+    below_one = 0.5 * math.erfc(math.log(10.0) / (math.log(25.0) / (2 * z90)) / math.sqrt(2))   # P(draw <= 1) untruncated
+    expected = [(p - below_one) / (1 - below_one) for p in (0.1, 0.9)]
+    assert [np.mean(draws <= 2.0), np.mean(draws <= 50.0)] == pytest.approx(expected, abs=0.003)
+    assert draws.min() > 1.0
     inv = scenario.growth["investment"].sample(rng, 200_000)        # uniform 2..4
     assert inv.min() >= 2.0 and inv.max() <= 4.0 and inv.mean() == pytest.approx(3.0, abs=0.01)
 
@@ -223,3 +227,53 @@ def test_inference_curve_without_an_inference_rate_names_the_key(tmp_path):
     with pytest.raises(InputError) as info:
         projection.load_scenario(_write(tmp_path, text))
     assert "growth.inference" in str(info.value)
+
+
+@pytest.mark.parametrize("spec", ['{dist = "lognormal", p10 = 1.05, p90 = 3.0}', '{dist = "uniform", low = 0.5, high = 2.0}'])
+def test_growth_draws_all_exceed_one(tmp_path, spec):
+    """A draw <= 1 would make the frontier no faster than the meek actor: draws are truncated at 1."""
+    text = GOOD.replace("investment = 2.828", f"investment = {spec}").replace("hardware = 1.414", f"hardware = {spec}")
+    if "uniform" in spec:  # the loader rejects an investment range reaching down to 1; hardware may
+        text = text.replace(f"investment = {spec}", "investment = 2.828")
+    scenario = projection.load_scenario(_write(tmp_path, text))
+    rng = np.random.default_rng(0)
+    for key in ("hardware", "investment"):
+        draws = scenario.growth[key].sample(rng, 100_000)
+        assert draws.min() > 1.0, key
+
+
+def test_growth_range_entirely_at_or_below_one_is_rejected(tmp_path):
+    text = GOOD.replace("hardware = 1.414", 'hardware = {dist = "uniform", low = 0.5, high = 1.0}')
+    with pytest.raises(InputError) as info:
+        projection.load_scenario(_write(tmp_path, text))
+    assert "growth.hardware" in str(info.value)
+
+
+@pytest.fixture(scope="module")
+def horizons_db(tmp_path_factory):
+    """METR horizons from two versions of one source (METR-Horizon-v1 and v1.1), fitted against date."""
+    from pipeline import fitting, ingest
+
+    raw = Path(__file__).resolve().parents[1] / "data" / "raw" / "horizons.csv"
+    if not raw.is_file():
+        pytest.skip("bundled snapshot not present")
+    db = tmp_path_factory.mktemp("hz") / "scalegap.duckdb"
+    ingest.ingest([str(raw)], db)
+    run_id = store.start_run(db, "fit", {}, run_id="run-hz")
+    fitting.fit_stage(db, run_id, ["metr_p50_minutes"], ("date",), ["exponential_time"], 20, 0)
+    store.finish_run(db, run_id, "succeeded")
+    return db, run_id
+
+
+def test_every_source_version_gets_its_own_projection_row(tmp_path, horizons_db):
+    db, run_id = horizons_db
+    text = GOOD.split("[[curve]]")[0] + "[settings]\nproject_fitted = true\n"
+    projection.project_stage(db, run_id, _write(tmp_path, text), samples=20, seed=0)
+    con = store.connect(db, read_only=True)
+    rows = con.execute("SELECT curve, source_version FROM projections WHERE run_id = ? AND source = 'metr_time_horizon'",
+                       [run_id]).df()
+    n_traj = con.execute("SELECT count(DISTINCT curve) FROM projection_trajectories WHERE run_id = ? AND curve LIKE "
+                         "'%metr_time_horizon%'", [run_id]).fetchone()[0]
+    con.close()
+    assert sorted(rows["source_version"]) == ["METR-Horizon-v1", "METR-Horizon-v1.1-2026-03-03"]
+    assert n_traj == 2 and all("@METR-Horizon-v1" in c for c in rows["curve"])

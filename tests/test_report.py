@@ -183,3 +183,18 @@ def test_cli_report_prints_both_paths(real_run, tmp_path):
     assert payload["run_id"] == real_run["run_id"]
     assert Path(payload["html"]).is_file() and Path(payload["pdf"]).is_file()
     assert (out / "latest.pdf").is_file()
+
+
+def test_second_scenario_on_the_same_run_is_reported_on_request(real_run, tmp_path):
+    from pipeline import projection
+
+    scenario = ROOT / "pipeline" / "scenarios" / "fast_software.toml"
+    projection.project_stage(real_run["db"], real_run["run_id"], scenario_path=scenario, samples=50, seed=0)
+    default = render.load(real_run["db"], real_run["run_id"])
+    assert set(default["projections"]["scenario"]) == {"default"}   # the run's own scenario, not a mix
+    fast = render.load(real_run["db"], real_run["run_id"], "fast_software")
+    assert set(fast["projections"]["scenario"]) == {"fast_software"}
+    assert set(fast["projection_trajectories"]["scenario"]) == {"fast_software"}
+    assert len(fast["scenarios"]) == 1
+    with pytest.raises(render.ScalegapError, match="not projected in this run"):
+        render.load(real_run["db"], real_run["run_id"], "no_such_scenario")

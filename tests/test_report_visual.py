@@ -25,6 +25,23 @@ def _need(binary: str) -> str:
     return path
 
 
+LONG_METRIC = "a_user_benchmark_with_a_long_name_and_no_spaces"
+
+
+def _long_named_results(folder: Path) -> Path:
+    """Identifiers without spaces are what pushed wide tables past the A4 edge."""
+    import numpy as np
+
+    flop = np.logspace(21, 25, 12)
+    value = 0.25 + 0.7 / (1 + np.exp(-(np.log10(flop) - 23)))
+    lines = ["model,metric,value,train_flop,floor,source"]
+    lines += [f"model_{i}_with_a_long_name,{LONG_METRIC},{v:.6f},{f:.6g},0.25,my_lab_results_with_a_long_source_name"
+              for i, (v, f) in enumerate(zip(value, flop, strict=True))]
+    path = folder / "long_names.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     fitting = pytest.importorskip("pipeline.fitting")
@@ -33,12 +50,13 @@ def rendered(tmp_path_factory):
     base = tmp_path_factory.mktemp("visual")
     db = base / "scalegap.duckdb"
     run_id = store.start_run(db, "test visual", {})
-    ingest.ingest([str(ROOT / "data" / "raw" / "benchmarks.csv")], db, run_id)
-    fitting.fit_stage(db, run_id, metrics=["mmlu"], x_axes=("compute",), bootstrap=200, seed=0)
+    ingest.ingest([str(ROOT / "data" / "raw" / "benchmarks.csv"), str(_long_named_results(base))], db, run_id)
+    metrics = ["mmlu", LONG_METRIC]
+    fitting.fit_stage(db, run_id, metrics=metrics, x_axes=("compute",), bootstrap=200, seed=0)
     try:
         from pipeline import projection, taxonomy
-        taxonomy.classify_stage(db, run_id, metrics=["mmlu"])
-        projection.project_stage(db, run_id, samples=200, seed=0, metrics=["mmlu"])
+        taxonomy.classify_stage(db, run_id, metrics=metrics)
+        projection.project_stage(db, run_id, samples=200, seed=0, metrics=metrics)
     except ImportError:
         pass
     store.finish_run(db, run_id, "succeeded")
@@ -63,6 +81,16 @@ def _ink_fraction(path: Path) -> float:
     return 1 - sum(histogram[245:]) / sum(histogram)
 
 
+def _right_margin_ink(path: Path) -> int:
+    """Dark pixels in the right page margin (12 mm; the outer 11 mm checked, above the 14 mm footer band)."""
+    from PIL import Image
+
+    image = Image.open(path).convert("L")
+    width, height = image.size
+    strip = image.crop((int(width * (210 - 11) / 210), 0, width, int(height * (297 - 15) / 297)))
+    return sum(strip.histogram()[:200])
+
+
 def test_pdf_pages_render_to_png(rendered):
     pdftoppm = _need("pdftoppm")
     for old in VISUAL.glob("page-*.png"):
@@ -74,6 +102,7 @@ def test_pdf_pages_render_to_png(rendered):
         width, height = _png_size(page)
         assert abs(height / width - 297 / 210) < 0.01  # A4 portrait
         assert _ink_fraction(page) > 0.005, f"{page.name} is blank"
+        assert _right_margin_ink(page) == 0, f"{page.name}: something runs past the right margin (a table too wide?)"
 
 
 def test_html_screenshot_in_headless_chromium(rendered, tmp_path):

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import io
 import re
+import textwrap
 from typing import NamedTuple
 
 import matplotlib
@@ -120,7 +121,7 @@ def pair_plot(panels: list[tuple[str, pd.DataFrame]], x_axis: str) -> Plot:
     fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.1), squeeze=False)
     for ax, (title, frame) in zip(axes[0], panels, strict=True):
         ax.scatter(frame["x"], frame["y"], s=5, color="black", alpha=0.6)
-        ax.set_title(title, fontsize=7)
+        ax.set_title(textwrap.fill(title, 38), fontsize=7)  # long metric names must not run into the next panel
         ax.set_xlabel(x_label(x_axis), fontsize=7)
         ax.tick_params(labelsize=6)
     fig.tight_layout()

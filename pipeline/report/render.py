@@ -56,7 +56,7 @@ def year(value) -> str:
     return f"{whole}-{min(month, 12):02d}"
 
 
-def load(db, run_id: str) -> dict:
+def load(db, run_id: str, scenario: str | None = None) -> dict:
     con = store.connect(db, read_only=True)
     try:
         present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
@@ -73,6 +73,30 @@ def load(db, run_id: str) -> dict:
                                      [run_id]).df()
     finally:
         con.close()
+    return _one_scenario(data, scenario)
+
+
+def _one_scenario(data: dict, wanted: str | None) -> dict:
+    """A run may hold projections under several scenarios (`scalegap project --scenario ...` on the same fit):
+    report one. Asked for by name, else the one the run itself was given, else `default`, else the first."""
+    names = list(data["scenarios"]["scenario"]) if len(data["scenarios"]) else []
+    if len(names) <= 1 and wanted is None:
+        return data
+    if wanted is not None and wanted not in names:
+        raise ScalegapError(f"scenario {wanted!r} was not projected in this run (it has {', '.join(names) or 'none'}). "
+                            "Fix: `scalegap project --scenario FILE` first, or pick one of those")
+    chosen = wanted
+    if chosen is None:
+        try:
+            asked = json.loads(data["run"]["parameters"].iloc[0] or "{}").get("scenario") if len(data["run"]) else None
+        except (TypeError, ValueError):
+            asked = None
+        paths = dict(zip(data["scenarios"]["path"], names, strict=True))
+        chosen = next((n for p, n in paths.items() if asked and str(p).endswith(Path(str(asked)).name)), None)
+        chosen = chosen or ("default" if "default" in names else names[0])
+    for table in ("projections", "projection_trajectories", "projection_sensitivity", "scenarios"):
+        if len(data[table]) and "scenario" in data[table].columns:
+            data[table] = data[table][data[table]["scenario"] == chosen].reset_index(drop=True)
     return data
 
 
@@ -247,13 +271,13 @@ def _atomic_write(path: Path, payload: bytes) -> None:
     os.replace(tmp.name, path)
 
 
-def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "reports") -> dict:
+def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "reports", scenario: str | None = None) -> dict:
     """Write <out>/<run_id>/report.html and report.pdf (same HTML), refresh <out>/latest.*; return paths and pages."""
     import weasyprint
 
     out_dir = Path(out_dir)
     store.check_writable(out_dir, "report")
-    data = load(db, run_id)
+    data = load(db, run_id, scenario)
     if data["run"].empty:
         raise ScalegapError(f"run {run_id} is not in the store. Fix: `scalegap status` lists the runs; "
                             "omit --run-id to report the newest run")

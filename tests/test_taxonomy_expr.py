@@ -48,6 +48,26 @@ def test_decreasing_is_not_normal():
     assert not v.normal and v.verdict == "not-normal"
 
 
+@pytest.mark.parametrize("expr", ["1/C", "-C", "log(C)/C", "-exp(C)"])
+def test_decreasing_past_float_range_is_not_normal(expr):
+    # in floats exp(-C) underflows to 0 (a flat, "not decreasing" tail) and exp(C) overflows to inf;
+    # the sign of dF/d ln ln C is taken in arbitrary precision instead
+    v = classify_expression(expr)
+    assert not v.normal and v.verdict == "not-normal", v
+
+
+@pytest.mark.parametrize("expr", ["exp(C)", "2**C"])
+def test_faster_than_any_power_is_mighty_divergent(expr):
+    v = classify_expression(expr)
+    assert v.normal and v.verdict == "mighty-divergent" and v.bounded is False
+
+
+@pytest.mark.parametrize("expr", ["9**9**9**9*C", "C**2**2**2**2**2"])
+def test_huge_constants_are_refused_before_sympy_evaluates_them(expr):
+    with pytest.raises(ExpressionError, match="larger than 1e300"):
+        parse_expression(expr)
+
+
 def test_numeric_fallback_agrees_with_symbolic():
     v = classify_expression("log(log(log(C)))", symbolic=False)
     assert v.method == "numeric" and v.verdict == "meek"

@@ -3,6 +3,8 @@ no traceback, and the store unchanged. Plus property-based tests on the parsers.
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import re
 import subprocess
@@ -63,6 +65,38 @@ CASES: dict[str, tuple[str, bytes, str | None, str | None, str]] = {
     "yaml_not_mapping": ("release_dates_test.yaml", b"- just\n- a list\n", None, None, "mapping"),
     "yaml_bad_date": ("release_dates_test.yaml", b"date:\n  model_a: not-a-date\n", None, "date.model_a",
                       "does not parse"),
+    # audit fixes: each must be one InputError line through the CLI
+    "percent_strings_with_bad_bound": ("results.csv", (HEADER.replace("value,", "value,value_hi,")
+                                                       + "A,mmlu,77%,70%,1e22\n").encode(), "2", "value_hi",
+                                       "outside its interval"),
+    "yaml_impossible_day": ("benchmark_results_test.yaml",
+                            b"results:\n  model_a:\n    release_date: 2024-02-30\n    metrics:\n"
+                            b"      p50_horizon_length: {estimate: 3}\n      p80_horizon_length: {estimate: 1}\n",
+                            "3", "results.model_a.release_date", "does not parse"),
+    "yaml_impossible_month": ("release_dates_test.yaml", b"date:\n  model_a: 2024-01-02\n  model_b: 2024-99-13\n",
+                              "3", "date.model_b", "does not parse"),
+    "gz_not_gzip": ("fake.csv.gz", GOOD.encode(), None, None, "not valid gzip"),
+    "gz_truncated": ("results.csv.gz", gzip.compress(GOOD.encode())[:20], None, None, "not valid gzip"),
+    "unit_mixed_fraction_and_score": ("results.csv", (HEADER + "A,mmlu,0.5,1e22\nB,mmlu,80,1e23\n").encode(), "3",
+                                      "value", "unit cannot be guessed"),
+    "unit_negative_among_fractions": ("results.csv", (HEADER + "A,mmlu,0.5,1e22\nB,mmlu,0.7,1e23\n"
+                                                      "C,mmlu,-0.2,1e23\n").encode(), "4", "value",
+                                      "unit cannot be guessed"),
+    "unit_above_one_among_fractions": ("results.csv", (HEADER + "A,mmlu,1.5,1e22\nB,mmlu,0.7,1e23\n").encode(),
+                                       "3", "value", "unit cannot be guessed"),
+    "infinite_compute": ("results.csv", (HEADER + "A,mmlu,0.5,1e22\nB,mmlu,0.6,inf\n").encode(), "3",
+                         "train_flop", "not a finite number"),
+    "overflowing_compute": ("results.csv", (HEADER + "A,mmlu,0.5,1e400\n").encode(), "2", "train_flop",
+                            "not a finite number"),
+    "infinite_value": ("results.csv", (HEADER + "A,mmlu,-inf,1e22\n").encode(), "2", "value", "not a finite number"),
+    "overflowing_log10_compute": ("results.csv", b"model,metric,value,train_flop_log10\nA,mmlu,0.5,400\n", "2",
+                                  "train_flop_log10", "infinity"),
+    "interval_misses_value": ("results.csv", b"model,metric,value,value_lo,value_hi,train_flop\n"
+                                             b"A,mmlu,0.5,0.7,0.8,1e22\n", "2", "value_lo", "outside its interval"),
+    "interval_below_value": ("results.csv", b"model,metric,value,value_lo,value_hi,train_flop\n"
+                                            b"A,mmlu,0.5,0.1,0.3,1e22\n", "2", "value_hi", "outside its interval"),
+    "percent_with_other_unit": ("results.csv", b"model,metric,value,unit,train_flop\nA,mmlu,77%,score,1e22\n", "2",
+                                "value", "percent"),
 }
 
 
@@ -275,3 +309,189 @@ def test_malformed_scenario_through_cli(tmp_path):
     assert done.returncode != 0
     assert "Traceback" not in done.stderr + done.stdout
     assert str(path) in done.stderr and "Fix:" in done.stderr
+
+
+# ------------------------------------------------------------------- audit fixes: what is accepted
+def _stored(db: Path, sql: str) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def test_percent_strings_become_fractions(tmp_path):
+    path = tmp_path / "pct.csv"
+    path.write_text(HEADER + "A,mmlu,77%,1e22\nB,mmlu,0.61,1e23\nC,mmlu, 80.5 %,1e24\n")
+    db = tmp_path / "s.duckdb"
+    done = run_cli("ingest", str(path), "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    rows = _stored(db, "SELECT model, value, unit, original_unit FROM observations ORDER BY model")
+    assert [(m, round(v, 4), u, o) for m, v, u, o in rows] == [
+        ("A", 0.77, "fraction", "percent string"), ("B", 0.61, "fraction", "fraction"),
+        ("C", 0.805, "fraction", "percent string")]
+
+
+def test_percent_string_in_a_percent_unit_column_is_divided_once(tmp_path):
+    path = tmp_path / "pct_unit.csv"
+    path.write_text("model,metric,value,value_lo,unit,train_flop\nA,mmlu,77%,70,percent,1e22\n")
+    [data] = read_generic(path)
+    row = data.observations.iloc[0]
+    assert row["value"] == pytest.approx(0.77) and row["value_lo"] == pytest.approx(0.70) and row["unit"] == "fraction"
+
+
+def test_unit_is_guessed_per_metric_and_from_kind(tmp_path):
+    path = tmp_path / "units.csv"
+    path.write_text("model,metric,value,train_flop,kind\n"
+                    "A,mmlu,0.5,1e22,\nB,mmlu,1,1e23,\nA,arena,1200,1e22,elo\nB,arena,0.9,1e23,elo\n"
+                    "A,bench_points,80,1e22,\nB,bench_points,12,1e23,\n")
+    db = tmp_path / "s.duckdb"
+    done = run_cli("ingest", str(path), "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    units = dict(_stored(db, "SELECT metric, string_agg(DISTINCT unit || '/' || kind) FROM observations GROUP BY 1"))
+    assert units == {"mmlu": "fraction/benchmark", "arena": "elo/elo", "bench_points": "score/benchmark"}
+
+
+def test_mixed_unit_error_names_the_first_offending_row(tmp_path):
+    path = tmp_path / "mixed_units.csv"
+    path.write_text(HEADER + "A,mmlu,0.5,1e22\nB,other,80,1e22\nC,mmlu,0.6,1e23\nD,mmlu,75,1e23\nE,mmlu,90,1e24\n")
+    done = run_cli("ingest", str(path), "--db", str(tmp_path / "s.duckdb"))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert f"{path}, row 5, column 'value'" in done.stderr, done.stderr
+    assert "unit" in done.stderr.split("Fix:")[1]
+
+
+# ------------------------------------------------------------ properties: METR yaml and JSON readers
+def _only_input_error(read, path: Path) -> None:
+    try:
+        read(path)
+    except InputError as exc:
+        assert str(path) in str(exc) and "Fix:" in str(exc), str(exc)
+
+
+yaml_scalar = st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30),
+                        st.floats(allow_nan=True, allow_infinity=True),
+                        st.sampled_from(["2024-02-30", "2024-99-13", "2024-01-02", "2024-01-02T03:04:05Z",
+                                         "2024-01-02 03:04:05+05:00", "0001-01-01", "9999-12-31", "1e999", "nan",
+                                         ".inf", "", "~", "[", "{a: 1}", "!!binary zz", "- x"]),
+                        st.text(max_size=12))
+yaml_key = st.sampled_from(["results", "date", "metrics", "release_date", "p50_horizon_length",
+                            "p80_horizon_length", "average_score", "estimate", "ci_low", "ci_high",
+                            "doubling_time_in_days", "from_2023_on", "point_estimate", "benchmark_name",
+                            "model_a", "model_b", "x"])
+yaml_tree = st.recursive(yaml_scalar, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                              st.dictionaries(yaml_key, inner, max_size=5)),
+                         max_leaves=25)
+
+
+def _yaml_text(tree) -> str:
+    """Dump a tree, writing date-like strings unquoted so yaml sees them as timestamps."""
+    import yaml
+
+    text = yaml.safe_dump(tree, default_flow_style=False, allow_unicode=True)
+    return re.sub(r"'(\d{4}-\d{2}-\d{2}[^']*)'", r"\1", text)
+
+
+@FUZZ
+@given(st.one_of(st.text(max_size=300),
+                 yaml_tree.map(_yaml_text),
+                 st.dictionaries(st.sampled_from(["results", "date"]),
+                                 st.dictionaries(yaml_key, yaml_tree, max_size=3), min_size=1).map(_yaml_text)),
+       st.sampled_from(["benchmark_results_fuzz.yaml", "release_dates_fuzz.yaml"]))
+def test_random_text_into_metr_yaml_gives_only_input_error(tmp_path, text, name):
+    from pipeline.sources import metr
+
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    adapter = metr.RESULTS if name.startswith("benchmark_results") else metr.RELEASE_DATES
+    _only_input_error(adapter.read, path)
+
+
+def _maybe(draw, good):
+    """Mostly the well-formed piece (a value, or drawn from a strategy), sometimes any yaml tree instead."""
+    if draw(st.integers(0, 11)) == 0:
+        return draw(yaml_tree)
+    return draw(good) if isinstance(good, st.SearchStrategy) else good
+
+
+@st.composite
+def metr_results_tree(draw) -> dict:
+    number = st.one_of(st.floats(0.01, 1000), st.integers(1, 100))
+
+    def estimate() -> dict:
+        value = draw(number)
+        out = {"estimate": _maybe(draw, value)}
+        for bound, scale in (("ci_low", 0.5), ("ci_high", 2.0)):
+            if draw(st.booleans()):
+                out[bound] = _maybe(draw, value * scale)
+        return _maybe(draw, out)
+
+    results = {}
+    for model in draw(st.lists(st.sampled_from(["model_a", "model_b", "gpt_x"]), min_size=1, max_size=3,
+                               unique=True)):
+        metrics = {field: estimate() for field in ("p50_horizon_length", "p80_horizon_length", "average_score")}
+        entry = {"metrics": _maybe(draw, metrics)}
+        if draw(st.booleans()):
+            entry["release_date"] = _maybe(draw, st.sampled_from(["2024-01-02", "2024-02-30", "2023-13-01", "0001-01-01",
+                                                                  "2024-01-02T03:04:05Z"]))
+        results[model] = _maybe(draw, entry)
+    tree = {"results": _maybe(draw, results), "benchmark_name": _maybe(draw, "METR-Horizon-v1")}
+    if draw(st.booleans()):
+        recent = estimate()
+        if isinstance(recent, dict) and "estimate" in recent:
+            recent["point_estimate"] = recent.pop("estimate")
+        tree["doubling_time_in_days"] = _maybe(draw, {"from_2023_on": recent})
+    return tree
+
+
+@FUZZ
+@given(metr_results_tree().map(_yaml_text))
+def test_near_valid_metr_results_give_only_input_error(tmp_path, text):
+    from pipeline.sources import metr
+
+    path = tmp_path / "benchmark_results_fuzz.yaml"
+    path.write_text(text, encoding="utf-8")
+    _only_input_error(metr.RESULTS.read, path)
+
+
+@FUZZ
+@given(st.binary(max_size=200), st.sampled_from(["benchmark_results_fuzz.yaml", "release_dates_fuzz.yaml"]))
+def test_random_bytes_into_metr_yaml_gives_only_input_error(tmp_path, content, name):
+    from pipeline.sources import metr
+
+    path = tmp_path / name
+    path.write_bytes(content)
+    adapter = metr.RESULTS if name.startswith("benchmark_results") else metr.RELEASE_DATES
+    _only_input_error(adapter.read, path)
+
+
+json_scalar = st.one_of(st.none(), st.booleans(), st.integers(-10**30, 10**30),
+                        st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8))
+json_tree = st.recursive(json_scalar, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                              st.dictionaries(st.text(max_size=4), inner,
+                                                                              max_size=3)), max_leaves=15)
+
+
+def _mostly(good: st.SearchStrategy) -> st.SearchStrategy:
+    return st.one_of(good, good, good, json_tree)
+
+
+run_record = st.fixed_dictionaries(
+    {"run_id": _mostly(st.one_of(st.integers(0, 5), st.sampled_from(["r1", "r2"]))),
+     "task_id": _mostly(st.sampled_from(["t1", "t2"])), "alias": _mostly(st.sampled_from(["gpt", "claude"])),
+     "score_binarized": _mostly(st.sampled_from([0, 1])), "human_minutes": _mostly(st.floats(0.1, 1e4))},
+    optional={"time_limit": _mostly(st.floats(0, 1e5)), "equal_task_weight": _mostly(st.floats(0, 1)),
+              "invsqrt_task_weight": _mostly(st.floats(0, 1)), "task_family": json_tree, "model": json_tree,
+              "score": json_tree, "fatal_error_from": json_tree})
+
+
+@FUZZ
+@given(st.one_of(st.text(max_size=300),
+                 st.lists(st.one_of(run_record, json_tree), min_size=1, max_size=5).map(
+                     lambda records: "\n".join(json.dumps(r) for r in records))))
+def test_random_text_into_metr_jsonl_gives_only_input_error(tmp_path, text):
+    from pipeline.sources import metr
+
+    path = tmp_path / "all_runs_fuzz.jsonl"
+    path.write_text(text, encoding="utf-8")
+    _only_input_error(metr.RUNS.read, path)

@@ -54,8 +54,13 @@ def _read_text(path: Path) -> str:
     raw = path.read_bytes()
     if path.name.endswith(".gz"):
         import gzip
+        import zlib
 
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(str(path), f"the file is not valid gzip data ({exc})",
+                             "give a gzip-compressed CSV, or drop the .gz ending if the file is plain text") from None
     if b"\x00" in raw[:65536]:
         raise InputError(str(path), "this is a binary file, not a CSV text file",
                          "give a UTF-8 CSV file with a header row")
@@ -104,9 +109,10 @@ def read_generic(path: Path) -> list[SourceData]:
     frame["row_ref"] = [str(i + 2) for i in range(len(body))]
     frame = frame[[c for c in frame.columns if c in KNOWN or c == "row_ref"]]
     rejected: list[dict] = []
+    percent_cells: dict[str, pd.Series] = {}
     for column in NUMERIC:
         if column in frame.columns:
-            frame[column] = _numbers(frame, column, path)
+            frame[column], percent_cells[column] = _numbers(frame, column, path)
     if "value" in frame.columns and frame["value"].isna().any():
         i = int(np.flatnonzero(frame["value"].isna().to_numpy())[0])
         raise InputError(str(path), "value is empty", "give a number", row=frame.at[i, "row_ref"], column="value")
@@ -119,6 +125,13 @@ def read_generic(path: Path) -> list[SourceData]:
     if "train_flop" not in frame.columns:
         frame["train_flop"] = np.nan
     flop = frame["train_flop"].to_numpy(dtype=float)
+    huge = np.flatnonzero(np.isinf(flop))
+    if len(huge):
+        i = int(huge[0])
+        column = next((c for c in ("train_flop", "train_flop_log10", "train_flop_1e21")
+                       if c in frame.columns and np.isfinite(frame[c].iloc[i])), "train_flop")
+        raise InputError(str(path), "training compute overflows to infinity",
+                         "give raw FLOP as a finite number (e.g. 3.1e23)", row=frame.at[i, "row_ref"], column=column)
     small = np.flatnonzero(~np.isnan(flop) & (flop > 0) & (flop < 1000))
     if len(small):
         i = int(small[0])
@@ -140,7 +153,8 @@ def read_generic(path: Path) -> list[SourceData]:
         frame["release_date"] = dates
     else:
         frame["release_date"] = pd.NaT
-    _normalise_units(frame, path)
+    _normalise_units(frame, path, percent_cells)
+    _check_intervals(frame, path)
     if "inference_budget" in frame.columns:
         budget = frame["inference_budget"].to_numpy(dtype=float)
         bad_budget = np.flatnonzero(~np.isnan(budget) & ~(budget > 0))
@@ -196,41 +210,107 @@ def _first(part: pd.DataFrame, column: str) -> str | None:
     return str(values.iloc[0]) if len(values) else None
 
 
-def _numbers(frame: pd.DataFrame, column: str, path: Path) -> pd.Series:
+PERCENT_OK = ("value", "value_lo", "value_hi", "floor", "ceiling")  # columns that may be written as '77%'
+
+
+def _numbers(frame: pd.DataFrame, column: str, path: Path) -> tuple[pd.Series, pd.Series]:
+    """The column as finite floats ('77%' -> 0.77 where a percent makes sense), and which cells were percents."""
     text = frame[column].astype("string").str.strip()
     percent = text.str.endswith("%", na=False)
-    values = pd.to_numeric(text.str.rstrip("%"), errors="coerce")
+    if column not in PERCENT_OK:
+        percent = pd.Series(False, index=frame.index)
+    stripped = text.where(~percent, text.str[:-1].str.strip())
+    values = pd.to_numeric(stripped, errors="coerce").astype("float64")
     bad = text.notna() & values.isna()
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(str(path), f"{text.iloc[i]!r} is not a number", "give a plain number (e.g. 0.77 or 3.1e23)",
                          row=frame["row_ref"].iloc[i], column=column)
+    infinite = np.isinf(values.to_numpy())
+    if infinite.any():
+        i = int(np.flatnonzero(infinite)[0])
+        raise InputError(str(path), f"{text.iloc[i]!r} is not a finite number",
+                         "give a finite number (e.g. 0.77 or 3.1e23); leave the cell empty if unknown",
+                         row=frame["row_ref"].iloc[i], column=column)
     if percent.any():
-        values = values.where(~percent, values / 100.0)
-        frame.loc[percent, "original_unit"] = "percent string"
-    return values.astype(float)
+        values = values.where(~percent.to_numpy(), values / 100.0)
+        if "original_unit" not in frame.columns:
+            frame["original_unit"] = None
+        frame.loc[percent & frame["original_unit"].isna(), "original_unit"] = "percent string"
+    return values, percent.astype(bool)
 
 
-def _normalise_units(frame: pd.DataFrame, path: Path) -> None:
+# kind -> the unit a row of that kind is in when the file gives no unit
+KIND_UNIT = {"elo": "elo", "horizon": "minutes", "loss": "nats"}
+
+
+def _normalise_units(frame: pd.DataFrame, path: Path, percent_cells: dict[str, pd.Series] | None = None) -> None:
+    percent_cells = percent_cells or {}
     if "unit" not in frame.columns:
         frame["unit"] = None
     if "original_unit" not in frame.columns:
         frame["original_unit"] = None
-    pct = frame["unit"].astype("string").str.lower().isin(["percent", "%", "0-100"])
-    for column in ("value", "value_lo", "value_hi", "floor", "ceiling"):
-        if column in frame.columns:
-            frame.loc[pct, column] = frame.loc[pct, column] / 100.0
-    frame.loc[pct, "original_unit"] = "percent 0-100"
-    frame.loc[pct, "unit"] = "fraction"
-    guess = frame["unit"].isna()
-    frame.loc[guess, "unit"] = np.where(frame.loc[guess, "value"].between(0, 1), "fraction", "score")
-    frame["original_unit"] = frame["original_unit"].fillna(frame["unit"])
     if "kind" not in frame.columns:
         frame["kind"] = None
+    no_cells = pd.Series(False, index=frame.index)
+    pct = frame["unit"].astype("string").str.lower().isin(["percent", "%", "0-100"]).fillna(False).astype(bool)
+    for column in PERCENT_OK:
+        if column in frame.columns:
+            scale = pct & ~percent_cells.get(column, no_cells)  # '77%' was already divided by 100
+            frame.loc[scale, column] = frame.loc[scale, column] / 100.0
+    frame.loc[pct, "original_unit"] = frame.loc[pct, "original_unit"].where(
+        frame.loc[pct, "original_unit"] == "percent string", "percent 0-100")
+    frame.loc[pct, "unit"] = "fraction"
+    pct_value = percent_cells.get("value", no_cells)
+    given = frame["unit"].notna()
+    clash = pct_value & given & (frame["unit"].astype("string") != "fraction")
+    if clash.any():
+        i = int(np.flatnonzero(clash.to_numpy())[0])
+        raise InputError(str(path), f"value written as a percent but unit is {frame['unit'].iloc[i]!r}",
+                         "give the value as a plain number in that unit, or set unit to percent",
+                         row=frame["row_ref"].iloc[i], column="value")
+    # no unit given: a percent string is a fraction; kind elo/horizon/loss names its unit
+    frame.loc[~given & pct_value, "unit"] = "fraction"
+    by_kind = frame["kind"].astype("string").str.strip().str.lower().map(KIND_UNIT)
+    fill = frame["unit"].isna() & by_kind.notna()
+    frame.loc[fill, "unit"] = by_kind[fill]
+    # otherwise guess per metric, never per row: all values in 0..1 -> fraction, all outside -> score
+    guess = frame["unit"].isna()
+    inside = frame["value"].between(0, 1) | (~given & pct_value)
+    for _, rows in frame[guess | (~given & pct_value)].groupby("metric", sort=False, dropna=False):
+        flags = inside[rows.index]
+        if flags.nunique() > 1:
+            first = rows.index[0]
+            odd = flags.index[int(np.flatnonzero((flags != flags.iloc[0]).to_numpy())[0])]
+            where = "within 0..1" if flags.iloc[0] else "outside 0..1"
+            raise InputError(str(path), f"metric {rows.at[first, 'metric']!r} has no unit and mixes values {where} "
+                             f"(row {frame.at[first, 'row_ref']}: {frame.at[first, 'value']:g}) with "
+                             f"{frame.at[odd, 'value']:g}, so its unit cannot be guessed",
+                             "add a unit column (fraction for 0..1, percent for 0-100, or score)",
+                             row=frame.at[odd, "row_ref"], column="value")
+        unguessed = rows.index[guess[rows.index].to_numpy()]
+        frame.loc[unguessed, "unit"] = "fraction" if flags.all() else "score"
+    frame["original_unit"] = frame["original_unit"].fillna(frame["unit"])
     frame["kind"] = frame["kind"].fillna(frame["unit"].map(UNIT_KIND)).fillna("benchmark")
     if "ceiling" not in frame.columns:
         frame["ceiling"] = np.nan
     frame.loc[frame["unit"] == "fraction", "ceiling"] = frame.loc[frame["unit"] == "fraction", "ceiling"].fillna(1.0)
+
+
+def _check_intervals(frame: pd.DataFrame, path: Path) -> None:
+    """A published interval must contain its value (value_lo <= value <= value_hi)."""
+    value = frame["value"].to_numpy(dtype=float)
+    for column, side in (("value_lo", "above"), ("value_hi", "below")):
+        if column not in frame.columns:
+            continue
+        bound = frame[column].to_numpy(dtype=float)
+        outside = bound > value if side == "above" else bound < value
+        bad = np.flatnonzero(~np.isnan(bound) & outside)
+        if len(bad):
+            i = int(bad[0])
+            raise InputError(str(path), f"value {value[i]:g} lies outside its interval ({column} {bound[i]:g} is "
+                             f"{side} it)", "give value_lo <= value <= value_hi (same unit as value), "
+                             "or leave the bounds empty", row=frame.at[i, "row_ref"], column=column)
 
 
 def _sources_toml(path: Path) -> dict:

@@ -31,6 +31,21 @@ RUN_COLUMNS = ("run_key", "task_id", "task_family", "alias", "model", "score", "
 REQUIRED_RUN_KEYS = ("run_id", "task_id", "alias", "score_binarized", "human_minutes")
 
 
+class _Loader(yaml.SafeLoader):
+    """Safe loader that keeps a date-like scalar which is not a real date (2024-02-30) as its text, so the
+    reader can name the key instead of yaml failing with a bare ValueError."""
+
+
+def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except (ValueError, OverflowError):
+        return loader.construct_scalar(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+
+
 class _Yaml:
     """A parsed yaml file that can say on which line a key path sits (for error messages)."""
 
@@ -38,14 +53,16 @@ class _Yaml:
         self.path = path
         try:
             text = path.read_text(encoding="utf-8")
-            self.data = yaml.safe_load(text)
-            self.root = yaml.compose(text)
+            self.data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+            self.root = yaml.compose(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise InputError(str(path), f"not valid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax",
                              row=mark.line + 1 if mark else None) from None
         except UnicodeDecodeError:
             raise InputError(str(path), "not UTF-8 text", "give the YAML file as published") from None
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # a scalar yaml cannot build
+            raise InputError(str(path), f"not valid YAML ({exc})", "fix the YAML syntax") from None
         if not isinstance(self.data, dict):
             raise InputError(str(path), "expected a YAML mapping at the top level", "give METR's yaml file")
 
@@ -69,20 +86,34 @@ class _Yaml:
 def _number(doc: _Yaml, keys: tuple[str, ...], value: object, positive: bool = False) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise doc.fail(keys, f"{value!r} is not a number", "give a number")
-    if positive and not value > 0:
+    try:
+        number = float(value)
+    except OverflowError:  # an integer too large for a float
+        number = float("inf")
+    if not np.isfinite(number):
+        raise doc.fail(keys, f"{value!r} is not a finite number", "give a finite number")
+    if positive and not number > 0:
         raise doc.fail(keys, f"{value} is not positive", "give the horizon in minutes of human task time, > 0")
-    return float(value)
+    return number
 
 
 def _date(doc: _Yaml, keys: tuple[str, ...], value: object) -> pd.Timestamp | None:
     if value is None or value == "":
         return None
-    stamp = pd.to_datetime(str(value), errors="coerce")
-    if pd.isna(stamp):
-        raise doc.fail(keys, f"date {value!r} does not parse", "write YYYY-MM-DD")
-    return stamp
+    try:
+        stamp = pd.to_datetime(str(value), errors="coerce")
+    except (ValueError, OverflowError):
+        stamp = pd.NaT
+    if not isinstance(stamp, pd.Timestamp) or pd.isna(stamp):
+        raise doc.fail(keys, f"date {str(value)!r} does not parse", "write a real calendar date as YYYY-MM-DD")
+    if stamp.tzinfo is not None:  # 2024-01-02T03:04:05Z: store the UTC time, naive like every other date
+        stamp = stamp.tz_convert("UTC").tz_localize(None)
+    if not pd.Timestamp("1900-01-01") <= stamp <= pd.Timestamp("2200-12-31"):
+        raise doc.fail(keys, f"date {str(value)!r} is not a plausible release date",
+                       "write the model's release date as YYYY-MM-DD")
+    return stamp.as_unit("ns")
 
 
 def _version_label(path: Path, data: dict) -> str:
@@ -132,6 +163,9 @@ class MetrResultsAdapter:
                 if not isinstance(m, dict) or "estimate" not in m:
                     raise doc.fail(keys, f"model {key!r} has no {field}.estimate", "give estimate, ci_low, ci_high")
                 value = _number(doc, keys + ("estimate",), m["estimate"], positive=True)
+                if value is None:
+                    raise doc.fail(keys + ("estimate",), f"model {key!r} has an empty {field}.estimate",
+                                   "give the horizon in minutes of human task time, > 0")
                 lo = _number(doc, keys + ("ci_low",), m.get("ci_low"))
                 hi = _number(doc, keys + ("ci_high",), m.get("ci_high"))
                 if (lo is not None and lo > value) or (hi is not None and hi < value):
@@ -141,7 +175,11 @@ class MetrResultsAdapter:
                              "value": value, "value_lo": lo, "value_hi": hi, "unit": "minutes",
                              "original_unit": "minutes (bootstrap 95% CI)", "floor": 0.0,
                              "row_ref": f"results.{key}", "citation": CITATION})
-            avg = (metrics.get("average_score") or {}).get("estimate")
+            average = metrics.get("average_score")
+            if average is not None and not isinstance(average, dict):
+                raise doc.fail(base + ("metrics", "average_score"), f"average_score of {key!r} is not a mapping",
+                               "give average_score: {estimate: <fraction 0..1>} or leave it out")
+            avg = (average or {}).get("estimate")
             if avg is not None:
                 value = _number(doc, base + ("metrics", "average_score", "estimate"), avg)
                 rows.append({"model": key, "release_date": release, "metric": "metr_average_score",
@@ -150,7 +188,8 @@ class MetrResultsAdapter:
         obs = pd.DataFrame(rows)
         obs["release_date"] = pd.to_datetime(obs["release_date"])
         notes = f"{len(results)} models"
-        recent = (doc.data.get("doubling_time_in_days") or {}).get("from_2023_on") or {}
+        doubling = doc.data.get("doubling_time_in_days")  # only for the notes: ignored unless well-formed
+        recent = doubling.get("from_2023_on") if isinstance(doubling, dict) else None
         if isinstance(recent, dict) and isinstance(recent.get("point_estimate"), int | float):
             ci = f" (95% CI {recent['ci_low']:.1f}-{recent['ci_high']:.1f})" \
                 if isinstance(recent.get("ci_low"), int | float) and isinstance(recent.get("ci_high"), int | float) else ""
@@ -208,6 +247,11 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
         for key in REQUIRED_RUN_KEYS:
             if key not in record:
                 raise InputError(str(path), f"missing key {key!r}", "give METR's run fields", row=number, column=key)
+        for key in (*RUN_COLUMNS, "run_id", "time_limit"):
+            if isinstance(record.get(key), list | dict):
+                raise InputError(str(path), f"{key} is a JSON {type(record[key]).__name__}, not a single value",
+                                 "give one string or number per field, as in METR's all_runs.jsonl", row=number,
+                                 column=key)
         record["_line"] = number
         records.append(record)
     if not records:
@@ -265,7 +309,17 @@ class MetrRunsAdapter:
             _first_bad(path, raw, raw[column].notna() & ~(weight >= 0), column, "is not a weight >= 0",
                        "task weights are non-negative numbers")
             raw[column] = weight
+        for column in ("score", "time_limit_s"):
+            number = pd.to_numeric(raw[column], errors="coerce")
+            _first_bad(path, raw, raw[column].notna() & ~np.isfinite(number), column, "is not a finite number",
+                       "give a number, or leave the field out")
+            raw[column] = number
+        for column in ("run_key", "task_id", "alias"):
+            _first_bad(path, raw, raw[column].isna() | (raw[column].astype(str).str.strip() == ""), column,
+                       "is empty", "give every run its run_id, task_id and alias")
         runs = raw[list(RUN_COLUMNS)].copy()
+        for column in ("task_id", "task_family", "alias", "model", "human_source", "fatal_error_from"):
+            runs[column] = runs[column].map(lambda v: None if v is None or v is pd.NA or v != v else str(v))
         runs["run_key"] = runs["run_key"].astype(str)
         runs["human_minutes"] = minutes
         runs["score_binarized"] = success.astype(int)

@@ -504,7 +504,8 @@ def fit(
                             + ". Fix: scalegap ingest data/raw, then check `scalegap status`")
     table = fitting.fit_table(db, run_id, _split(metric))
     if as_json:
-        print_json({"run_id": run_id, **summary, "fits": fitting.fit_records(table)})
+        print_json({"run_id": run_id, **summary, "fits": fitting.fit_records(table),
+                    "selection": jsonable_frame(fitting.selection_table(db, run_id, _split(metric)))})
         return
     if not quiet:
         err.print(f"run {run_id}: {summary['series']} series, {summary['fits']} fits, {summary['converged']} converged"

@@ -293,11 +293,26 @@ class SeriesFit:
     backtests: pd.DataFrame
 
 
+def log_fit(fam: Family, series: Series) -> bool:
+    """Residuals of log10(y)? For horizon series (every family), and for the families that are multiplicative by
+    nature (power law, exponential in time) wherever the values are positive."""
+    return series.log_response or (fam.log_space and bool(np.all(series.frame["y"].to_numpy() > 0)))
+
+
+def _log_jacobian_term(fam: Family, series: Series) -> float:
+    """-2 ln|dlog10(y)/dy| summed: what moves a log10-scale likelihood onto the series' own scale, so a family
+    fitted on log10(y) is compared with the others by AICc/BIC on the same data (Akaike 1978)."""
+    if series.log_response or not log_fit(fam, series):
+        return 0.0
+    y = series.frame["y"].to_numpy(dtype=float)
+    return float(2 * np.sum(np.log(y * math.log(10))))
+
+
 def _quick_fit(fam: Family, series: Series) -> FamilyFit:
     """Batched-solver point fit without lmfit: for backtests, where only the parameters matter."""
     x, y = series.frame["x"].to_numpy(), series.frame["y"].to_numpy()
     fixed = fam.fixed(x, y, series.meta)
-    vec, cost = best_start(fam, x, y, series.meta, series.log_response, iterations=150)
+    vec, cost = best_start(fam, x, y, series.meta, log_fit(fam, series), iterations=150)
     ok = bool(np.isfinite(cost))
     return FamilyFit(fam.name, ok, "batched Levenberg–Marquardt" if ok else "no finite fit", fixed=fixed,
                      params={n: float(v) for n, v in zip(fam.param_names, vec, strict=True)} if ok else {},
@@ -322,7 +337,7 @@ def _point_fit(fam: Family, series: Series) -> FamilyFit:
     # lmfit from the best of the batched-polished starts; the raw starts only if that does not converge
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        polished, _ = best_start(fam, x, y, meta, series.log_response)
+        polished, _ = best_start(fam, x, y, meta, log_fit(fam, series))
     for start in [polished, *fam.starts(x, y, meta)]:
         if best is not None and best.converged:
             break
@@ -342,7 +357,7 @@ def _point_fit(fam: Family, series: Series) -> FamilyFit:
 
         def residual(prm, fam=fam):
             vec = np.array([prm[n].value for n in fam.param_names])
-            return _residuals(fam, x, y, vec, series.log_response)
+            return _residuals(fam, x, y, vec, log_fit(fam, series))
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -371,13 +386,17 @@ def _point_fit(fam: Family, series: Series) -> FamilyFit:
     vec = best._vec  # type: ignore[attr-defined]
     n, k = len(y), int(free.sum()) + 1   # +1: the residual variance
     best.n, best.k = n, k
-    # Selection compares every family on the same residual scale.
-    resid = _residuals(fam, x, y, vec, series.log_response)
+    # Selection compares every family on the series' own scale: a family fitted on log10(y) carries the
+    # Jacobian of that change of scale in its likelihood.
+    resid = _residuals(fam, x, y, vec, log_fit(fam, series))
     best.rss = float(np.sum(resid**2))
     best.sigma = math.sqrt(best.rss / max(n - k + 1, 1))
     if n - k - 1 > 0 and best.rss > 0:
-        best.aicc = n * math.log(best.rss / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
-        best.bic = n * math.log(best.rss / n) + k * math.log(n)
+        deviance = n * math.log(best.rss / n) + _log_jacobian_term(fam, series)
+        best.aicc = deviance + 2 * k + 2 * k * (k + 1) / (n - k - 1)
+        best.bic = deviance + k * math.log(n)
+    if log_fit(fam, series) and not series.log_response:
+        best.message = f"{best.message} Fitted on log10 of the values (multiplicative errors)."
     best.diagnostics = residual_diagnostics(resid)
     return best
 
@@ -412,7 +431,8 @@ def bootstrap(fam: Family, series: Series, fit: FamilyFit, draws: int, rng: np.r
     if unit == "rows" and len(np.unique(clusters)) < len(clusters):
         fit.message += (" Rows share clusters (e.g. points read off one published curve), so they are not "
                         "independent: these intervals understate the uncertainty.")
-    params, converged, cost = batched_lm(fam, x, y, weights, p0, free, lower, upper, series.log_response)
+    log_scale = log_fit(fam, series)
+    params, converged, cost = batched_lm(fam, x, y, weights, p0, free, lower, upper, log_scale)
     fit.draws = params
     fit.draws_converged = float(converged.mean())
     # Intervals and bands from the draws that converged; a solve stopped mid-way is not a sample of the fit.
@@ -435,7 +455,7 @@ def bootstrap(fam: Family, series: Series, fit: FamilyFit, draws: int, rng: np.r
     sigma = np.sqrt(cost / dof)[:, None]
     noise = rng.standard_normal(curves.shape) * sigma
     with np.errstate(over="ignore", invalid="ignore"):
-        predictive = np.maximum(curves, 1e-300) * 10.0**noise if series.log_response else curves + noise
+        predictive = np.maximum(curves, 1e-300) * 10.0**noise if log_scale else curves + noise
     point = fam.value(grid, p0)
     mean_q = _percentile(curves, [2.5, 97.5])
     pred_q = _percentile(predictive, [2.5, 97.5, 10, 90])
@@ -475,7 +495,16 @@ def akaike_weights(aicc: list[float]) -> np.ndarray:
     return w
 
 
-def select(fits: list[FamilyFit]) -> dict:
+def fitted_bounded(fit: FamilyFit, higher_is_better: bool = True) -> bool:
+    """Bounded above as fitted: a loss power law is bounded (-L rises to 0) though the family usually is not."""
+    fam = FAMILIES[fit.family]
+    if not fit.params:
+        return fam.bounded_family
+    asym = fam.asymptotics(np.array([fit.params[n] for n in fam.param_names]), higher_is_better)
+    return bool(asym.bounded) if asym.normal else fam.bounded_family
+
+
+def select(fits: list[FamilyFit], higher_is_better: bool = True) -> dict:
     weights = akaike_weights([f.aicc if f.converged else math.nan for f in fits])
     for fit, w in zip(fits, weights, strict=True):
         fit.weight = float(w)
@@ -483,7 +512,7 @@ def select(fits: list[FamilyFit]) -> dict:
         return {"best_family": None, "bounded_weight": math.nan, "decisive": False,
                 "note": "no family converged: nothing to select"}
     best = fits[int(np.argmax(weights))]
-    bounded = float(sum(f.weight for f in fits if FAMILIES[f.family].bounded_family))
+    bounded = float(sum(f.weight for f in fits if fitted_bounded(f, higher_is_better)))
     decisive = best.weight >= DECISIVE_WEIGHT and not (0.2 < bounded < 0.8)
     note = (f"{best.family} carries {best.weight:.0%} of the Akaike weight; bounded families {bounded:.0%}"
             + ("" if decisive else ": the data do not decide between the families"))
@@ -516,11 +545,12 @@ def backtest(series: Series, families: list[str], rng: np.random.Generator, draw
             tx, ty = test["x"].to_numpy(), test["y"].to_numpy()
             curves = fam.value(tx, fit.draws)
             x_train = train.frame["x"].to_numpy()
-            resid = _residuals(fam, x_train, train.frame["y"].to_numpy(), fit.draws, series.log_response)
+            log_scale = log_fit(fam, train)
+            resid = _residuals(fam, x_train, train.frame["y"].to_numpy(), fit.draws, log_scale)
             sigma = np.sqrt(np.nanmean(resid**2, axis=1))[:, None]
             noise = rng.standard_normal(curves.shape) * sigma
             with np.errstate(over="ignore"):
-                pred = np.maximum(curves, 1e-300) * 10.0**noise if series.log_response else curves + noise
+                pred = np.maximum(curves, 1e-300) * 10.0**noise if log_scale else curves + noise
             point = fam.value(tx, np.array([fit.params[n] for n in fam.param_names]))
             err = (np.log10(np.maximum(point, 1e-300)) - np.log10(ty)) if series.log_response else point - ty
             q = _percentile(pred, [10, 90, 2.5, 97.5])
@@ -561,7 +591,7 @@ def fit_series(series: Series, families: list[str] | None = None, bootstrap_draw
         except (np.linalg.LinAlgError, ValueError, FloatingPointError, OverflowError) as exc:
             fit = FamilyFit(name, False, f"fit failed: {exc}")
         fits.append(fit)
-    selection = select(fits)
+    selection = select(fits, series.higher_is_better)
     tests = backtest(series, [f.family for f in fits if f.converged], rng, draws=backtest_draws)
     return SeriesFit(series, fits, selection, tests)
 
@@ -577,7 +607,7 @@ def fits_frames(results: list[SeriesFit]) -> dict[str, pd.DataFrame]:
                          "rss": f.rss, "sigma": f.sigma, "aicc": f.aicc, "bic": f.bic, "weight": f.weight,
                          "draws_converged": f.draws_converged, "durbin_watson": f.diagnostics.get("durbin_watson"),
                          "shapiro_p": f.diagnostics.get("shapiro_p"), "correlations": json.dumps(f.correlations),
-                         "fit_report": f.report, "bounded_family": FAMILIES[f.family].bounded_family})
+                         "fit_report": f.report, "bounded_family": fitted_bounded(f, res.series.higher_is_better)})
             for name in f.params:
                 lo, hi = f.intervals.get(name, (math.nan, math.nan))
                 params.append({**key, "family": f.family, "param": name, "value": f.params[name],
@@ -620,6 +650,17 @@ def fit_stage(db, run_id: str, metrics=None, x_axes=("compute", "date", "inferen
     counts = store_fits(db, run_id, results)
     return {"series": len(series), "fits": counts.get("fits", 0),
             "converged": int(sum(f.converged for r in results for f in r.fits)), "skipped": skipped}
+
+
+def selection_table(db, run_id: str, metrics=None) -> pd.DataFrame:
+    """Per series: best family, its weight, the bounded families' weight and whether the data decide."""
+    con = store.connect(db, read_only=True)
+    try:
+        frame = con.execute("SELECT metric, source, source_version, x_axis, best_family, best_weight, bounded_weight, "
+                            "decisive, note FROM selection WHERE run_id = ? ORDER BY ALL", [run_id]).df()
+    finally:
+        con.close()
+    return frame[frame["metric"].isin(metrics)] if metrics else frame
 
 
 def fit_table(db, run_id: str, metrics: list[str] | None = None) -> pd.DataFrame:

@@ -146,7 +146,7 @@ def fitted_db(tmp_path_factory):
     db = tmp_path_factory.mktemp("proj") / "scalegap.duckdb"
     ingest.ingest([str(f) for f in files], db)
     run_id = store.start_run(db, "fit", {}, run_id="run-fit")
-    fitting.fit_stage(db, run_id, ["loss", "mmlu"], ("compute", "date"), None, 40, 0)
+    fitting.fit_stage(db, run_id, ["loss_frontier", "mmlu"], ("compute", "date"), None, 40, 0)
     store.finish_run(db, run_id, "succeeded")
     return db, run_id
 
@@ -160,7 +160,7 @@ def test_every_fitted_series_is_projected_and_missing_metric_is_recorded(tmp_pat
     n_series = con.execute("SELECT count(*) FROM selection WHERE run_id = ? AND best_family IS NOT NULL", [run_id]).fetchone()[0]
     con.close()
     assert summary["skipped"] == 1 and "no fit" in rows.loc["gpqa", "note"]
-    loss = rows[(rows["metric"] == "loss") & (rows["family"] == "saturating_loss")]
+    loss = rows[(rows["metric"] == "loss_frontier") & (rows["family"] == "saturating_loss")]
     assert len(loss) >= 1
     named = rows[rows.index.str.startswith("mmlu [") & ~rows.index.str.contains(" vs ")]
     assert len(named) == 2 and set(named["x_axis"]) == {"compute"}     # mmlu from two sources, named apart

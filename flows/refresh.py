@@ -335,7 +335,7 @@ def refresh(
              {"db": db, "run_id": run_id, "scenario_path": scenario, "samples": bootstrap,
               "seed": seed, "metrics": metrics}),
             ("report", "pipeline.report.render", "report_stage",
-             {"db": db, "run_id": run_id, "out_dir": out_dir}),
+             {"db": db, "run_id": run_id, "out_dir": out_dir, "progress": _counted("report")}),
         ]
         fitted = False
         for stage, module, name, kwargs in stages:
@@ -353,7 +353,8 @@ def refresh(
                 if fn is None:
                     outcome = _skip(stage, db, run_id, f"{module}.{name} not available yet")
                 else:
-                    reporter().start(stage)
+                    if "progress" not in kwargs:  # a counted stage starts its own bar once it knows the total
+                        reporter().start(stage)
                     started = store.now()
                     outcome = stage_task.with_options(name=stage)(fn, kwargs)
                     _ensure_stage_recorded(db, run_id, stage, started)
@@ -369,6 +370,22 @@ def refresh(
     store.finish_run(db, run_id, "succeeded", data_digests=digests)
     logger.info("run %s succeeded", run_id)
     return result
+
+
+def _counted(stage: str) -> Callable[[int, int, str], None]:
+    """A stage's progress callback (items done, items in all, next item) driving the CLI's bar."""
+    started = []
+
+    def progress(done: int, total: int, label: str) -> None:
+        if not started:
+            reporter().start(stage, total=total)
+            started.append(True)
+            if done:
+                reporter().advance(stage, done)
+        else:
+            reporter().advance(stage)
+
+    return progress
 
 
 def _ensure_stage_recorded(db: str | None, run_id: str, stage: str, started: Any) -> None:

@@ -139,6 +139,7 @@ def pairs_for_series(row: pd.Series, points: pd.DataFrame, threshold: float = 0.
         ps = fit_and_classify(derived, f"{metric}:p_success_{FIXED_TASK_MINUTES:g}min", *args, "benchmark",
                               "fraction", BOUNDED_FAMILIES, floor=0.0, ceiling=1.0, **common)
         pairs.append(("unbounded", ps, own, "horizon"))
+    caveat = _levels_off_caveat(row, kind, unit, points)
     out = []
     for _, bounded, unbounded, label in pairs:
         out.append({"metric": metric, "source": row["source"], "source_version": row["source_version"],
@@ -147,8 +148,29 @@ def pairs_for_series(row: pd.Series, points: pd.DataFrame, threshold: float = 0.
                     "bounded_best_verdict": bounded["best_verdict"], "bounded_p": bounded["p_bounded"],
                     "unbounded_metric": unbounded["metric"], "unbounded_verdict": unbounded["verdict"],
                     "unbounded_best_verdict": unbounded["best_verdict"], "unbounded_p": unbounded["p_bounded"],
-                    "takeaway": takeaway(bounded["metric"], bounded, unbounded["metric"], unbounded)})
+                    "takeaway": takeaway(bounded["metric"], bounded, unbounded["metric"], unbounded)
+                    + (caveat.get(label, "") if unbounded["verdict"] != "meek" else "")})
     return out
+
+
+def _levels_off_caveat(row: pd.Series, kind: str | None, unit: str | None, points: pd.DataFrame) -> dict[str, str]:
+    """The unbounded side is mighty only if the bounded side reaches its limit (accuracy -> 1, Elo unbounded).
+    When the series' own best fit levels off short of that, say what the counterpart would then be bounded by."""
+    sup = row.get("sup")
+    if sup is None or not isinstance(sup, int | float) or not math.isfinite(sup) or row.get("best_verdict") != "meek":
+        return {}
+    if kind == "benchmark" and unit == "fraction":
+        p_sup = float(chance_corrected(np.array([sup]), row.get("floor"))[0])
+        if p_sup >= 1 - 10 * CLIP:
+            return {}
+        return {name: f" The accuracy's best fit levels off at {sup:.3g}: if it does, {name} is bounded too "
+                      f"(at {float(fn(np.array([p_sup]))[0]):.3g}) and its gap closes."
+                for name, fn in (("nines", nines), ("logit", logit))}
+    if kind == "elo":
+        elo_ref = float(np.median(points["y"]))
+        return {"bt_strength": f" The Elo's best fit levels off at {sup:.4g}: if it does, BT strength is bounded too "
+                               f"(at {float(bt_strength(np.array([sup - elo_ref]))[0]):.3g}) and its gap closes."}
+    return {}
 
 
 def _fit_and_classify_call(args: tuple, kwargs: list) -> dict:

@@ -85,3 +85,21 @@ def test_elo_pair_win_rate_meek():
     pairs = {p["pair"]: p for p in cp.pairs_for_series(row, _points(x, elo), bootstrap=100)}
     assert pairs["elo"]["bounded_verdict"] == "meek"          # win-rate vs a fixed opponent saturates
     assert pairs["bt_strength"]["unbounded_best_verdict"] == "mighty-divergent"  # a power law in C
+
+
+def test_counterpart_says_when_the_bounded_side_levels_off_short_of_its_limit():
+    # meek-math §6: nines are mighty only if accuracy goes to 1. When the accuracy's own best fit levels off
+    # at 0.8, the pair says the nines would then be bounded at -ln(1 - (0.8 - 0.25)/0.75).
+    x = np.linspace(21, 27, 30)
+    acc = 0.25 + 0.55 / (1 + np.exp(-1.5 * (x - 23.5)))
+    row = pd.Series({"metric": "acc", "source": "s", "source_version": "v", "x_axis": "compute",
+                     "kind": "benchmark", "unit": "fraction", "floor": 0.25, "verdict": "meek", "sup": 0.8,
+                     "best_family": "logistic", "p_bounded": 0.95, "best_verdict": "meek", "reason": ""})
+    by = {p["pair"]: p for p in cp.pairs_for_series(row, _points(x, acc), bootstrap=50)}
+    bound = -math.log(1 - 0.55 / 0.75)
+    assert "levels off at 0.8" in by["nines"]["takeaway"] and f"{bound:.3g}" in by["nines"]["takeaway"]
+    # accuracy that reaches 1 carries no such caveat
+    row1 = row.copy()
+    row1["sup"] = 1.0
+    by1 = {p["pair"]: p for p in cp.pairs_for_series(row1, _points(x, acc), bootstrap=50)}
+    assert "levels off" not in by1["nines"]["takeaway"]

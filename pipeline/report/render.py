@@ -7,6 +7,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
@@ -109,17 +110,22 @@ def _match(frame: pd.DataFrame, key: dict) -> pd.DataFrame:
     return frame[mask]
 
 
+Progress = Callable[[int, int, str], None]   # (items done, items in all, what comes next)
+
+
 def figure_cache(db: str | Path | None = None) -> memo.Memo:
     """Figures keyed on exactly what they draw and the plotting code: an unchanged series is not drawn
     again by the next run."""
     return memo.Memo(memo.cache_dir(db, "figures"), [plots.__file__], dump=lambda p: p._asdict(), load=lambda d: plots.Plot(**d))
 
 
-def build_context(data: dict, run_id: str, figures: memo.Memo | None = None) -> dict:
+def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, progress: Progress | None = None) -> dict:
     figures = figures or memo.Memo(None, [])
     sections, summary = [], []
     selection = data["selection"].sort_values(["x_axis", "metric", "source"]) if len(data["selection"]) else data["selection"]
     for i, sel in enumerate(selection.to_dict("records")):
+        if progress:
+            progress(i, len(selection) + 1, f"{sel['metric']} [{sel['source']}] vs {sel['x_axis']}")
         key = {k: sel[k] for k in KEYS}
         fits = _match(data["fits"], key).sort_values("weight", ascending=False)
         cls = _match(data["classifications"], key)
@@ -271,7 +277,8 @@ def _atomic_write(path: Path, payload: bytes) -> None:
     os.replace(tmp.name, path)
 
 
-def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "reports", scenario: str | None = None) -> dict:
+def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "reports", scenario: str | None = None,
+                 progress: Progress | None = None) -> dict:
     """Write <out>/<run_id>/report.html and report.pdf (same HTML), refresh <out>/latest.*; return paths and pages."""
     import weasyprint
 
@@ -282,12 +289,15 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
         raise ScalegapError(f"run {run_id} is not in the store. Fix: `scalegap status` lists the runs; "
                             "omit --run-id to report the newest run")
     figures = figure_cache(db)
-    context = build_context(data, run_id, figures)
+    context = build_context(data, run_id, figures, progress)
     html = render_html(context)
     folder = out_dir / run_id
     folder.mkdir(parents=True, exist_ok=True)
     html_path, pdf_path = folder / "report.html", folder / "report.pdf"
     _atomic_write(html_path, html.encode("utf-8"))
+    if progress:
+        n = len(context["sections"])
+        progress(n, n + 1, "PDF pages")
     document = weasyprint.HTML(string=render_html(context, "pdf"), base_url=str(folder)).render()
     buffer = document.write_pdf()
     _atomic_write(pdf_path, buffer)

@@ -495,3 +495,25 @@ def test_random_text_into_metr_jsonl_gives_only_input_error(tmp_path, text):
     path = tmp_path / "all_runs_fuzz.jsonl"
     path.write_text(text, encoding="utf-8")
     _only_input_error(metr.RUNS.read, path)
+
+
+leaderboard_entry = st.one_of(
+    json_tree,
+    st.fixed_dictionaries({"rating": st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(),
+                                               st.integers(10**300, 10**400), st.text(max_size=5))},
+                          optional={"rating_q025": st.floats(1000, 1400), "rating_q975": st.floats(1000, 1400)}))
+
+
+@FUZZ
+@given(st.one_of(st.text(max_size=300),
+                 st.dictionaries(st.sampled_from(["full", "coding", "math"]),
+                                 st.one_of(json_tree, st.dictionaries(st.text(min_size=1, max_size=8),
+                                                                      leaderboard_entry, max_size=3)),
+                                 max_size=3).map(json.dumps)))
+def test_random_json_into_lmarena_catalog_gives_only_input_error(tmp_path, text):
+    # {"full": {...}, "coding": [1]} and ratings of 10**400 used to end in a traceback
+    from pipeline.sources import lmarena
+
+    path = tmp_path / "leaderboard-text-fuzz.json"
+    path.write_text(text, encoding="utf-8")
+    _only_input_error(lmarena.CATALOG.read, path)

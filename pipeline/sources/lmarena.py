@@ -5,10 +5,10 @@ The arena history (one snapshot per date) is in arena_history.py."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from pipeline.schema import InputError
@@ -53,7 +53,11 @@ class LmarenaCatalogAdapter:
         organization = _organizations(path.parent / "scatterplot-data.json")
         rows = []
         for category in CATEGORIES:
-            for key, entry in (data.get(category) or {}).items():
+            models = data.get(category) or {}
+            if not isinstance(models, dict):
+                raise InputError(str(path), f"category {category!r} is a {type(models).__name__}, not a table of models",
+                                 "give each category as {model: {rating, rating_q025, rating_q975}}", column=category)
+            for key, entry in models.items():
                 where = f"{category}.{key}"
                 if not isinstance(entry, dict) or "rating" not in entry:
                     raise InputError(str(path), f"model {key!r} has no rating", "give rating, rating_q025, rating_q975",
@@ -78,9 +82,14 @@ class LmarenaCatalogAdapter:
 def _number(path: Path, value: object, where: str) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-        raise InputError(str(path), f"{value!r} is not a finite number", "give ratings as numbers", column=where)
-    return float(value)
+    try:
+        number = float(value) if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    except OverflowError:  # an integer beyond float range
+        number = math.nan
+    if not math.isfinite(number):
+        raise InputError(str(path), f"{str(value)[:40]!r} is not a finite number", "give ratings as numbers",
+                         column=where)
+    return number
 
 
 class LmarenaCsvAdapter:

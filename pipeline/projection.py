@@ -603,6 +603,24 @@ def sensitivity(curves: list[Curve], scenario: Scenario, steps: int = 5) -> pd.D
     return pd.DataFrame(rows)
 
 
+def headline_curves(fitted: list[Curve], most: int = 8) -> list[Curve]:
+    """For the sensitivity chart: one compute-axis series per metric, taken in turn from each unit (accuracy,
+    Elo, minutes, loss, ...) so no single kind of metric fills the chart."""
+    by_unit: dict[str, list[Curve]] = {}
+    seen: set[str | None] = set()
+    for curve in fitted:
+        if curve.kind == "compute" and curve.metric not in seen:
+            seen.add(curve.metric)
+            by_unit.setdefault(curve.unit, []).append(curve)
+    picked: list[Curve] = []
+    queues = list(by_unit.values())
+    while len(picked) < most and any(queues):
+        for queue in queues:
+            if queue and len(picked) < most:
+                picked.append(queue.pop(0))
+    return picked
+
+
 def project_stage(db, run_id: str, scenario_path=None, samples: int = 1000, seed: int = 0, metrics=None) -> dict:
     scenario = load_scenario(scenario_path)
     con = store.connect(db, read_only=True)
@@ -623,7 +641,7 @@ def project_stage(db, run_id: str, scenario_path=None, samples: int = 1000, seed
         raise InputError(scenario.path, f"curve name {twin!r} is used twice (a scenario curve and a fitted series?)",
                          "rename the scenario's curve", column="curve.name")
     summary, trajectories = project(curves, scenario, samples, seed, verdicts)
-    sens = sensitivity(explicit_curves(scenario) + asked + [c for c in fitted if c.kind == "compute"][:8], scenario)
+    sens = sensitivity(explicit_curves(scenario) + asked + headline_curves(fitted), scenario)
     skipped_rows = pd.DataFrame(skipped + skipped_asked)
     if len(skipped_rows):
         summary = pd.concat([summary, skipped_rows.rename(columns={"reason": "note"}).assign(scenario=scenario.name)],

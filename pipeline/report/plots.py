@@ -146,24 +146,45 @@ def horizon_plot(horizons: pd.DataFrame) -> Plot:
     return _svg(fig)
 
 
-def sensitivity_plot(sens: pd.DataFrame) -> Plot:
-    """Gap peak year of the headline curves as each growth rate varies (values stored by the project stage)."""
+def sensitivity_plot(sens: pd.DataFrame, until_year: float | None = None) -> Plot:
+    """Headline gaps as each growth rate varies (values stored by the project stage): the year the gap peaks
+    (curves whose gap peaks inside the window) and the peak gap relative to its value at the scenario's rates."""
     curves = list(dict.fromkeys(sens["curve"]))[:8]
-    fig, axes = plt.subplots(1, 3, figsize=(7.0, 2.9), sharey=True)
-    for ax, factor in zip(axes, ("hardware", "algorithms", "investment"), strict=True):
+    factors = ("hardware", "algorithms", "investment")
+    fig, axes = plt.subplots(2, 3, figsize=(7.0, 4.6), sharey="row", sharex="col")
+    end = until_year if until_year is not None else float(sens["peak_year"].max())
+    for col, factor in enumerate(factors):
         part = sens[sens["factor"] == factor]
-        for curve in curves:
+        for i, curve in enumerate(curves):
             c = part[part["curve"] == curve].sort_values("factor_value")
-            ax.plot(c["factor_value"], c["peak_year"], marker="o", ms=2, lw=1, label=curve[:40])
-        ax.set_xscale("log")
-        # growth factors span well under a decade: plain numbers, not 3x10^0
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2g"))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xticks(sorted(set(part["factor_value"].round(3)))[::2] or [1])
-        ax.tick_params(labelsize=6)
-        ax.set_xlabel(f"{factor} growth (x per year)", fontsize=7)
-    axes[0].set_ylabel("year the gap peaks")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=6, frameon=False, bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.16, 1, 1))
+            if c.empty:
+                continue
+            colour, label = f"C{i % 10}", textwrap.shorten(curve, 48, placeholder="…")
+            peaks_inside = c["peak_year"] < end - 0.05
+            # a gap still growing at the window's end has no peak year to show
+            axes[0, col].plot(c["factor_value"].where(peaks_inside), c["peak_year"].where(peaks_inside),
+                              marker="o", ms=2, lw=1, color=colour, label=label)
+            centre = c["peak_gap"].iloc[len(c) // 2]
+            ratio = c["peak_gap"] / centre if np.isfinite(centre) and centre != 0 else c["peak_gap"] * np.nan
+            axes[1, col].plot(c["factor_value"], ratio, marker="o", ms=2, lw=1, color=colour,
+                              label=None if peaks_inside.any() else label)
+        for ax in axes[:, col]:
+            ax.set_xscale("log")
+            # growth factors span well under a decade: plain numbers, not 3x10^0
+            ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.2g"))
+            ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+            ax.set_xticks(sorted(set(part["factor_value"].round(3)))[::2] or [1])
+            ax.tick_params(labelsize=6)
+        axes[1, col].set_yscale("log")
+        axes[1, col].set_xlabel(f"{factor} growth (x per year)", fontsize=7)
+    axes[0, 0].set_ylabel("year the gap peaks", fontsize=7)
+    axes[1, 0].set_ylabel("peak gap ÷ peak gap\nat the scenario's rates", fontsize=7)
+    handles, labels = [], []
+    for ax in axes[:, 0]:
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=6, frameon=False, bbox_to_anchor=(0.5, -0.01))
+    fig.tight_layout(rect=(0, 0.05 + 0.025 * ((len(labels) + 1) // 2), 1, 1))
     return _svg(fig)

@@ -113,6 +113,14 @@ def _match(frame: pd.DataFrame, key: dict) -> pd.DataFrame:
 Progress = Callable[[int, int, str], None]   # (items done, items in all, what comes next)
 
 
+def _decimal_year(date) -> float | None:
+    try:
+        stamp = pd.Timestamp(str(date))
+    except (ValueError, TypeError):
+        return None
+    return stamp.year + (stamp.day_of_year - 1) / 365.25
+
+
 def figure_cache(db: str | Path | None = None) -> memo.Memo:
     """Figures keyed on exactly what they draw and the plotting code: an unchanged series is not drawn
     again by the next run."""
@@ -186,7 +194,8 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
         "run": run, "run_id": run_id, "parameters": _json(run.get("parameters")), "digests": _json(run.get("data_digests")),
         "summary": summary, "sections": sections, "explicit": explicit, "sources": data["sources"].to_dict("records"),
         "rejected": rejected_summary, "stages": data["stages"].to_dict("records"), "scenario": scenario,
-        "sensitivity_svg": figures.call(plots.sensitivity_plot, sens) if len(sens) else None,
+        "sensitivity_svg": figures.call(plots.sensitivity_plot, sens, _decimal_year(scenario.get("until")) if scenario
+                                        else None) if len(sens) else None,
         "horizons": _sorted(data["horizons"], ["release_date"]).to_dict("records"),
         "horizon_svg": figures.call(plots.horizon_plot, data["horizons"]) if len(data["horizons"]) else None,
         "horizon_trend": data["horizon_trend"].to_dict("records"),

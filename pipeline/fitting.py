@@ -149,8 +149,10 @@ def load_series(db, metrics: list[str] | None = None, x_axes=("compute", "date",
     con = store.connect(db, read_only=True)
     try:
         frame = con.execute("SELECT * FROM observations").df()
+        versions = con.execute("SELECT source, source_version, retrieved_at FROM sources").df()
     finally:
         con.close()
+    frame = _newest_copies(frame, versions, skipped)
     if metrics:
         unknown = sorted(set(metrics) - set(frame["metric"]))
         if unknown:
@@ -158,6 +160,26 @@ def load_series(db, metrics: list[str] | None = None, x_axes=("compute", "date",
                                 f"Fix: see `scalegap status` for the stored metrics")
         frame = frame[frame["metric"].isin(metrics)]
     return [s for axis in x_axes for s in series_from_frame(frame, axis, skipped)]
+
+
+def _newest_copies(frame: pd.DataFrame, versions: pd.DataFrame, skipped: list[str] | None) -> pd.DataFrame:
+    """A changed copy of a file is stored as `label@sha8` beside `label`; fits use the newest copy of each label
+    (older copies stay stored for provenance). Differently labelled releases (METR v1 and v1.1) are all fitted."""
+    if frame.empty or versions.empty:
+        return frame
+    versions = versions.assign(label=versions["source_version"].str.split("@").str[0])
+    newest = versions.sort_values("retrieved_at").groupby(["source", "label"]).tail(1)
+    old = versions[~versions.set_index(["source", "source_version"]).index.isin(
+        newest.set_index(["source", "source_version"]).index)]
+    if old.empty:
+        return frame
+    if skipped is not None:
+        latest = dict(zip(zip(newest["source"], newest["label"], strict=True), newest["source_version"], strict=True))
+        for row in old.itertuples():
+            skipped.append(f"{row.source}@{row.source_version}: superseded by the newer copy "
+                           f"{row.source}@{latest[(row.source, row.label)]}")
+    stale = frame.set_index(["source", "source_version"]).index.isin(old.set_index(["source", "source_version"]).index)
+    return frame[~stale]
 
 
 # ------------------------------------------------------------------------------ solvers

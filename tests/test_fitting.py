@@ -372,3 +372,24 @@ def test_power_law_on_a_benchmark_is_fitted_in_log_space(observations):
     # the logistic stays on the linear scale and the two compete on one likelihood scale
     assert "log10" not in fits["logistic"].message
     assert res.selection["best_family"] == "logistic"
+
+
+def test_a_changed_copy_of_a_file_supersedes_the_old_one_in_fits(tmp_path):
+    # ingest a user's file, change one value, ingest again: both copies stay stored, only the newest is fitted
+    flop = np.logspace(21, 25, 12)
+    value = 0.25 + 0.7 / (1 + np.exp(-(np.log10(flop) - 23)))
+    path = tmp_path / "mine.csv"
+    rows = [f"m{i},mybench,{v:.6f},{f:.6g}" for i, (v, f) in enumerate(zip(value, flop, strict=True))]
+    path.write_text("model,metric,value,train_flop\n" + "\n".join(rows) + "\n")
+    db = tmp_path / "s.duckdb"
+    ingest.ingest([str(path)], db=db)
+    path.write_text("model,metric,value,train_flop\n" + "\n".join(rows[:-1] + ["m11,mybench,0.9,1e25"]) + "\n")
+    ingest.ingest([str(path)], db=db)
+    con = store.connect(db, read_only=True)
+    stored = sorted(r[0] for r in con.execute("SELECT DISTINCT source_version FROM observations").fetchall())
+    con.close()
+    assert len(stored) == 2 and stored[1].startswith(stored[0] + "@")
+    skipped: list[str] = []
+    series = fitting.load_series(db, ["mybench"], ("compute",), skipped)
+    assert [s.source_version for s in series] == [stored[1]]
+    assert any("superseded" in note and stored[0] in note for note in skipped)

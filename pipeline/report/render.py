@@ -49,6 +49,16 @@ def breakable(value) -> Markup:
     return Markup(text.replace("_", "_<wbr>").replace(":", ":<wbr>"))
 
 
+def growth(value) -> str:
+    """As the project stage stores them: 'point:1.414' -> '1.414', 'lognormal:2.0..50.0' -> 'lognormal, 2.0 – 50.0'
+    (p10 – p90 for lognormal, the range for uniform)."""
+    text = "" if value is None else str(value)
+    kind, _, rest = text.partition(":")
+    if kind == "point":
+        return rest
+    return f"{kind}, {rest.replace('..', ' – ')}" if rest else text
+
+
 def year(value) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
@@ -131,6 +141,8 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
     figures = figures or memo.Memo(None, [])
     sections, summary = [], []
     selection = data["selection"].sort_values(["x_axis", "metric", "source"]) if len(data["selection"]) else data["selection"]
+    # a source fitted in two versions (METR v1 and v1.1) is named with its version, or the two read alike
+    versions = selection.groupby("source")["source_version"].nunique().to_dict() if len(selection) else {}
     for i, sel in enumerate(selection.to_dict("records")):
         if progress:
             progress(i, len(selection) + 1, f"{sel['metric']} [{sel['source']}] vs {sel['x_axis']}")
@@ -160,6 +172,7 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
         top = points.sort_values("y", ascending=sel.get("kind") == "loss").head(5) if len(points) else points
         sections.append({
             "anchor": anchor, "key": key, "sel": sel, "cls": cls, "fits": fits.to_dict("records"),
+            "source_label": f"{key['source']}@{key['source_version']}" if versions[key["source"]] > 1 else key["source"],
             "params": params.to_dict("records"), "pairs": pairs.to_dict("records"), "top": top.to_dict("records"),
             "backtests": _sorted(_match(data["backtests"], key), ["family", "cutoff"]).to_dict("records"), "proj": proj_row,
             "fit_svg": figures.call(plots.fit_plot, points, bands, fits, sel["best_family"], key["x_axis"], sel["unit"],
@@ -267,6 +280,7 @@ def render_html(context: dict, medium: str = "html") -> str:
     env.filters["fmt"] = fmt
     env.filters["year"] = year
     env.filters["breakable"] = breakable
+    env.filters["growth"] = growth
     env.filters["figure"] = functools.partial(figure, medium=medium)
     return env.get_template("report.html.j2").render(**context)
 

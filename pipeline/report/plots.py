@@ -116,14 +116,27 @@ def gap_plot(trajectory: pd.DataFrame, title: str, unit: str) -> Plot:
     return _svg(fig)
 
 
-def pair_plot(panels: list[tuple[str, pd.DataFrame]], x_axis: str) -> Plot:
-    """The same models on each scale of a capability, side by side: bounded scale first."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.3 * len(panels), 2.1), squeeze=False)
-    for ax, (title, frame) in zip(axes[0], panels, strict=True):
+def pair_plot(panels: list[tuple[str, pd.DataFrame, pd.DataFrame | None]], x_axis: str) -> Plot:
+    """The same models on each scale of a capability, side by side (bounded scale first); below each, the
+    projected frontier-minus-meek gap on that scale when the series was projected."""
+    with_gap = any(gap is not None for _, _, gap in panels)
+    fig, axes = plt.subplots(2 if with_gap else 1, len(panels), figsize=(2.3 * len(panels), 4.0 if with_gap else 2.1),
+                             squeeze=False)
+    for col, (title, frame, gap) in enumerate(panels):
+        ax = axes[0, col]
         ax.scatter(frame["x"], frame["y"], s=5, color="black", alpha=0.6)
         ax.set_title(textwrap.fill(title, 38), fontsize=7)  # long metric names must not run into the next panel
         ax.set_xlabel(x_label(x_axis), fontsize=7)
+        ax.set_ylabel(title.split(" (")[0].rsplit(":", 1)[-1], fontsize=7)
         ax.tick_params(labelsize=6)
+        if with_gap:
+            below = axes[1, col]
+            if gap is not None:
+                below.plot(gap["year"], gap["gap"], color="black", lw=1)
+                below.axhline(0, color="grey", lw=0.5)
+            below.set_xlabel("year", fontsize=7)
+            below.set_ylabel("gap (frontier - meek)", fontsize=7)
+            below.tick_params(labelsize=6)
     fig.tight_layout()
     return _svg(fig)
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
+import numpy as np
 import pandas as pd
 from markupsafe import Markup
 
@@ -178,7 +179,8 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
             "fit_svg": figures.call(plots.fit_plot, points, bands, fits, sel["best_family"], key["x_axis"], sel["unit"],
                                     key["metric"])
             if len(points) else None,
-            "pair_svg": figures.call(plots.pair_plot, panels, key["x_axis"]) if (panels := counterpart_panels(pairs, points, {**sel, **cls}))
+            "pair_svg": figures.call(plots.pair_plot, panels, key["x_axis"]) if (panels := counterpart_panels(
+                pairs, points, {**sel, **cls}, traj[["year", "frontier", "meek"]] if len(traj) else None))
             else None,
             "gap_svg": figures.call(plots.gap_plot, traj, proj_row.get("curve", ""), sel["unit"]) if len(traj) else None,
         })
@@ -226,9 +228,12 @@ def counterpart_summary(pairs: pd.DataFrame, metric: str) -> str:
     return "; ".join(f"{name}: {verdict}" for name, verdict in seen.items())
 
 
-def counterpart_panels(pairs: pd.DataFrame, points: pd.DataFrame, cls: dict) -> list[tuple[str, pd.DataFrame]]:
+def counterpart_panels(pairs: pd.DataFrame, points: pd.DataFrame, cls: dict,
+                       trajectory: pd.DataFrame | None = None) -> list[tuple[str, pd.DataFrame, pd.DataFrame | None]]:
     """The series' points re-expressed on each counterpart scale, with the same transforms the classify stage
-    used (pipeline.counterparts); a change of units, not a fit."""
+    used (pipeline.counterparts); a change of units, not a fit. With the series' projected trajectory, each
+    panel also gets the frontier-minus-meek gap on that scale: the paper's point, one gap closing while its
+    counterpart grows."""
     try:
         from pipeline import counterparts as cp
     except ImportError:
@@ -239,19 +244,30 @@ def counterpart_panels(pairs: pd.DataFrame, points: pd.DataFrame, cls: dict) -> 
     verdict = {r["bounded_metric"]: r["bounded_verdict"] for r in pairs.to_dict("records")}
     verdict.update({r["unbounded_metric"]: r["unbounded_verdict"] for r in pairs.to_dict("records")})
     metric, kind = cls.get("metric"), cls.get("kind")
-    scales: list[tuple[str, object]] = []
+    scales: list[tuple[str, Callable]] = []
     if kind == "benchmark":
         floor = cls.get("floor")
-        p = cp.chance_corrected(y, None if floor is None or pd.isna(floor) else floor)
-        scales = [(metric, y), (f"{metric}:nines", cp.nines(p)), (f"{metric}:logit", cp.logit(p))]
+        floor = None if floor is None or pd.isna(floor) else floor
+        scales = [(metric, lambda v: v), (f"{metric}:nines", lambda v: cp.nines(cp.chance_corrected(v, floor))),
+                  (f"{metric}:logit", lambda v: cp.logit(cp.chance_corrected(v, floor)))]
     elif kind == "elo":
         elo_ref = float(pd.Series(y).median())
-        scales = [(f"{metric}:win_rate", cp.win_rate(y, elo_ref)), (metric, y),
-                  (f"{metric}:bt_strength", cp.bt_strength(y - elo_ref))]
+        scales = [(f"{metric}:win_rate", lambda v: cp.win_rate(v, elo_ref)), (metric, lambda v: v),
+                  (f"{metric}:bt_strength", lambda v: cp.bt_strength(np.asarray(v, float) - elo_ref))]
     elif kind == "horizon":
-        scales = [(f"{metric}:p_success_{cp.FIXED_TASK_MINUTES:g}min", cp.success_at_length(y)), (metric, y)]
-    return [(f"{name} ({verdict.get(name, cls.get('verdict', ''))})", points.assign(y=values))
-            for name, values in scales if name in verdict]
+        scales = [(f"{metric}:p_success_{cp.FIXED_TASK_MINUTES:g}min", cp.success_at_length), (metric, lambda v: v)]
+    panels = []
+    for name, transform in scales:
+        if name not in verdict:
+            continue
+        gap = None
+        if trajectory is not None and len(trajectory):
+            with np.errstate(all="ignore"):
+                frontier = transform(trajectory["frontier"].to_numpy(dtype=float))
+                meek = transform(trajectory["meek"].to_numpy(dtype=float))
+            gap = pd.DataFrame({"year": trajectory["year"].to_numpy(dtype=float), "gap": frontier - meek})
+        panels.append((f"{name} ({verdict.get(name, cls.get('verdict', ''))})", points.assign(y=transform(y)), gap))
+    return panels
 
 
 def _sorted(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:

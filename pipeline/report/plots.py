@@ -133,7 +133,11 @@ def pair_plot(panels: list[tuple[str, pd.DataFrame, pd.DataFrame | None]], x_axi
             below = axes[1, col]
             if gap is not None:
                 below.plot(gap["year"], gap["gap"], color="black", lw=1)
-                below.axhline(0, color="grey", lw=0.5)
+                positive = gap["gap"][gap["gap"] > 0]
+                if len(positive) > 2 and positive.max() / positive.min() > 1e3:
+                    below.set_yscale("log")   # a horizon gap spans decades; the zero at the start is left out
+                else:
+                    below.axhline(0, color="grey", lw=0.5)
             below.set_xlabel("year", fontsize=7)
             below.set_ylabel("gap (frontier - meek)", fontsize=7)
             below.tick_params(labelsize=6)

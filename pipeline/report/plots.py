@@ -127,15 +127,17 @@ def pair_plot(panels: list[tuple[str, pd.DataFrame, pd.DataFrame | None]], x_axi
         ax.scatter(frame["x"], frame["y"], s=5, color="black", alpha=0.6)
         ax.set_title(textwrap.fill(title, 38), fontsize=7)  # long metric names must not run into the next panel
         ax.set_xlabel(x_label(x_axis), fontsize=7)
-        ax.set_ylabel(title.split(" (")[0].rsplit(":", 1)[-1], fontsize=7)
+        scale = title.split(" (")[0].rsplit(":", 1)[-1]
+        ax.set_ylabel(scale if len(scale) <= 24 else scale[:23] + "…", fontsize=7)
         ax.tick_params(labelsize=6)
         if with_gap:
             below = axes[1, col]
             if gap is not None:
                 below.plot(gap["year"], gap["gap"], color="black", lw=1)
                 positive = gap["gap"][gap["gap"] > 0]
-                if len(positive) > 2 and positive.max() / positive.min() > 1e3:
-                    below.set_yscale("log")   # a horizon gap spans decades; the zero at the start is left out
+                growing = len(positive) > 2 and positive.iloc[-1] >= positive.max()
+                if growing and positive.max() / positive.min() > 1e3:
+                    below.set_yscale("log")   # a growing horizon gap spans decades; a closing one stays linear
                 else:
                     below.axhline(0, color="grey", lw=0.5)
             below.set_xlabel("year", fontsize=7)

@@ -321,10 +321,10 @@ def log_fit(fam: Family, series: Series) -> bool:
     return series.log_response or (fam.log_space and bool(np.all(series.frame["y"].to_numpy() > 0)))
 
 
-def _log_jacobian_term(fam: Family, series: Series) -> float:
+def _log_jacobian_term(series: Series, log_scale: bool) -> float:
     """-2 ln|dlog10(y)/dy| summed: what moves a log10-scale likelihood onto the series' own scale, so a family
     fitted on log10(y) is compared with the others by AICc/BIC on the same data (Akaike 1978)."""
-    if series.log_response or not log_fit(fam, series):
+    if series.log_response or not log_scale:
         return 0.0
     y = series.frame["y"].to_numpy(dtype=float)
     return float(2 * np.sum(np.log(y * math.log(10))))
@@ -355,11 +355,12 @@ def _point_fit(fam: Family, series: Series) -> FamilyFit:
     fixed = fam.fixed(x, y, meta)
     lower, upper = fam.bounds(x, y, meta)
     free = np.array([name not in fixed for name in fam.param_names])
+    log_scale = log_fit(fam, series)   # once: the residual below runs on every lmfit iteration
     best = None
     # lmfit from the best of the batched-polished starts; the raw starts only if that does not converge
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        polished, _ = best_start(fam, x, y, meta, log_fit(fam, series))
+        polished, _ = best_start(fam, x, y, meta, log_scale)
     for start in [polished, *fam.starts(x, y, meta)]:
         if best is not None and best.converged:
             break
@@ -379,7 +380,7 @@ def _point_fit(fam: Family, series: Series) -> FamilyFit:
 
         def residual(prm, fam=fam):
             vec = np.array([prm[n].value for n in fam.param_names])
-            return _residuals(fam, x, y, vec, log_fit(fam, series))
+            return _residuals(fam, x, y, vec, log_scale)
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -410,14 +411,14 @@ def _point_fit(fam: Family, series: Series) -> FamilyFit:
     best.n, best.k = n, k
     # Selection compares every family on the series' own scale: a family fitted on log10(y) carries the
     # Jacobian of that change of scale in its likelihood.
-    resid = _residuals(fam, x, y, vec, log_fit(fam, series))
+    resid = _residuals(fam, x, y, vec, log_scale)
     best.rss = float(np.sum(resid**2))
     best.sigma = math.sqrt(best.rss / max(n - k + 1, 1))
     if n - k - 1 > 0 and best.rss > 0:
-        deviance = n * math.log(best.rss / n) + _log_jacobian_term(fam, series)
+        deviance = n * math.log(best.rss / n) + _log_jacobian_term(series, log_scale)
         best.aicc = deviance + 2 * k + 2 * k * (k + 1) / (n - k - 1)
         best.bic = deviance + k * math.log(n)
-    if log_fit(fam, series) and not series.log_response:
+    if log_scale and not series.log_response:
         best.message = f"{best.message} Fitted on log10 of the values (multiplicative errors)."
     best.diagnostics = residual_diagnostics(resid)
     return best

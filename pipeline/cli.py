@@ -299,12 +299,12 @@ def classify(
 
     Example: scalegap classify --expr "log(log(C))" --json
     """
-    from pipeline import store, taxonomy
+    from pipeline import expressions, store, taxonomy
 
     a = hardware * algorithms
     b = a * investment
     if expr is not None:
-        verdict = taxonomy.classify_expression(expr, a=a, b=b)
+        verdict = expressions.classify_expression(expr, a=a, b=b)
         payload = {k: _finite_or_label(v) for k, v in verdict.as_dict().items()}
         if as_json:
             print_json(payload)

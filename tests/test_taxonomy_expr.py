@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.schema import ScalegapError
-from pipeline.taxonomy import (
+from pipeline.expressions import (
     DEFAULT_A,
     DEFAULT_B,
     ExpressionError,

@@ -66,7 +66,7 @@ def start_server(port: int, host: str = "127.0.0.1", timeout_s: float = 90.0,
     raise ServerUnavailable(f"the Prefect server on {url} did not become healthy in {timeout_s:.0f} s")
 
 
-def build_deployments(cron: str = WEEKLY_CRON, bootstrap: int = 1000, db: str | None = None,
+def build_deployments(cron: str = WEEKLY_CRON, fit_draws: int = 1000, db: str | None = None,
                       out_dir: str | None = None) -> list:
     """The weekly refresh and the ad-hoc deployment; `db` and `out_dir` become both deployments' defaults."""
     from flows.refresh import ALL_PUBLIC, refresh
@@ -75,7 +75,7 @@ def build_deployments(cron: str = WEEKLY_CRON, bootstrap: int = 1000, db: str | 
     return [
         refresh.to_deployment(
             name="weekly-refresh", cron=cron, tags=["scalegap"],
-            parameters={"sources": [ALL_PUBLIC], "bootstrap": bootstrap, **where},
+            parameters={"sources": [ALL_PUBLIC], "fit_draws": fit_draws, **where},
             description="Fetch every public source in data/raw/sources.toml, refit, re-project, "
                         "re-render the report.",
         ),

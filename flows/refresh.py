@@ -1,10 +1,11 @@
 """The `refresh` parent flow: ingest -> horizons -> fit -> classify -> project -> report.
 
-Each stage is a thin task around the `pipeline/` stage function named in docs/design.md. A stage whose
-module has not landed yet is skipped with a logged note, so the flow runs on whatever exists.
+The flow builds one `RunConfig` from its parameters and calls each stage of `pipeline.stages` with it. A
+stage that does not run fails the run, unless the configuration turned it off (then it is recorded as
+skipped, with why).
 
 Caching: only the expensive, pure `fitting.fit_series` computation is cached (key: the series'
-content + families + bootstrap draws + seed + the fitting code's digest; results persisted under
+content + families + draws + seed + the fitting code's digest; results persisted under
 `.prefect/storage`). Stages that write the store always run, so every run id holds its full results.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import importlib
 import json
 import time
 from collections.abc import Callable
@@ -31,36 +31,25 @@ from prefect.task_runners import ThreadPoolTaskRunner  # isort: skip
 from prefect.tasks import exponential_backoff  # isort: skip
 from prefect.utilities.annotations import unmapped  # isort: skip
 
-from pipeline import store
+from pipeline import stages, store
+from pipeline.config import X_AXES, Draws, RunConfig
 from pipeline.schema import InputError, ScalegapError
+from pipeline.stages import fit as fit_stage
 
 BUNDLED = PROJECT_ROOT / "data" / "raw"
 ALL_PUBLIC = "all-public"
-DEFAULT_X_AXES = ("compute", "date", "inference")
+DEFAULT_X_AXES = X_AXES
 TASK_RUNNERS = ("default", "dask")
 
 
-# ------------------------------------------------------------------------------ stage lookup
-def stage_function(module: str, name: str) -> Callable | None:
-    """The stage function if its module has landed, else None (a missing *dependency* still raises)."""
-    try:
-        mod = importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and (module == exc.name or module.startswith(exc.name + ".")):
-            return None
-        raise
-    return getattr(mod, name, None)
-
-
 def _skip(stage: str, db: str | None, run_id: str, why: str) -> str:
-    """Log and record a stage that did not run, so `run_stages` shows why it is absent."""
-    get_run_logger().warning("stage %s skipped: %s", stage, why)
+    """Record a stage the configuration turned off, so `run_stages` shows why it is absent."""
+    get_run_logger().info("stage %s skipped: %s", stage, why)
     reporter().skipped(stage, why)
     con = store.connect(db)
     try:
         with store.transaction(con):
-            con.execute("INSERT OR REPLACE INTO run_stages VALUES (?, ?, ?, ?, 'skipped', 0, ?)",
-                        [run_id, stage, store.now(), store.now(), why])
+            store.record_stage(con, run_id, stage, "skipped", why)
     finally:
         con.close()
     return f"skipped: {why}"
@@ -69,7 +58,7 @@ def _skip(stage: str, db: str | None, run_id: str, why: str) -> str:
 # ------------------------------------------------------------------------------ cache keys
 # The code a fit result depends on. Not the whole package (store.code_version): an edit to the
 # report or the store must not throw away hours of bootstrap fits.
-FIT_CODE = ("fitting.py", "curves.py", "schema.py")
+FIT_CODE = ("fitting.py", "curves.py", "ranges.py", "schema.py")
 
 
 @functools.lru_cache(maxsize=1)
@@ -128,7 +117,8 @@ def fit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
     key = json.dumps({
         "series": content_digest(parameters["series"]),
         "families": sorted(families) if families else None,
-        "bootstrap": parameters["bootstrap"],
+        "draws": parameters["draws"],
+        "backtest_draws": parameters["backtest_draws"],
         "seed": parameters["seed"],
         "code": _code_version(),
     }, sort_keys=True)
@@ -154,18 +144,16 @@ def ingest_task(targets: list[str], db: str | None, run_id: str):
 
 @task(name="fit-series", cache_key_fn=fit_cache_key, persist_result=True,
       cache_expiration=None)
-def fit_series_task(series: Any, families: list[str] | None, bootstrap: int, seed: int) -> Any:
+def fit_series_task(series: Any, families: list[str] | None, draws: int, backtest_draws: int, seed: int) -> Any:
     """The pure, picklable fit of one series: what a Dask worker runs; cached on its content."""
     from pipeline import fitting
 
-    return fitting.fit_series(series, families, bootstrap, seed)
+    return fitting.fit_series(series, families, bootstrap_draws=draws, seed=seed, backtest_draws=backtest_draws)
 
 
 @task(name="store-fits", cache_policy=NO_CACHE, persist_result=False)
 def store_fits_task(db: str | None, run_id: str, fits: list) -> Any:
-    from pipeline import fitting
-
-    return fitting.store_fits(db, run_id, fits)
+    return fit_stage.store_fits(db, run_id, fits)
 
 
 @task(name="stage", cache_policy=NO_CACHE, persist_result=False)
@@ -191,19 +179,18 @@ def make_task_runner(task_runner: str = "default", dask_address: str | None = No
 
 
 @flow(name="fit-series-map", validate_parameters=False, persist_result=False)
-def fit_flow(db: str | None, run_id: str, metrics: list[str] | None, x_axes: list[str],
-             families: list[str] | None, bootstrap: int, seed: int, use_cache: bool = True) -> dict:
+def fit_flow(db: str | None, run_id: str, config: RunConfig, use_cache: bool = True) -> dict:
     """Map `fit_series` over every selected series on this flow's task runner, then store them."""
-    from pipeline import fitting
-
     logger = get_run_logger()
-    series = list(fitting.load_series(db, metrics, x_axes))
+    series = fit_stage.load_series(db, config.metrics, config.x_axes)
     reporter().start("fit", total=len(series))
     if not series:
         raise InputError(str(store.resolve_db(db)), "no series to fit for the selected metrics and axes",
                          "check --metric against `scalegap status`, or ingest data first")
     task = fit_series_task.with_options(refresh_cache=not use_cache)
-    futures = task.map(series, unmapped(families), unmapped(bootstrap), unmapped(seed))
+    families = list(config.families) if config.families else None
+    futures = task.map(series, unmapped(families), unmapped(config.draws.fit), unmapped(config.draws.backtest),
+                       unmapped(config.seed))
     for future in as_completed(futures):
         future.result()  # surfaces a failed fit at once
         reporter().advance("fit")
@@ -250,15 +237,28 @@ def ingest_sources(sources: list[str] | None, db: str | None, run_id: str):
     return ingest_task(local, db, run_id)
 
 
+def build_config(metrics=None, families=None, x_axes=None, fit_draws: int = 1000, projection_draws: int = 1000,
+                 horizon_draws: int = 1000, backtest_draws: int = 200, seed: int = 0, scenario: str | None = None,
+                 threshold: float = 0.8, report: bool = True) -> RunConfig:
+    """The run configuration from flow parameters (the CLI and the deployments pass the same names)."""
+    draws = Draws(fit=fit_draws, projection=projection_draws, horizons=horizon_draws, backtest=backtest_draws)
+    stages_on = tuple(s for s in stages.ORDER if report or s != "report")
+    return RunConfig.build(scenario, draws, seed, metrics, families, x_axes, threshold, stages_on)
+
+
 @flow(name="refresh", validate_parameters=True, persist_result=False)
 def refresh(
     sources: list[str] | None = None,
     metrics: list[str] | None = None,
     families: list[str] | None = None,
     x_axes: list[str] | None = None,
-    bootstrap: int = 1000,
+    fit_draws: int = 1000,
+    projection_draws: int = 1000,
+    horizon_draws: int = 1000,
+    backtest_draws: int = 200,
     seed: int = 0,
     scenario: str | None = None,
+    threshold: float = 0.8,
     db: str | None = None,
     out_dir: str = "reports",
     task_runner: str = "default",
@@ -270,33 +270,22 @@ def refresh(
     """Refresh everything: ingest the sources, derive horizons, fit, classify, project, report.
 
     `sources`: paths, URLs or names from data/raw/sources.toml ("all-public" = every name); default
-    the bundled snapshot. `bootstrap` draws serve the fit bootstrap, the horizon bootstrap and the
-    projection Monte Carlo. `task_runner` "dask" maps the fits over a Dask cluster (`dask_address`,
-    or a local cluster of two workers).
+    the bundled snapshot. Each kind of draw has its own count: `fit_draws` (bootstrap of every family,
+    and so P(bounded)), `projection_draws` (Monte Carlo of the gap), `horizon_draws` (METR per-run
+    bootstrap), `backtest_draws`. `task_runner` "dask" maps the fits over a Dask cluster
+    (`dask_address`, or a local cluster of two workers).
     """
-    parameters = {
-        "sources": sources, "metrics": metrics, "families": families, "x_axes": x_axes,
-        "bootstrap": bootstrap, "seed": seed, "scenario": scenario, "db": db, "out_dir": out_dir,
-        "task_runner": task_runner, "dask_address": dask_address, "use_cache": use_cache,
-        "report": report,
-    }
-    if bootstrap < 1:
-        raise InputError("--bootstrap", f"{bootstrap} draws", "give a positive number of draws")
     if task_runner not in TASK_RUNNERS:
         raise InputError("--task-runner", f"unknown task runner {task_runner!r}",
                          f"use one of {', '.join(TASK_RUNNERS)}")
     if scenario is not None and not Path(scenario).is_file():
         raise InputError(scenario, "scenario file not found", "give the path of a scenario TOML file")
+    config = build_config(metrics, families, x_axes, fit_draws, projection_draws, horizon_draws, backtest_draws,
+                          seed, scenario, threshold, report)
     if report:  # an unwritable report folder must fail before hours of fitting, not after
         store.check_writable(Path(out_dir), "report")
-    from pipeline.curves import family
-
-    for name in families or []:
-        family(name)  # unknown names fail here, listing the valid ones
-    x_axes = list(x_axes or DEFAULT_X_AXES)
-    if set(x_axes) - set(DEFAULT_X_AXES):
-        raise InputError("--x-axis", f"unknown axis {sorted(set(x_axes) - set(DEFAULT_X_AXES))[0]!r}",
-                         f"use {', '.join(DEFAULT_X_AXES)}")
+    parameters = {"sources": sources, "db": db, "out_dir": out_dir, "task_runner": task_runner,
+                  "dask_address": dask_address, "use_cache": use_cache, **config.as_dict()}
     logger = get_run_logger()
     try:
         from prefect.runtime import deployment, flow_run
@@ -312,7 +301,6 @@ def refresh(
                               "timings_s": {}, "report": None}
     digests: dict[str, str] | None = None
     try:
-        # ingest -----------------------------------------------------------------------
         t0 = time.perf_counter()
         summary = ingest_sources(sources, db, run_id)
         digests = summary.digests
@@ -322,53 +310,48 @@ def refresh(
                   f"{summary.observations} observations, {len(summary.skipped_unchanged)} unchanged")
         logger.info("ingest: %s", detail)
         reporter().done("ingest", detail)
-
-        # horizons, fit, classify, project, report -------------------------------------
-        stages: list[tuple[str, str, str, dict[str, Any]]] = [
-            ("horizons", "pipeline.horizons", "horizons_stage",
-             {"db": db, "run_id": run_id, "draws": bootstrap, "seed": seed}),
-            ("fit", "pipeline.fitting", "fit_stage", {}),
-            ("classify", "pipeline.taxonomy", "classify_stage",
-             {"db": db, "run_id": run_id, "metrics": metrics}),
-            ("project", "pipeline.projection", "project_stage",
-             {"db": db, "run_id": run_id, "scenario_path": scenario, "samples": bootstrap,
-              "seed": seed, "metrics": metrics}),
-            ("report", "pipeline.report.render", "report_stage",
-             {"db": db, "run_id": run_id, "out_dir": out_dir, "progress": _counted("report")}),
-        ]
-        fitted = False
-        for stage, module, name, kwargs in stages:
+        for stage in stages.ORDER[1:]:
             t0 = time.perf_counter()
-            if stage == "fit":
-                outcome = _run_fit(db, run_id, metrics, x_axes, families, bootstrap, seed,
-                                   task_runner, dask_address, use_cache)
-                fitted = not (isinstance(outcome, str) and outcome.startswith("skipped"))
-            elif stage in ("classify", "project", "report") and not fitted:
-                outcome = _skip(stage, db, run_id, "no fit stage in this run")
-            elif stage == "report" and not report:
-                outcome = _skip(stage, db, run_id, "not asked for (report=False)")
+            if stage not in config.stages:
+                outcome: Any = _skip(stage, db, run_id, "turned off for this run")
+            elif stage == "fit":
+                runner = make_task_runner(task_runner, dask_address)
+                outcome = fit_flow.with_options(task_runner=runner)(db, run_id, config, use_cache)
+                reporter().done("fit", _describe(outcome))
             else:
-                fn = stage_function(module, name)
-                if fn is None:
-                    outcome = _skip(stage, db, run_id, f"{module}.{name} not available yet")
+                kwargs: dict[str, Any] = {"db": db, "run_id": run_id, "config": config}
+                if stage == "report":
+                    kwargs.update(out_dir=out_dir, progress=_counted("report"))
                 else:
-                    if "progress" not in kwargs:  # a counted stage starts its own bar once it knows the total
-                        reporter().start(stage)
-                    started = store.now()
-                    outcome = stage_task.with_options(name=stage)(fn, kwargs)
-                    _ensure_stage_recorded(db, run_id, stage, started)
-                    reporter().done(stage, _describe(outcome))
-                    logger.info("%s: %s", stage, _describe(outcome))
+                    reporter().start(stage)
+                outcome = stage_task.with_options(name=stage)(stages.STAGES[stage], kwargs)
+                reporter().done(stage, _describe(outcome))
+                logger.info("%s: %s", stage, _describe(outcome))
             result["stages"][stage] = _plain(outcome)
             result["timings_s"][stage] = time.perf_counter() - t0
             if stage == "report" and isinstance(outcome, dict):
                 result["report"] = {k: str(v) for k, v in outcome.items()}
+        _check_stages(db, run_id, config)
     except BaseException as exc:
         store.finish_run(db, run_id, "failed", str(exc) or type(exc).__name__, data_digests=digests)
         raise
     store.finish_run(db, run_id, "succeeded", data_digests=digests)
     logger.info("run %s succeeded", run_id)
     return result
+
+
+def _check_stages(db: str | None, run_id: str, config: RunConfig) -> None:
+    """Every stage the configuration asked for must have committed its results."""
+    con = store.connect(db, read_only=True)
+    try:
+        done = {row[0] for row in con.execute("SELECT stage FROM run_stages WHERE run_id = ? AND status = 'succeeded'",
+                                              [run_id]).fetchall()}
+    finally:
+        con.close()
+    missing = [s for s in config.stages if s not in done]
+    if missing:
+        raise ScalegapError(f"run {run_id}: stage(s) {', '.join(missing)} did not run. Fix: see `scalegap status`; "
+                            "this is a bug if no error was printed")
 
 
 def _counted(stage: str) -> Callable[[int, int, str], None]:
@@ -385,40 +368,6 @@ def _counted(stage: str) -> Callable[[int, int, str], None]:
             reporter().advance(stage)
 
     return progress
-
-
-def _ensure_stage_recorded(db: str | None, run_id: str, stage: str, started: Any) -> None:
-    """A stage that wrote nothing through `open_stage` still gets its row in `run_stages`."""
-    con = store.connect(db)
-    try:
-        with store.transaction(con):
-            con.execute("INSERT INTO run_stages SELECT ?, ?, ?, ?, 'succeeded', NULL, NULL "
-                        "WHERE NOT EXISTS (SELECT 1 FROM run_stages WHERE run_id = ? AND stage = ?)",
-                        [run_id, stage, started, store.now(), run_id, stage])
-    finally:
-        con.close()
-
-
-def _run_fit(db: str | None, run_id: str, metrics: list[str] | None, x_axes: list[str],
-             families: list[str] | None, bootstrap: int, seed: int, task_runner: str,
-             dask_address: str | None, use_cache: bool) -> Any:
-    mapped = all(stage_function("pipeline.fitting", n) for n in ("load_series", "fit_series",
-                                                                   "store_fits"))
-    if mapped:
-        runner = make_task_runner(task_runner, dask_address)
-        outcome = fit_flow.with_options(task_runner=runner)(
-            db, run_id, metrics, x_axes, families, bootstrap, seed, use_cache)
-        reporter().done("fit", _describe(outcome))
-        return outcome
-    fit_stage = stage_function("pipeline.fitting", "fit_stage")
-    if fit_stage is None:
-        return _skip("fit", db, run_id, "pipeline.fitting not available yet")
-    reporter().start("fit")
-    outcome = stage_task.with_options(name="fit")(fit_stage, {
-        "db": db, "run_id": run_id, "metrics": metrics, "x_axes": tuple(x_axes),
-        "families": families, "bootstrap": bootstrap, "seed": seed})
-    reporter().done("fit", _describe(outcome) + " (not cached: fit_series not available)")
-    return outcome
 
 
 def _plain(outcome: Any) -> Any:

@@ -7,20 +7,19 @@ fetches retried with backoff, fits served from the same task cache.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import flows  # noqa: F401  (offline defaults before prefect is imported)
 from flows.refresh import (
-    DEFAULT_X_AXES,
     _plain,
-    _run_fit,
+    build_config,
+    fit_flow,
     ingest_sources,
+    make_task_runner,
     stage_task,
 )
 
 from prefect import flow  # isort: skip
 
-from pipeline import store
+from pipeline import stages, store
 from pipeline.schema import ScalegapError
 
 
@@ -48,17 +47,17 @@ def ingest_flow(sources: list[str] | None = None, db: str | None = None) -> dict
 
 @flow(name="fit", validate_parameters=True, persist_result=False)
 def fit_only_flow(metrics: list[str] | None = None, x_axes: list[str] | None = None,
-                  families: list[str] | None = None, bootstrap: int = 1000, seed: int = 0,
-                  db: str | None = None, task_runner: str = "default", dask_address: str | None = None,
-                  use_cache: bool = True) -> dict:
+                  families: list[str] | None = None, fit_draws: int = 1000, backtest_draws: int = 200,
+                  seed: int = 0, db: str | None = None, task_runner: str = "default",
+                  dask_address: str | None = None, use_cache: bool = True) -> dict:
     """Fit the stored observations under a new run id (bootstrap, selection, backtests)."""
-    parameters = {"metrics": metrics, "x_axes": x_axes, "families": families, "bootstrap": bootstrap,
-                  "seed": seed, "db": db, "task_runner": task_runner, "dask_address": dask_address,
-                  "use_cache": use_cache}
+    config = build_config(metrics, families, x_axes, fit_draws=fit_draws, backtest_draws=backtest_draws, seed=seed)
+    parameters = {"db": db, "task_runner": task_runner, "dask_address": dask_address, "use_cache": use_cache,
+                  **config.as_dict(), "stages": ["fit"]}
     run_id = store.start_run(db, "flow fit", parameters)
     try:
-        outcome = _run_fit(db, run_id, metrics, list(x_axes or DEFAULT_X_AXES), families, bootstrap, seed,
-                           task_runner, dask_address, use_cache)
+        outcome = fit_flow.with_options(task_runner=make_task_runner(task_runner, dask_address))(
+            db, run_id, config, use_cache)
     except BaseException as exc:
         store.finish_run(db, run_id, "failed", str(exc) or type(exc).__name__)
         raise
@@ -67,20 +66,17 @@ def fit_only_flow(metrics: list[str] | None = None, x_axes: list[str] | None = N
 
 
 @flow(name="project", validate_parameters=True, persist_result=False)
-def project_flow(scenario: str | None = None, samples: int = 1000, seed: int = 0, run_id: str | None = None,
-                 db: str | None = None) -> dict:
+def project_flow(scenario: str | None = None, projection_draws: int = 1000, seed: int = 0,
+                 run_id: str | None = None, db: str | None = None) -> dict:
     """Project the gap of a fitted run (default: the newest with a fit) under a scenario file."""
-    from pipeline import projection
-
-    projection.load_scenario(scenario)  # a bad scenario fails before the store is touched
+    config = build_config(scenario=scenario, projection_draws=projection_draws, seed=seed)
     if run_id is None:
         run_id = store.newest_run(db, "fit")
         if run_id is None:
             raise ScalegapError(f"{store.resolve_db(db)}: no fitted run to project. "
                                 "Fix: run `scalegap run` or the fit flow first")
-    outcome = stage_task.with_options(name="project")(projection.project_stage, {
-        "db": db, "run_id": run_id, "scenario_path": str(Path(scenario)) if scenario else None,
-        "samples": samples, "seed": seed})
+    outcome = stage_task.with_options(name="project")(stages.project.run,
+                                                      {"db": db, "run_id": run_id, "config": config})
     return {"run_id": run_id, **_plain(outcome)}
 
 

@@ -36,6 +36,15 @@ DbOption = Annotated[Path | None, typer.Option("--db", help="DuckDB file (defaul
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")]
 OutOption = Annotated[Path, typer.Option("--out", help="Folder for reports.")]
+# One name per kind of draw count, the same in every command (older names kept as aliases).
+FitDraws = Annotated[int, typer.Option("--fit-draws", "--bootstrap", min=1, help="Bootstrap draws of every fitted family (they also give P(bounded)).")]
+ProjectionDraws = Annotated[int, typer.Option("--projection-draws", "--samples", min=0, help="Monte Carlo draws of the gap (scenario x fit draws); 0 = none.")]
+HorizonDraws = Annotated[int, typer.Option("--horizon-draws", "--draws", min=0, help="Hierarchical bootstrap draws of METR per-run data (family, task, run).")]
+BacktestDraws = Annotated[int, typer.Option("--backtest-draws", min=0, help="Bootstrap draws inside each rolling-origin backtest fit.")]
+SeedOption = Annotated[int, typer.Option("--seed", min=0, help="Random seed (same seed, same results).")]
+ScenarioOption = Annotated[Path | None, typer.Option("--scenario", help="Growth scenario TOML (default: pipeline/scenarios/default.toml).")]
+XAxisOption = Annotated[list[str] | None, typer.Option("--x-axis", "--x", help="compute (log10 FLOP), date (release year) and/or inference (log10 samples per task); default all three.")]
+ThresholdOption = Annotated[float, typer.Option("--threshold", help="P(bounded) needed for meek (1 - it for mighty); between, indeterminate.")]
 
 
 def print_json(payload) -> None:
@@ -149,10 +158,14 @@ def _release_frames(exc: BaseException) -> None:
 def run(
     metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s) to fit, repeatable or comma-separated (default: all).")] = None,
     families: Annotated[list[str] | None, typer.Option("--families", help="Curve families to try, comma-separated (default: all).")] = None,
-    x_axis: Annotated[list[str] | None, typer.Option("--x-axis", help="compute, date and/or inference (default: all three; an axis without data is skipped).")] = None,
-    scenario: Annotated[Path | None, typer.Option("--scenario", help="Growth scenario TOML (default: the built-in one).")] = None,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", help="Bootstrap / Monte Carlo draws.")] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same results).")] = 0,
+    x_axis: XAxisOption = None,
+    scenario: ScenarioOption = None,
+    fit_draws: FitDraws = 1000,
+    projection_draws: ProjectionDraws = 1000,
+    horizon_draws: HorizonDraws = 1000,
+    backtest_draws: BacktestDraws = 200,
+    seed: SeedOption = 0,
+    threshold: ThresholdOption = 0.8,
     sources: Annotated[list[str] | None, typer.Option("--sources", help="Paths, URLs or names from data/raw/sources.toml; 'all-public' = every name (default: bundled data/raw).")] = None,
     db: DbOption = None,
     out_dir: OutOption = Path("reports"),
@@ -164,7 +177,7 @@ def run(
 ) -> None:
     """The whole refresh as a Prefect flow: ingest, horizons, fit, classify, project, report.
 
-    Example: scalegap run --metric mmlu --scenario my_scenario.toml --bootstrap 1000
+    Example: scalegap run --metric mmlu --scenario pipeline/scenarios/fast_software.toml --fit-draws 1000
     """
     import flows
 
@@ -176,7 +189,8 @@ def run(
     try:
         result = refresh(
             sources=_split(sources), metrics=_split(metric), families=_split(families),
-            x_axes=_split(x_axis), bootstrap=bootstrap, seed=seed,
+            x_axes=_split(x_axis), fit_draws=fit_draws, projection_draws=projection_draws,
+            horizon_draws=horizon_draws, backtest_draws=backtest_draws, seed=seed, threshold=threshold,
             scenario=str(scenario) if scenario else None, db=str(db) if db else None,
             out_dir=str(out_dir), task_runner=task_runner, dask_address=dask_address,
             use_cache=not no_cache, command="run",
@@ -209,8 +223,6 @@ def run(
     from pipeline import ingest as ingest_stage
 
     print_frame(ingest_stage.summary_table(db), f"Observations per kind, metric and source (run {result['run_id']})")
-    if not quiet:
-        err.print("no report yet: the report stage is not available in this checkout")
 
 
 @app.command()
@@ -282,36 +294,60 @@ def _finite_or_label(value):
     return value
 
 
+def _scenario_with(scenario: Path | None, hardware: float | None, algorithms: float | None,
+                   investment: float | None):
+    """The scenario's growth, with any rate given on the command line in place of its own (as a point)."""
+    import dataclasses
+
+    from pipeline.scenario import Growth, load_scenario
+
+    loaded = load_scenario(scenario)
+    given = {k: v for k, v in (("hardware", hardware), ("algorithms", algorithms), ("investment", investment))
+             if v is not None}
+    for name, value in given.items():
+        if not value > 1:
+            raise ScalegapError(f"--{name} {value}: an annual growth factor must exceed 1. Fix: give e.g. 1.414")
+    if not given:
+        return loaded
+    return dataclasses.replace(loaded, growth={**loaded.growth, **{k: Growth("point", float(v)) for k, v in given.items()}})
+
+
 @app.command()
 def classify(
     expr: Annotated[str | None, typer.Option("--expr", help="Classify a closed-form metric in C, e.g. 'log(log(C))'.")] = None,
     metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s) to classify, repeatable or comma-separated (default: all).")] = None,
-    threshold: Annotated[float, typer.Option("--threshold", help="P(bounded) needed for meek (1 - it for mighty).")] = 0.8,
+    threshold: ThresholdOption = 0.8,
     run_id: Annotated[str | None, typer.Option("--run-id", help="Fit run to classify (default: the newest fit).")] = None,
-    hardware: Annotated[float, typer.Option("--hardware", help="Yearly hardware efficiency factor g_h (meek-math §8).")] = 1.41,
-    algorithms: Annotated[float, typer.Option("--algorithms", help="Yearly algorithmic efficiency factor g_a.")] = 2.837,
-    investment: Annotated[float, typer.Option("--investment", help="Yearly frontier investment factor g_i.")] = 2.828,
+    scenario: ScenarioOption = None,
+    hardware: Annotated[float | None, typer.Option("--hardware", help="Yearly hardware factor g_h (default: the scenario's).")] = None,
+    algorithms: Annotated[float | None, typer.Option("--algorithms", help="Yearly algorithmic factor g_a (default: the scenario's).")] = None,
+    investment: Annotated[float | None, typer.Option("--investment", help="Yearly frontier investment factor g_i (default: the scenario's).")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
     """Meek or mighty: classify fitted curves in the store, or any closed-form metric with --expr.
 
+    Growth rates come from the scenario (--scenario, default the shipped one) unless given here.
+
     Example: scalegap classify --expr "log(log(C))" --json
     """
-    from pipeline import expressions, store, taxonomy
+    from pipeline import expressions, store
+    from pipeline.config import RunConfig
+    from pipeline.stages import classify as classify_stage
 
-    a = hardware * algorithms
-    b = a * investment
+    chosen = _scenario_with(scenario, hardware, algorithms, investment)
     if expr is not None:
+        a, b = chosen.effective_rates()
         verdict = expressions.classify_expression(expr, a=a, b=b)
-        payload = {k: _finite_or_label(v) for k, v in verdict.as_dict().items()}
+        payload = {k: _finite_or_label(v) for k, v in verdict.as_dict().items()} | {"growth_a": a, "growth_b": b}
         if as_json:
             print_json(payload)
         else:
             for key, value in payload.items():
                 out.print(f"{key}: {value}", highlight=False, markup=False)
         return
+    config = RunConfig.build(chosen, metrics=_split(metric), threshold=threshold)
     con = store.connect(db, read_only=True)
     try:
         run_id = run_id or store.latest_run(con, "fit")
@@ -319,32 +355,50 @@ def classify(
         con.close()
     if run_id is None:
         raise ScalegapError("no fit run in the store. Fix: run `scalegap run` first, or pass --expr")
-    summary = taxonomy.classify_stage(db, run_id, _split(metric), threshold, a=a, b=b)
+    summary = classify_stage.run(db, run_id, config)
     con = store.connect(db, read_only=True)
     try:
-        rows = con.execute("SELECT metric, source, source_version, x_axis, best_family, best_verdict, p_bounded, "
-                           "verdict, gap_limit, reason FROM classifications WHERE run_id = ? ORDER BY ALL",
-                           [run_id]).df()
-        pairs = con.execute("SELECT metric, source, x_axis, pair, takeaway FROM counterparts WHERE run_id = ? "
-                            "ORDER BY ALL",
+        rows = con.execute("SELECT metric, source, source_version, x_axis, best_family, verdict, basis, p_bounded, "
+                           "best_verdict, gap_limit, growth_a, growth_b, warnings, reason FROM classifications "
+                           "WHERE run_id = ? ORDER BY metric, source, source_version, x_axis", [run_id]).df()
+        metrics = con.execute("SELECT metric, verdict, basis, p_bounded, growth_a, growth_b, warnings, series, reason "
+                              "FROM metric_verdicts WHERE run_id = ? ORDER BY metric", [run_id]).df()
+        pairs = con.execute("SELECT metric, source, x_axis, pair, bounded_metric, bounded_verdict, unbounded_metric, "
+                            "unbounded_verdict, takeaway FROM counterparts WHERE run_id = ? ORDER BY ALL",
                             [run_id]).df()
     finally:
         con.close()
     if as_json:
-        records = [{k: _finite_or_label(v) for k, v in r.items()} for r in rows.to_dict(orient="records")]
-        print_json({"run_id": run_id, **summary, "classifications": records,
-                    "counterparts": pairs.to_dict(orient="records")})
+        def record(r: dict) -> dict:
+            r = {k: _finite_or_label(v) for k, v in r.items()}
+            for key in ("warnings", "series"):
+                if isinstance(r.get(key), str):
+                    r[key] = json.loads(r[key])
+            return r
+        metric_rows = []
+        for r in metrics.to_dict(orient="records"):
+            part = rows[rows["metric"] == r["metric"]]
+            metric_rows.append(record({**r, "source": ", ".join(sorted(set(part["source"]))),
+                                       "x_axis": ", ".join(sorted(set(part["x_axis"])))}))
+        print_json({"run_id": run_id, **summary, "classifications": [record(r) for r in rows.to_dict("records")],
+                    "metrics": metric_rows, "counterparts": pairs.to_dict(orient="records")})
     elif not quiet:
-        print_frame(rows.drop(columns=["reason"]), title=f"classifications (run {run_id})")
-        print_frame(pairs, title="counterparts")
+        print_frame(metrics.drop(columns=["warnings", "series", "growth_a", "growth_b"]),
+                    title=f"verdict per metric (run {run_id})")
+        print_frame(rows.drop(columns=["reason", "warnings", "growth_a", "growth_b", "gap_limit"]),
+                    title="verdict per series")
+        for r in rows.to_dict("records"):
+            for warning in json.loads(r["warnings"] or "[]"):
+                out.print(f"warning: {r['metric']} [{r['source']}] vs {r['x_axis']}: {warning}", markup=False)
+        print_frame(pairs.drop(columns=["takeaway"]), title="counterparts")
 
 
 # ---------------------------------------------------------------------------------- horizons
 @app.command()
 def horizons(
     runs: Annotated[Path | None, typer.Option("--runs", help="METR per-run file (all_runs.jsonl or metr_runs*.csv.gz) to ingest first.")] = None,
-    draws: Annotated[int, typer.Option("--draws", min=0, help="Hierarchical bootstrap draws (family, task, run).")] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap generator.")] = 0,
+    draws: HorizonDraws = 1000,
+    seed: SeedOption = 0,
     regularization: Annotated[float, typer.Option("--regularization", min=0.0, help="L2 on the slope, METR's 1/C (0.1 for TH1.0).")] = 0.1,
     weighting: Annotated[str, typer.Option("--weighting", help="invsqrt_task_weight (METR headline) or equal_task_weight.")] = "invsqrt_task_weight",
     db: DbOption = None,
@@ -353,11 +407,11 @@ def horizons(
 ) -> None:
     """Task horizons from METR per-run data: 50%/80% horizons per model, intervals, doubling time.
 
-    Example: scalegap horizons --runs ../shared/data/metr_time_horizon/all_runs_th1.0_prerelease_2025-02-27.jsonl --draws 1000
+    Example: scalegap horizons --horizon-draws 1000   (on the per-run data `scalegap run` ingested)
     """
-    from pipeline import horizons as horizons_stage
     from pipeline import ingest as ingest_stage
     from pipeline import store
+    from pipeline.stages import horizons as horizons_stage
 
     run_id = store.start_run(db, "horizons", {"runs": str(runs) if runs else None, "draws": draws, "seed": seed,
                                               "regularization": regularization, "weighting": weighting})
@@ -375,8 +429,8 @@ def horizons(
                 raise ScalegapError(f"{runs}: not read as per-run data. Fix: give METR's all_runs.jsonl "
                                     "(fields run_id, task_id, alias, score_binarized, human_minutes)")
             runs_source = versions[0]
-        summary = horizons_stage.horizons_stage(db, run_id, runs_source=runs_source, draws=draws, seed=seed,
-                                                regularization=regularization, weighting=weighting)
+        summary = horizons_stage.run(db, run_id, None, runs_source=runs_source, draws=draws, seed=seed,
+                                     regularization=regularization, weighting=weighting)
     except BaseException as exc:
         store.finish_run(db, run_id, "failed", str(exc))
         raise
@@ -414,9 +468,9 @@ def horizons(
 # ---------------------------------------------------------------------------------- project
 @app.command()
 def project(
-    scenario: Annotated[Path | None, typer.Option("--scenario", help="Scenario TOML (default: the shipped default scenario).")] = None,
-    samples: Annotated[int, typer.Option("--samples", help="Monte Carlo draws (scenario x fit bootstrap); 0 = none.")] = 1000,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    scenario: ScenarioOption = None,
+    samples: ProjectionDraws = 1000,
+    seed: SeedOption = 0,
     run_id: Annotated[str | None, typer.Option("--run-id", help="Fit run to project (default: newest with a fit).")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -424,30 +478,33 @@ def project(
 ) -> None:
     """Project the frontier-minus-meek gap of every curve under a growth scenario.
 
-    Example: scalegap project --scenario pipeline/scenarios/fast_software.toml --samples 500 --json
+    Example: scalegap project --scenario pipeline/scenarios/fast_software.toml --projection-draws 500 --json
     """
     from pipeline import projection, store
+    from pipeline.config import Draws, RunConfig
+    from pipeline.stages import project as project_stage
 
-    projection.load_scenario(scenario)  # bad scenario files fail before the store is touched
+    config = RunConfig.build(scenario, Draws(projection=samples), seed)  # a bad scenario fails before the store
     if run_id is None:
         run_id = store.newest_run(db, "fit")
         if run_id is None:
-            run_id = store.start_run(db, "project", {"scenario": str(scenario), "samples": samples, "seed": seed})
+            run_id = store.start_run(db, "project", config.as_dict())
             store.finish_run(db, run_id, "succeeded")
-    summary = projection.project_stage(db, run_id, scenario, samples, seed)
+    summary = project_stage.run(db, run_id, config)
     con = store.connect(db, read_only=True)
     try:
         table = con.execute("SELECT * FROM projections WHERE run_id = ? AND scenario = ? ORDER BY curve",
                             [run_id, summary["scenario"]]).df()
         traj = con.execute("SELECT * FROM projection_trajectories WHERE run_id = ? AND scenario = ? "
-                           "ORDER BY curve, year", [run_id, summary["scenario"]]).df()
+                           "ORDER BY curve, step", [run_id, summary["scenario"]]).df()
     finally:
         con.close()
     if as_json:
         curves = []
         for row in jsonable_frame(table):
             part = traj[traj["curve"] == row["curve"]]
-            cols = ["year", "frontier", "meek", "gap"] + (["gap_lo", "gap_mid", "gap_hi"] if samples else [])
+            cols = ["year", "decades", "frontier", "meek", "gap"] + (["gap_lo", "gap_mid", "gap_hi"] if samples else [])
+            row["warnings"] = json.loads(row["warnings"]) if isinstance(row.get("warnings"), str) else []
             row["trajectory"] = jsonable_frame(part[cols])
             curves.append(row)
         print_json({"run_id": run_id, "scenario": summary["scenario"], "curves": curves})
@@ -460,10 +517,11 @@ def project(
 @app.command()
 def fit(
     metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s) to fit, repeatable or comma-separated (default: all).")] = None,
-    x: Annotated[list[str] | None, typer.Option("--x", help="Axis: compute (log10 FLOP), date (release year) and/or inference (log10 samples per task); default all.")] = None,
+    x: XAxisOption = None,
     families: Annotated[list[str] | None, typer.Option("--families", help="Curve families, repeatable or comma-separated (default: per metric kind).")] = None,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Bootstrap draws per (series, family).")] = 1000,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap generator.")] = 0,
+    bootstrap: FitDraws = 1000,
+    backtest_draws: BacktestDraws = 200,
+    seed: SeedOption = 0,
     run_id: Annotated[str | None, typer.Option("--run-id", help="Write under this run id (default: a new run).")] = None,
     db: DbOption = None,
     as_json: JsonOption = False,
@@ -471,27 +529,22 @@ def fit(
 ) -> None:
     """Fit curve families to every series, with bootstrap intervals, AICc weights and backtests.
 
-    Example: scalegap fit --metric mmlu --x compute --bootstrap 1000 --json
+    Example: scalegap fit --metric mmlu --x-axis compute --fit-draws 1000 --json
     """
     from pipeline import fitting, store
-    from pipeline.curves import family as family_by_name
+    from pipeline.config import Draws, RunConfig
+    from pipeline.stages import fit as fit_stage
 
-    axes = tuple(_split(x) or ["compute", "date", "inference"])
-    bad = sorted(set(axes) - {"compute", "date", "inference"})
-    if bad:
-        raise ScalegapError(f"--x {', '.join(bad)}: unknown axis. Fix: use --x compute, date or inference")
-    names = _split(families)
-    for name in names or []:
-        family_by_name(name)  # unknown names fail here, listing the valid ones
+    config = RunConfig.build(None, Draws(fit=bootstrap, backtest=backtest_draws), seed, _split(metric),
+                             _split(families), _split(x), stages=("fit",))
     own_run = run_id is None
-    params = {"metrics": _split(metric), "x_axes": list(axes), "families": names, "bootstrap": bootstrap, "seed": seed}
-    run_id = run_id or store.start_run(db, "fit", params)
+    run_id = run_id or store.start_run(db, "fit", config.as_dict())
     progress = None
     if not quiet:
         def progress(i: int, total: int, label: str) -> None:
             err.print(f"fit {i + 1}/{total}: {label}", markup=False, highlight=False)
     try:
-        summary = fitting.fit_stage(db, run_id, _split(metric), axes, names, bootstrap, seed, progress=progress)
+        summary = fit_stage.run(db, run_id, config, progress=progress)
     except BaseException as exc:
         if own_run:
             store.finish_run(db, run_id, "failed", str(exc))
@@ -499,20 +552,22 @@ def fit(
     if own_run:
         store.finish_run(db, run_id, "succeeded")
     if summary["series"] == 0 and not as_json:
-        raise ScalegapError(f"nothing to fit: no series with at least {fitting.MIN_POINTS} points on {' or '.join(axes)}"
+        raise ScalegapError(f"nothing to fit: no series with at least {fitting.MIN_POINTS} points on "
+                            f"{' or '.join(config.x_axes)}"
                             + (f" ({'; '.join(summary['skipped'])})" if summary.get("skipped") else "")
                             + ". Fix: scalegap ingest data/raw, then check `scalegap status`")
-    table = fitting.fit_table(db, run_id, _split(metric))
+    table = fit_stage.fit_table(db, run_id, _split(metric))
     if as_json:
         print_json({"run_id": run_id, **summary, "fits": fitting.fit_records(table),
-                    "selection": jsonable_frame(fitting.selection_table(db, run_id, _split(metric)))})
+                    "selection": jsonable_frame(fit_stage.selection_table(db, run_id, _split(metric)))})
         return
     if not quiet:
         err.print(f"run {run_id}: {summary['series']} series, {summary['fits']} fits, {summary['converged']} converged"
                   + (f", {len(summary['skipped'])} series skipped" if summary.get("skipped") else ""))
         for note in summary.get("skipped", []):
             err.print(f"  skipped: {note}", markup=False, highlight=False)
-    shown = table[["metric", "source", "x_axis", "family", "n", "converged", "aicc", "weight", "parameters"]]
+    shown = table[["metric", "source", "x_axis", "family", "n", "converged", "aicc", "weight", "backtest_mae",
+                   "parameters"]]
     print_frame(shown, f"Fits (run {run_id}; parameters with 95% bootstrap intervals)")
 
 

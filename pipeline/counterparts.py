@@ -1,6 +1,8 @@
 """Counterpart metrics (meek-math §6): the same capability measured on a bounded and an unbounded
-scale can be meek on one and mighty on the other. For each fitted series we derive its partner,
-fit it with the ordinary fitting engine, and classify both sides.
+scale can be meek on one and mighty on the other. A counterpart's verdict is derived from its
+transform of the metric's own known range and fitted curve, never assumed from the scale's name:
+nines of an accuracy that levels off at c < 1 are bounded by -log10(1 - c), so meek; BT strength of
+an Elo capped at perfect play is bounded too.
 
 accuracy p      <-> nines -ln(1-p) and logit ln(p/(1-p))   (p chance-corrected: (p - floor)/(1 - floor))
 win-rate w      <-> Elo and Bradley-Terry strength S = 10^(Elo/400)
@@ -10,22 +12,18 @@ P(success at L) <-> horizon H, via p = 1/(1 + (L/H)^beta), beta = ln 4 / ln(p50/
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
-from pipeline import fitting, memo
-from pipeline.taxonomy import classify_family, probability_bounded, verdict_with_uncertainty
+from pipeline.curves import FAMILIES
 
 KEYS = ["metric", "source", "source_version", "x_axis"]
 CLIP = 1e-4                   # keep p away from 0 and 1 before nines/logit
 ELO_PER_DECADE = 400.0
 DEFAULT_RATIO_50_80 = 5.0     # METR: the 80% horizon is about 1/5 of the 50% horizon
 FIXED_TASK_MINUTES = 60.0     # L: P(success) on a one-hour task
-# a derived probability is bounded by construction (Thm 2.4), so only bounded families describe it
-BOUNDED_FAMILIES = ["logistic", "gompertz"]
+CEILING_TOL = 1e-6            # a drawn ceiling this close to 1 is the known maximum: nines unbounded
 
 
 def chance_corrected(p: np.ndarray, floor: float | None) -> np.ndarray:
@@ -34,7 +32,8 @@ def chance_corrected(p: np.ndarray, floor: float | None) -> np.ndarray:
 
 
 def nines(p: np.ndarray) -> np.ndarray:
-    return -np.log1p(-p)
+    """-log10(1 - p): 0.9 -> 1 nine, 0.99 -> 2."""
+    return -np.log10(1.0 - np.asarray(p, float))
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -60,31 +59,6 @@ def success_at_length(horizon_minutes: np.ndarray, length_minutes: float = FIXED
     return 1.0 / (1.0 + (length_minutes / np.asarray(horizon_minutes, float)) ** beta)
 
 
-def fit_and_classify(points: pd.DataFrame, metric: str, source: str, version: str, x_axis: str, kind: str,
-                     unit: str, families: list[str], floor: float | None = None, ceiling: float | None = None,
-                     bootstrap: int = 200, seed: int = 0, threshold: float = 0.8) -> dict:
-    """Fit a derived series with fitting.fit_series and classify it (best family + P(bounded))."""
-    frame = points[["model", "x", "y", "value_lo", "value_hi", "release_year", "cluster"]].copy()
-    frame[["value_lo", "value_hi"]] = np.nan
-    series = fitting.Series(metric, source, version, x_axis, kind, unit, floor, ceiling, frame)
-    result = fitting.fit_series(series, families, bootstrap_draws=bootstrap, seed=seed, backtest_draws=20)
-    converged = [f for f in result.fits if f.converged and f.params]
-    if not converged:
-        return {"metric": metric, "verdict": "indeterminate", "best_family": None, "p_bounded": math.nan,
-                "best_verdict": None, "reason": "no family converged on the derived series"}
-    weights = {f.family: f.weight for f in converged}
-    draws = {f.family: f.draws for f in converged if f.draws is not None}
-    p_bounded = probability_bounded(weights, draws, series.higher_is_better)
-    verdict, why = verdict_with_uncertainty(p_bounded, threshold)
-    best = max(converged, key=lambda f: f.weight)
-    from pipeline.curves import FAMILIES
-
-    vector = [best.params[n] if n in best.params else best.fixed[n] for n in FAMILIES[best.family].param_names]
-    analytic = classify_family(best.family, vector, series.higher_is_better)
-    return {"metric": metric, "verdict": verdict, "best_family": best.family, "p_bounded": p_bounded,
-            "best_verdict": analytic["verdict"], "reason": f"{why}; {analytic['reason']}"}
-
-
 def takeaway(bounded_name: str, bounded: dict, unbounded_name: str, unbounded: dict) -> str:
     def phrase(side: dict) -> str:
         best = side.get("best_verdict") or side.get("verdict")
@@ -98,102 +72,87 @@ def takeaway(bounded_name: str, bounded: dict, unbounded_name: str, unbounded: d
     return f"On {bounded_name} {left}; on {unbounded_name} {right}."
 
 
-def _side_from_row(row: pd.Series) -> dict:
-    return {"metric": row["metric"], "verdict": row["verdict"], "best_family": row["best_family"],
-            "p_bounded": row["p_bounded"], "best_verdict": row["best_verdict"], "reason": row["reason"]}
+def _verdict(p_bounded: float, threshold: float) -> str:
+    if not np.isfinite(p_bounded):
+        return "indeterminate"
+    if p_bounded >= threshold:
+        return "meek"
+    return "mighty" if p_bounded <= 1 - threshold else "indeterminate"
 
 
-def pairs_for_series(row: pd.Series, points: pd.DataFrame, threshold: float = 0.8, bootstrap: int = 200,
-                     seed: int = 0, cache: memo.Memo | None = None) -> list[dict]:
-    """Counterpart pairs of one classified series (a row of `classifications`); `cache` serves the derived
-    fits of an unchanged series from an earlier run."""
-    cache = cache or memo.Memo(None, [])
+def _ceiling_draws(fits: dict, best_family: str | None, higher_is_better: bool) -> np.ndarray:
+    """Ceilings of the best bounded family's increasing, converged draws (its point value if no draws)."""
+    fit = fits.get(best_family) if best_family else None
+    if fit is None or not fit.params:
+        bounded = [f for f in fits.values() if f.params and "ceiling" in f.params]
+        fit = max(bounded, key=lambda f: f.weight) if bounded else None
+    if fit is None:
+        return np.array([])
+    if fit.family == "exp_power_law":
+        return np.array([1.0])  # exp(a k^b) -> 1: the known maximum
+    if "ceiling" not in fit.params:
+        return np.array([])
+    i = FAMILIES[fit.family].param_names.index("ceiling")
+    if fit.draws is None or not len(fit.draws):
+        return np.array([fit.params["ceiling"]])
+    ok = fit.draw_ok if fit.draw_ok is not None else np.ones(len(fit.draws), bool)
+    normal = np.array([FAMILIES[fit.family].asymptotics(d, higher_is_better).normal for d in fit.draws])
+    keep = ok & normal
+    return fit.draws[keep, i] if keep.any() else np.array([fit.params["ceiling"]])
 
-    def fit_and_classify(*args, **kwargs) -> dict:
-        return cache.call(_fit_and_classify_call, args, sorted(kwargs.items()))
 
+def _side(metric: str, verdict: str, p: float, basis: str, best_verdict: str | None, reason: str) -> dict:
+    return {"metric": metric, "verdict": verdict, "p_bounded": p, "basis": basis, "best_verdict": best_verdict,
+            "reason": reason}
+
+
+def pairs_for_series(row: dict, fits: dict, points: pd.DataFrame, threshold: float = 0.8) -> list[dict]:
+    """Counterpart pairs of one classified series (a `classifications` row and its FitResults by family)."""
     metric, kind, unit = row["metric"], row.get("kind"), row.get("unit")
-    args = (row["source"], row["source_version"], row["x_axis"])
-    common = {"bootstrap": bootstrap, "seed": seed, "threshold": threshold}
-    own = _side_from_row(row)
+    own = _side(metric, row["verdict"], row["p_bounded"], row["basis"], row.get("best_verdict"), row["reason"])
     pairs = []
-    if kind == "benchmark" and unit == "fraction":
-        p = chance_corrected(points["y"], row.get("floor"))
-        for name, transform in (("nines", nines), ("logit", logit)):
-            derived = points.assign(y=transform(p))
-            side = fit_and_classify(derived, f"{metric}:{name}", *args, "score", "score",
-                                    ["linear_log", "log_log"], **common)
-            pairs.append(("bounded", own, side, name))
+    if unit == "fraction":
+        floor = row.get("floor")
+        ceilings = _ceiling_draws(fits, row.get("best_family"), True)
+        corrected = chance_corrected(ceilings, floor) if len(ceilings) else ceilings
+        reach = (np.asarray(ceilings) >= 1 - CEILING_TOL) if len(ceilings) else np.array([])
+        p = float(1 - reach.mean()) if len(reach) else math.nan
+        level = float(np.median(corrected[~reach])) if len(reach) and (~reach).any() else math.nan
+        for name, fn in (("nines", nines), ("logit", logit)):
+            bound = float(fn(np.array([level]))[0]) if np.isfinite(level) else math.nan
+            why = (f"derived from the accuracy's fitted ceiling: {p:.0%} of its bootstrap draws level off below 1"
+                   + (f" (median {level:.3g} after chance correction, so {name} is bounded near {bound:.3g})"
+                      if np.isfinite(bound) else "") + f"; the rest reach 1, where {name} grows like ln C")
+            side = _side(f"{metric}:{name}", _verdict(p, threshold), p, "derived",
+                         "meek" if p >= threshold else "mighty-divergent" if p <= 1 - threshold else None, why)
+            pairs.append((own, side, name))
     elif kind == "elo":
-        elo_ref = float(np.median(points["y"]))
-        derived = points.assign(y=win_rate(points["y"], elo_ref))
-        wr = fit_and_classify(derived, f"{metric}:win_rate", *args, "benchmark", "fraction",
-                              BOUNDED_FAMILIES, floor=0.0, ceiling=1.0, **common)
-        pairs.append(("unbounded", wr, own, "elo"))
-        strength = points.assign(y=bt_strength(points["y"] - elo_ref))
-        bt = fit_and_classify(strength, f"{metric}:bt_strength", *args, "score", "score",
-                              ["power_law", "linear_log"], **common)
-        pairs.append(("unbounded", wr, bt, "bt_strength"))
+        capped = row.get("basis") == "known-range"
+        wr = _side(f"{metric}:win_rate", "meek", 1.0, "known-range", "meek",
+                   "a win rate lies in [0, 1] by construction")
+        pairs.append((wr, own, "elo"))
+        if capped:
+            bt = _side(f"{metric}:bt_strength", "meek", 1.0, "derived", "meek",
+                       "Elo relative to perfect play is at most 0, so BT strength 10^(Elo/400) is at most 1")
+        else:
+            p = row["p_bounded"]
+            bt = _side(f"{metric}:bt_strength", row["verdict"], p, "derived", row.get("best_verdict"),
+                       "BT strength 10^(Elo/400) is bounded exactly when the Elo is: the Elo's verdict carries over")
+        pairs.append((wr, bt, "bt_strength"))
     elif kind == "horizon":
-        derived = points.assign(y=success_at_length(points["y"]))
-        ps = fit_and_classify(derived, f"{metric}:p_success_{FIXED_TASK_MINUTES:g}min", *args, "benchmark",
-                              "fraction", BOUNDED_FAMILIES, floor=0.0, ceiling=1.0, **common)
-        pairs.append(("unbounded", ps, own, "horizon"))
-    caveat = _levels_off_caveat(row, kind, unit, points)
+        ps = _side(f"{metric}:p_success_{FIXED_TASK_MINUTES:g}min", "meek", 1.0, "known-range", "meek",
+                   "a probability of success lies in [0, 1] by construction")
+        pairs.append((ps, own, "horizon"))
     out = []
-    for _, bounded, unbounded, label in pairs:
+    for bounded, unbounded, label in pairs:
         out.append({"metric": metric, "source": row["source"], "source_version": row["source_version"],
                     "x_axis": row["x_axis"], "pair": label,
                     "bounded_metric": bounded["metric"], "bounded_verdict": bounded["verdict"],
                     "bounded_best_verdict": bounded["best_verdict"], "bounded_p": bounded["p_bounded"],
+                    "bounded_basis": bounded["basis"],
                     "unbounded_metric": unbounded["metric"], "unbounded_verdict": unbounded["verdict"],
                     "unbounded_best_verdict": unbounded["best_verdict"], "unbounded_p": unbounded["p_bounded"],
+                    "unbounded_basis": unbounded["basis"],
                     "takeaway": takeaway(bounded["metric"], bounded, unbounded["metric"], unbounded)
-                    + (caveat.get(label, "") if unbounded["verdict"] != "meek" else "")})
+                    + " " + (unbounded["reason"] if unbounded["basis"] == "derived" else bounded["reason"]) + "."})
     return out
-
-
-def _levels_off_caveat(row: pd.Series, kind: str | None, unit: str | None, points: pd.DataFrame) -> dict[str, str]:
-    """The unbounded side is mighty only if the bounded side reaches its limit (accuracy -> 1, Elo unbounded).
-    When the series' own best fit levels off short of that, say what the counterpart would then be bounded by."""
-    sup = row.get("sup")
-    if sup is None or not isinstance(sup, int | float) or not math.isfinite(sup) or row.get("best_verdict") != "meek":
-        return {}
-    if kind == "benchmark" and unit == "fraction":
-        p_sup = float(chance_corrected(np.array([sup]), row.get("floor"))[0])
-        if p_sup >= 1 - 10 * CLIP:
-            return {}
-        return {name: f" The accuracy's best fit levels off at {sup:.3g}: if it does, {name} is bounded too "
-                      f"(at {float(fn(np.array([p_sup]))[0]):.3g}) and its gap closes."
-                for name, fn in (("nines", nines), ("logit", logit))}
-    if kind == "elo":
-        elo_ref = float(np.median(points["y"]))
-        return {"bt_strength": f" The Elo's best fit levels off at {sup:.4g}: if it does, BT strength is bounded too "
-                               f"(at {float(bt_strength(np.array([sup - elo_ref]))[0]):.3g}) and its gap closes."}
-    return {}
-
-
-def _fit_and_classify_call(args: tuple, kwargs: list) -> dict:
-    return fit_and_classify(*args, **dict(kwargs))
-
-
-def fit_cache(db) -> memo.Memo:
-    here = Path(__file__).parent
-    return memo.Memo(memo.cache_dir(db, "counterparts"),
-                     [__file__, here / "fitting.py", here / "curves.py", here / "taxonomy.py"])
-
-
-def derive_pairs(con: duckdb.DuckDBPyConnection, run_id: str, classifications: pd.DataFrame,
-                 threshold: float = 0.8, bootstrap: int = 200, seed: int = 0,
-                 cache: memo.Memo | None = None) -> pd.DataFrame:
-    if classifications is None or len(classifications) == 0:
-        return pd.DataFrame()
-    points = con.execute("SELECT * FROM series_points WHERE run_id = ?", [run_id]).df()
-    rows: list[dict] = []
-    for _, row in classifications.iterrows():
-        mask = (points[KEYS] == pd.Series([row[k] for k in KEYS], index=KEYS)).all(axis=1)
-        part = points[mask].sort_values(["x", "model"]).reset_index(drop=True)
-        if len(part) < fitting.MIN_POINTS:
-            continue
-        rows.extend(pairs_for_series(row, part, threshold, bootstrap, seed, cache))
-    return pd.DataFrame(rows)

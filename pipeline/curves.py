@@ -47,7 +47,6 @@ class Family:
     name: str = ""
     param_names: tuple[str, ...] = ()
     x_axis: str = "compute"
-    log_space: bool = False     # fit residuals of log10(y): for strictly positive, multiplicative data
     bounded_family: bool = False
     # False for loss-like families: then the performance metric is -value, and asymptotics describe -f
     higher_is_better: bool = True
@@ -98,9 +97,11 @@ class Logistic(Family):
         return out
 
     def bounds(self, x, y, meta):
+        """The ceiling runs from the best value seen up to the metric's known maximum (a fraction: 1); for a
+        metric open above, up to a stated prior of ten times the observed spread above the best value."""
         span = max(np.ptp(y), 1e-9)
-        ceiling = meta.get("ceiling")
-        hi_max = ceiling if ceiling is not None and np.isfinite(ceiling) else y.max() + 10 * span
+        range_hi = meta.get("range_hi")
+        hi_max = range_hi if range_hi is not None and np.isfinite(range_hi) else y.max() + 10 * span
         lo_min = y.min() - 10 * span
         if meta.get("unit") == "fraction":
             lo_min = 0.0
@@ -113,8 +114,9 @@ class Logistic(Family):
 
     def starts(self, x, y, meta):
         lo = meta.get("floor") if meta.get("floor") is not None and np.isfinite(meta.get("floor")) else y.min()
-        ceiling = meta.get("ceiling")
-        hi = ceiling if ceiling is not None and np.isfinite(ceiling) else y.max() + 0.1 * np.ptp(y)
+        range_hi = meta.get("range_hi")
+        hi = min(range_hi, y.max() + 0.1 * np.ptp(y)) if range_hi is not None and np.isfinite(range_hi) else \
+            y.max() + 0.1 * np.ptp(y)
         scale = 4.0 / max(np.ptp(x), 1e-9)
         mid = float(np.median(x))
         return [np.array([lo, hi, k, m]) for k in (scale, 3 * scale) for m in (mid, np.quantile(x, 0.8), x.max() + 0.5 * np.ptp(x))]
@@ -152,9 +154,9 @@ class Gompertz(Family):
 
 
 class PowerLaw(Family):
-    """A * C^g, written as 10**(log10_A + g*x) and fitted on log10(y)."""
+    """A * C^g, written as 10**(log10_A + g*x)."""
 
-    name, param_names, log_space = "power_law", ("log10_A", "g"), True
+    name, param_names = "power_law", ("log10_A", "g")
 
     def value(self, x, p):
         a, g = _cols(p)
@@ -316,7 +318,7 @@ class SaturatingLoss(Family):
 class ExponentialTime(Family):
     """value(t) = 10**log10_v0 * 2**((t - t0)/doubling_years); t0 is fixed at the data's median year."""
 
-    name, param_names, x_axis, log_space = "exponential_time", ("log10_v0", "doubling_years", "t0"), "date", True
+    name, param_names, x_axis = "exponential_time", ("log10_v0", "doubling_years", "t0"), "date"
 
     def value(self, x, p):
         a, d, t0 = _cols(p)

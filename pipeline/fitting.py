@@ -1,15 +1,21 @@
 """Fitting engine: series selection, lmfit point fits, batched bootstrap, model selection, backtests.
 
-Which families are fitted to which series (x = log10 FLOP for compute, decimal year for date):
+Which families are fitted to which series (x = log10 FLOP for compute, decimal year for date). One error
+model per series, the same for all its families, so Akaike weights compare shapes, not error models:
 
-| series                        | residuals | families                                            |
-|-------------------------------|-----------|-----------------------------------------------------|
-| benchmark fraction vs compute | linear    | logistic, gompertz, power_law, linear_log, log_log  |
-| index (ECI) / Elo vs compute  | linear    | logistic, gompertz, linear_log, log_log             |
-| horizon (minutes) vs compute  | log10     | power_law, logistic, gompertz                       |
-| loss vs compute               | linear    | saturating_loss, power_law (performance = -loss)    |
-| horizon vs release date       | log10     | exponential_time, logistic                          |
-| other metrics vs release date | linear    | logistic, linear_log                                |
+| series                              | residuals | families                                           |
+|-------------------------------------|-----------|----------------------------------------------------|
+| fraction (or other bounded range)   | linear    | logistic, gompertz (ceiling between the best value |
+|                                     |           | seen and the known maximum)                        |
+| index (ECI) / Elo vs compute        | linear    | logistic, gompertz, linear_log, log_log            |
+| horizon (minutes) vs compute        | log10     | power_law, logistic, gompertz                      |
+| loss vs compute                     | linear    | saturating_loss, power_law (performance = -loss)   |
+| horizon vs release date             | log10     | exponential_time, logistic                         |
+| open-range metrics vs release date  | linear    | logistic, linear_log                               |
+
+Families that would leave a metric's known range (pipeline.ranges: a fraction above 1) are not fitted to
+it. Rows with `value_lo`/`value_hi` are weighted by the inverse variance those imply (relative weights:
+the residual scale is still estimated).
 
 Loss: families describe L itself; the performance metric is -L (curves.SaturatingLoss.higher_is_better
 is False), so its asymptotics say -L is normal and bounded above by -E.
@@ -19,9 +25,11 @@ series key); whole clusters (model family / organisation) are resampled, rows wh
 than MIN_POINTS clusters. fit_bands holds a band for the mean curve (mean_*) and a wider one for a new
 observation (pred_*: the mean curve plus residual noise).
 
-Selection: AICc and BIC on each series' residual scale, Akaike weights from AICc. The verdict is
-`decisive` only if the best family carries >= 0.6 of the weight and the bounded families' total weight
-is not between 0.2 and 0.8; otherwise the note says the data do not decide.
+Selection: AICc and BIC under the series' one likelihood, Akaike weights from AICc. Every family is
+bootstrapped on the same resamples, so each draw has its own Akaike weights: P(bounded) is their bounded
+share averaged over draws (Buckland et al. 1997), leaving out family draws that do not converge or do not
+increase (those are counted and reported, never read as unbounded). The selection is `decisive` only
+if the best family carries >= 0.6 of the weight and P(bounded) is not between 0.2 and 0.8.
 
 Backtests: rolling origin at the 60/70/80% quantiles of release date (compute when < 60% of rows have
 dates): MAE, signed bias, coverage of the 80% and 95% prediction intervals; `undercovers` flags a family
@@ -39,16 +47,14 @@ import json
 import math
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import lmfit
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from pipeline import store
 from pipeline.curves import FAMILIES, Family
-from pipeline.schema import ScalegapError
+from pipeline.ranges import KnownRange, known_range
 
 MIN_POINTS = 5
 GRID_POINTS = 60
@@ -81,8 +87,32 @@ class Series:
         return self.kind == "horizon"
 
     @property
+    def range(self) -> KnownRange:
+        return known_range(self.kind, self.unit, self.floor, self.ceiling)
+
+    @property
     def meta(self) -> dict:
-        return {"floor": self.floor, "ceiling": self.ceiling, "unit": self.unit, "kind": self.kind}
+        r = self.range
+        return {"floor": self.floor, "ceiling": self.ceiling, "unit": self.unit, "kind": self.kind,
+                "range_lo": r.lo, "range_hi": r.hi}
+
+    @property
+    def obs_weights(self) -> np.ndarray:
+        """Relative inverse-variance weights from value_lo/value_hi (1 where a row has no interval)."""
+        f = self.frame
+        lo, hi = f["value_lo"].to_numpy(dtype=float), f["value_hi"].to_numpy(dtype=float)
+        with np.errstate(all="ignore"):
+            if self.log_response:
+                width = np.log10(hi) - np.log10(lo)
+            else:
+                width = hi - lo
+        ok = np.isfinite(width) & (width > 0)
+        w = np.ones(len(f))
+        if ok.sum() >= 2:
+            w[ok] = 1.0 / width[ok] ** 2
+            w[~ok] = np.median(w[ok])
+            w = w / w.mean()
+        return w
 
     @property
     def label(self) -> str:
@@ -94,17 +124,20 @@ class Series:
 
 
 def families_for(series: Series) -> list[str]:
+    """The families that can describe the series without leaving its known range."""
+    bounded_range = series.kind != "loss" and series.range.bounded_performance
     if series.x_axis == "inference":
-        return ["exp_power_law", "logistic", "gompertz", "linear_log"] if series.unit == "fraction" else \
-            ["linear_log", "log_log", "power_law"]
+        if bounded_range:
+            return ["exp_power_law", "logistic", "gompertz"]
+        return ["linear_log", "log_log", "power_law"]
+    if bounded_range:
+        return ["logistic", "gompertz"]
     if series.x_axis == "date":
         return ["exponential_time", "logistic"] if series.kind == "horizon" else ["logistic", "linear_log"]
     if series.kind == "loss":
         return ["saturating_loss", "power_law"]
     if series.kind == "horizon":
         return ["power_law", "logistic", "gompertz"]
-    if series.unit == "fraction":
-        return ["logistic", "gompertz", "power_law", "linear_log", "log_log"]
     return ["logistic", "gompertz", "linear_log", "log_log"]
 
 
@@ -141,25 +174,6 @@ def series_from_frame(frame: pd.DataFrame, x_axis: str, skipped: list[str] | Non
         ceiling = first["ceiling"] if pd.notna(first["ceiling"]) else None
         out.append(Series(metric, source, version, x_axis, first["kind"], first["unit"], floor, ceiling, sub))
     return out
-
-
-def load_series(db, metrics: list[str] | None = None, x_axes=("compute", "date", "inference"),
-                skipped: list[str] | None = None) -> list[Series]:
-    """Series from the observations table; `skipped` (if given) collects why a series was left out."""
-    con = store.connect(db, read_only=True)
-    try:
-        frame = con.execute("SELECT * FROM observations").df()
-        versions = con.execute("SELECT source, source_version, retrieved_at FROM sources").df()
-    finally:
-        con.close()
-    frame = _newest_copies(frame, versions, skipped)
-    if metrics:
-        unknown = sorted(set(metrics) - set(frame["metric"]))
-        if unknown:
-            raise ScalegapError(f"no observations for metric(s) {', '.join(unknown)}. "
-                                f"Fix: see `scalegap status` for the stored metrics")
-        frame = frame[frame["metric"].isin(metrics)]
-    return [s for axis in x_axes for s in series_from_frame(frame, axis, skipped)]
 
 
 def _newest_copies(frame: pd.DataFrame, versions: pd.DataFrame, skipped: list[str] | None) -> pd.DataFrame:
@@ -258,7 +272,8 @@ def batched_lm(fam: Family, x, y, weights, p0, free, lower, upper, log_response=
     return p, converged, cost
 
 
-def best_start(fam: Family, x, y, meta, log_response: bool, iterations: int = 60) -> tuple[np.ndarray, float]:
+def best_start(fam: Family, x, y, meta, log_response: bool, iterations: int = 60,
+               weights: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Polish every data-driven start at once with the batched solver; the lowest-RSS one."""
     fixed = fam.fixed(x, y, meta)
     lower, upper = fam.bounds(x, y, meta)
@@ -267,7 +282,8 @@ def best_start(fam: Family, x, y, meta, log_response: bool, iterations: int = 60
         if name in fixed:  # after clipping: a fixed value may sit outside the data-driven bounds
             starts[:, i] = fixed[name]
     free = np.array([name not in fixed for name in fam.param_names])
-    params, _, cost = batched_lm(fam, x, y, np.ones((len(starts), len(x))), starts, free, lower, upper,
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, float)
+    params, _, cost = batched_lm(fam, x, y, np.tile(w, (len(starts), 1)), starts, free, lower, upper,
                                  log_response, iterations=iterations)
     i = int(np.argmin(cost))
     return params[i], float(cost[i])
@@ -284,61 +300,117 @@ def _percentile(a: np.ndarray, levels, axis: int = 0) -> np.ndarray:
 
 
 @dataclass
-class FamilyFit:
+class FitResult:
+    """One family fitted to one series, in the manner of lmfit's ModelResult: the family, its parameter
+    vector with covariance and bootstrap draws, and `predict` for the curve with its intervals."""
+
     family: str
     converged: bool
     message: str
-    params: dict[str, float] = field(default_factory=dict)
+    params: dict[str, float] = field(default_factory=dict)    # every parameter, fixed ones included
     stderr: dict[str, float] = field(default_factory=dict)
     fixed: dict[str, float] = field(default_factory=dict)
     correlations: dict[str, float] = field(default_factory=dict)
     report: str = ""
     n: int = 0
     k: int = 0
-    rss: float = math.nan
+    rss: float = math.nan            # weighted residual sum of squares on the series' scale
     sigma: float = math.nan
     aicc: float = math.nan
     bic: float = math.nan
     weight: float = 0.0
     diagnostics: dict[str, float] = field(default_factory=dict)
-    draws: np.ndarray | None = None           # (D, P) bootstrap parameter draws (full vectors)
+    draws: np.ndarray | None = None          # (D, P) bootstrap parameter draws (full vectors)
+    draw_cost: np.ndarray | None = None      # (D,) weighted RSS of each draw on its own resample
+    draw_ok: np.ndarray | None = None        # (D,) the draw's solve converged
     draws_converged: float = math.nan
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     bands: pd.DataFrame | None = None
+    log_scale: bool = False                  # residuals in log10 (the series' error model)
+    backtest_mae: float = math.nan
+
+    @property
+    def model(self) -> Family:
+        return FAMILIES[self.family]
+
+    @property
+    def vector(self) -> np.ndarray:
+        return np.array([self.params[n] for n in self.model.param_names], dtype=float)
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """Covariance of the parameters from the bootstrap draws (fixed parameters have zero variance)."""
+        if self.draws is None or len(self.draws) < 2:
+            return np.full((len(self.model.param_names),) * 2, math.nan)
+        usable = self.draws if self.draw_ok is None or self.draw_ok.mean() < 0.5 else self.draws[self.draw_ok]
+        return np.cov(usable, rowvar=False)
+
+    def predict(self, x, alpha: float = 0.05, kind: str = "mean") -> pd.DataFrame:
+        """The fitted curve at x with a (1 - alpha) interval: of the mean curve (`kind="mean"`, from the draws)
+        or of a new observation (`kind="prediction"`: the draws plus residual noise on the series' scale)."""
+        if kind not in ("mean", "prediction"):
+            raise ValueError(f"kind must be 'mean' or 'prediction', not {kind!r}")
+        x = np.atleast_1d(np.asarray(x, dtype=float))
+        point = self.model.value(x, self.vector)
+        if self.draws is None or not len(self.draws):
+            return pd.DataFrame({"x": x, "fit": point, "lo": math.nan, "hi": math.nan})
+        usable = self.draws if self.draw_ok is None or self.draw_ok.mean() < 0.5 else self.draws[self.draw_ok]
+        with np.errstate(all="ignore"):
+            curves = self.model.value(x, usable)
+            if kind == "prediction":
+                noise = np.random.default_rng(0).standard_normal(curves.shape) * self.sigma
+                curves = np.maximum(curves, 1e-300) * 10.0**noise if self.log_scale else curves + noise
+        lo, hi = _percentile(curves, [100 * alpha / 2, 100 * (1 - alpha / 2)])
+        return pd.DataFrame({"x": x, "fit": point, "lo": lo, "hi": hi})
+
+
+FamilyFit = FitResult  # the name stored results and older callers use
+
+
+@dataclass(frozen=True)
+class Selection:
+    best_family: str | None
+    best_weight: float = math.nan
+    aicc_bounded_weight: float = math.nan     # bounded share of the full-data Akaike weights
+    p_bounded: float = math.nan               # bounded share of the per-draw Akaike weights, averaged
+    valid_draws: int = 0
+    excluded_draws: int = 0                   # draws where no family converged to an increasing curve
+    not_increasing: dict = field(default_factory=dict)   # family -> draws that do not increase
+    decisive: bool = False
+    backtest_best: str | None = None
+    note: str = ""
+
+    def get(self, key: str, default=None):
+        return getattr(self, key, default)
 
 
 @dataclass
 class SeriesFit:
     series: Series
-    fits: list[FamilyFit]
-    selection: dict
+    fits: list[FitResult]
+    selection: Selection
     backtests: pd.DataFrame
+
+    @property
+    def best(self) -> FitResult | None:
+        return next((f for f in self.fits if f.family == self.selection.best_family), None)
 
 
 def log_fit(fam: Family, series: Series) -> bool:
-    """Residuals of log10(y)? For horizon series (every family), and for the families that are multiplicative by
-    nature (power law, exponential in time) wherever the values are positive."""
-    return series.log_response or (fam.log_space and bool(np.all(series.frame["y"].to_numpy() > 0)))
+    """Residuals of log10(y)? One error model per series (not per family): log10 for horizons, whose
+    spread grows with their size, and the values themselves for every other kind."""
+    return series.log_response
 
 
-def _log_jacobian_term(series: Series, log_scale: bool) -> float:
-    """-2 ln|dlog10(y)/dy| summed: what moves a log10-scale likelihood onto the series' own scale, so a family
-    fitted on log10(y) is compared with the others by AICc/BIC on the same data (Akaike 1978)."""
-    if series.log_response or not log_scale:
-        return 0.0
-    y = series.frame["y"].to_numpy(dtype=float)
-    return float(2 * np.sum(np.log(y * math.log(10))))
-
-
-def _quick_fit(fam: Family, series: Series) -> FamilyFit:
+def _quick_fit(fam: Family, series: Series, weights: np.ndarray | None = None) -> FitResult:
     """Batched-solver point fit without lmfit: for backtests, where only the parameters matter."""
     x, y = series.frame["x"].to_numpy(), series.frame["y"].to_numpy()
     fixed = fam.fixed(x, y, series.meta)
-    vec, cost = best_start(fam, x, y, series.meta, log_fit(fam, series), iterations=150)
+    vec, cost = best_start(fam, x, y, series.meta, log_fit(fam, series), iterations=150, weights=weights)
     ok = bool(np.isfinite(cost))
-    return FamilyFit(fam.name, ok, "batched Levenberg–Marquardt" if ok else "no finite fit", fixed=fixed,
+    return FitResult(fam.name, ok, "batched Levenberg–Marquardt" if ok else "no finite fit", fixed=fixed,
                      params={n: float(v) for n, v in zip(fam.param_names, vec, strict=True)} if ok else {},
-                     n=len(y), rss=cost)
+                     n=len(y), rss=cost, log_scale=log_fit(fam, series))
 
 
 def _inside(value: float, lo: float, hi: float) -> float:
@@ -349,76 +421,75 @@ def _inside(value: float, lo: float, hi: float) -> float:
     return float(np.clip(value, lo, hi))
 
 
-def _point_fit(fam: Family, series: Series) -> FamilyFit:
+def _point_fit(fam: Family, series: Series) -> FitResult:
+    """lmfit's Levenberg–Marquardt with the family's analytic Jacobian, from the best batched-polished start
+    (the raw starts only if that one does not converge)."""
     x, y = series.frame["x"].to_numpy(), series.frame["y"].to_numpy()
     meta = series.meta
     fixed = fam.fixed(x, y, meta)
     lower, upper = fam.bounds(x, y, meta)
     free = np.array([name not in fixed for name in fam.param_names])
-    log_scale = log_fit(fam, series)   # once: the residual below runs on every lmfit iteration
+    log_scale = log_fit(fam, series)
+    w_obs = series.obs_weights
+    root_w = np.sqrt(w_obs)
     best = None
-    # lmfit from the best of the batched-polished starts; the raw starts only if that does not converge
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        polished, _ = best_start(fam, x, y, meta, log_scale)
+        polished, _ = best_start(fam, x, y, meta, log_scale, weights=w_obs)
+
+    def vector(prm) -> np.ndarray:
+        return np.array([prm[n].value for n in fam.param_names])
+
+    def residual(prm):
+        return root_w * _residuals(fam, x, y, vector(prm), log_scale)
+
+    def jacobian(prm):
+        return root_w[:, None] * _jac(fam, x, vector(prm), log_scale)[:, free]
+
     for start in [polished, *fam.starts(x, y, meta)]:
         if best is not None and best.converged:
             break
         start = np.array(start, dtype=float)
-        for i, name in enumerate(fam.param_names):
-            if name in fixed:
-                start[i] = fixed[name]
         params = lmfit.Parameters()
         for i, name in enumerate(fam.param_names):
             lo, hi = float(lower[i]), float(upper[i])
-            value = _inside(start[i], lo, hi) if name not in fixed else fixed[name]
             if name in fixed:
-                params.add(name, value=value, vary=False)
+                params.add(name, value=fixed[name], vary=False)
             else:
-                params.add(name, value=value, min=lo if np.isfinite(lo) else -np.inf,
+                params.add(name, value=_inside(start[i], lo, hi), min=lo if np.isfinite(lo) else -np.inf,
                            max=hi if np.isfinite(hi) else np.inf)
-
-        def residual(prm, fam=fam):
-            vec = np.array([prm[n].value for n in fam.param_names])
-            return _residuals(fam, x, y, vec, log_scale)
-
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                result = lmfit.minimize(residual, params, method="leastsq", nan_policy="raise")
+                result = lmfit.minimize(residual, params, method="leastsq", nan_policy="raise", Dfun=jacobian)
             except (ValueError, RuntimeError, OverflowError, FloatingPointError) as exc:
-                best = best or FamilyFit(fam.name, False, f"lmfit failed from every start: {exc}", fixed=fixed)
+                best = best or FitResult(fam.name, False, f"lmfit failed from every start: {exc}", fixed=fixed)
                 continue
         if not np.isfinite(result.chisqr):
             continue
         if best is None or not best.converged or result.chisqr < best.rss:
-            vec = np.array([result.params[n].value for n in fam.param_names])
-            best = FamilyFit(
+            best = FitResult(
                 fam.name, bool(result.success), str(result.message), fixed=fixed,
                 params={n: float(result.params[n].value) for n in fam.param_names},
                 stderr={n: float(result.params[n].stderr) if result.params[n].stderr is not None else math.nan
                         for n in fam.param_names},
                 correlations={f"{a}~{b}": float(c) for a in fam.param_names
                               for b, c in (result.params[a].correl or {}).items() if a < b},
-                report=lmfit.fit_report(result), rss=float(result.chisqr))
-            best._vec = vec  # type: ignore[attr-defined]
+                report=lmfit.fit_report(result), rss=float(result.chisqr), log_scale=log_scale)
     if best is None:
-        return FamilyFit(fam.name, False, "no starting point gave a finite fit", fixed=fixed)
+        return FitResult(fam.name, False, "no starting point gave a finite fit", fixed=fixed)
     if not best.params:
         return best
-    vec = best._vec  # type: ignore[attr-defined]
     n, k = len(y), int(free.sum()) + 1   # +1: the residual variance
     best.n, best.k = n, k
-    # Selection compares every family on the series' own scale: a family fitted on log10(y) carries the
-    # Jacobian of that change of scale in its likelihood.
-    resid = _residuals(fam, x, y, vec, log_scale)
+    resid = root_w * _residuals(fam, x, y, best.vector, log_scale)
     best.rss = float(np.sum(resid**2))
     best.sigma = math.sqrt(best.rss / max(n - k + 1, 1))
     if n - k - 1 > 0 and best.rss > 0:
-        deviance = n * math.log(best.rss / n) + _log_jacobian_term(series, log_scale)
+        deviance = n * math.log(best.rss / n)   # the same likelihood for every family of the series
         best.aicc = deviance + 2 * k + 2 * k * (k + 1) / (n - k - 1)
         best.bic = deviance + k * math.log(n)
-    if log_scale and not series.log_response:
+    if log_scale:
         best.message = f"{best.message} Fitted on log10 of the values (multiplicative errors)."
     best.diagnostics = residual_diagnostics(resid)
     return best
@@ -441,22 +512,32 @@ def cluster_bootstrap_weights(clusters: np.ndarray, draws: int, rng: np.random.G
     return counts[:, inverse]
 
 
-def bootstrap(fam: Family, series: Series, fit: FamilyFit, draws: int, rng: np.random.Generator) -> None:
+def resample_weights(series: Series, draws: int, rng: np.random.Generator) -> tuple[np.ndarray, str]:
+    """(draws, N) resampling counts shared by every family of the series, so each draw compares the families
+    on the same data. Whole clusters (model family / organisation); rows when there are too few clusters."""
+    clusters = series.frame["cluster"].to_numpy()
+    unit = "clusters" if len(np.unique(clusters)) >= MIN_POINTS else "rows"
+    counts = cluster_bootstrap_weights(clusters if unit == "clusters" else np.arange(len(clusters)), draws, rng)
+    return counts, unit
+
+
+def bootstrap(fam: Family, series: Series, fit: FitResult, counts: np.ndarray, unit: str,
+              rng: np.random.Generator) -> None:
+    """Refit `fam` on every resample at once (batched LM); intervals and bands from the converged draws."""
     x, y = series.frame["x"].to_numpy(), series.frame["y"].to_numpy()
     lower, upper = fam.bounds(x, y, series.meta)
     free = np.array([name not in fit.fixed for name in fam.param_names])
-    p0 = np.array([fit.params[n] for n in fam.param_names])
+    p0 = fit.vector
     clusters = series.frame["cluster"].to_numpy()
-    # with too few clusters a cluster bootstrap has no spread to speak of: resample rows instead
-    unit = "clusters" if len(np.unique(clusters)) >= MIN_POINTS else "rows"
-    weights = cluster_bootstrap_weights(clusters if unit == "clusters" else np.arange(len(clusters)), draws, rng)
-    fit.message = f"{fit.message} Bootstrap: {draws} draws resampling {unit} ({len(np.unique(clusters))} clusters)."
+    fit.message = (f"{fit.message} Bootstrap: {len(counts)} draws resampling {unit} "
+                   f"({len(np.unique(clusters))} clusters).")
     if unit == "rows" and len(np.unique(clusters)) < len(clusters):
         fit.message += (" Rows share clusters (e.g. points read off one published curve), so they are not "
                         "independent: these intervals understate the uncertainty.")
     log_scale = log_fit(fam, series)
+    weights = counts * series.obs_weights[None, :]
     params, converged, cost = batched_lm(fam, x, y, weights, p0, free, lower, upper, log_scale)
-    fit.draws = params
+    fit.draws, fit.draw_cost, fit.draw_ok = params, cost, converged
     fit.draws_converged = float(converged.mean())
     # Intervals and bands from the draws that converged; a solve stopped mid-way is not a sample of the fit.
     if converged.mean() >= 0.5:
@@ -518,29 +599,80 @@ def akaike_weights(aicc: list[float]) -> np.ndarray:
     return w
 
 
-def fitted_bounded(fit: FamilyFit, higher_is_better: bool = True) -> bool:
+def fitted_bounded(fit: FitResult, higher_is_better: bool = True) -> bool:
     """Bounded above as fitted: a loss power law is bounded (-L rises to 0) though the family usually is not."""
     fam = FAMILIES[fit.family]
     if not fit.params:
         return fam.bounded_family
-    asym = fam.asymptotics(np.array([fit.params[n] for n in fam.param_names]), higher_is_better)
+    asym = fam.asymptotics(fit.vector, higher_is_better)
     return bool(asym.bounded) if asym.normal else fam.bounded_family
 
 
-def select(fits: list[FamilyFit], higher_is_better: bool = True) -> dict:
+def draw_flags(fit: FitResult, higher_is_better: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(normal, bounded) of each bootstrap draw: is the drawn curve increasing, and bounded above?"""
+    fam = FAMILIES[fit.family]
+    flags = [fam.asymptotics(p, higher_is_better) for p in fit.draws]
+    return np.array([a.normal for a in flags], bool), np.array([a.normal and a.bounded for a in flags], bool)
+
+
+def bootstrap_p_bounded(fits: list[FitResult], n_drawn: np.ndarray, higher_is_better: bool = True
+                        ) -> tuple[float, int, int, dict[str, int]]:
+    """P(bounded) = mean over draws of the bounded families' Akaike weight computed on that draw's resample.
+
+    A family's draw counts only if it converged to an increasing curve: draws that are not increasing
+    are not performance metrics (Def. 2.1), so they are left out and counted, never read as unbounded.
+    Returns (P, draws used, draws left out, not-increasing draws per family)."""
+    usable = [f for f in fits if f.converged and f.draws is not None and f.draw_cost is not None]
+    if not usable:
+        return math.nan, 0, 0, {}
+    n = np.asarray(n_drawn, float)
+    aicc, bounded, not_increasing = [], [], {}
+    for f in usable:
+        normal, is_bounded = draw_flags(f, higher_is_better)
+        ok = f.draw_ok & normal & np.isfinite(f.draw_cost) & (f.draw_cost > 0)
+        not_increasing[f.family] = int((f.draw_ok & ~normal).sum())
+        k = f.k or (len(f.params) - len(f.fixed) + 1)
+        with np.errstate(all="ignore"):
+            a = n * np.log(f.draw_cost / n) + 2 * k + 2 * k * (k + 1) / np.where(n - k - 1 > 0, n - k - 1, np.nan)
+        aicc.append(np.where(ok & np.isfinite(a), a, np.inf))
+        bounded.append(is_bounded)
+    aicc, bounded = np.array(aicc), np.array(bounded)
+    valid = np.isfinite(aicc).any(axis=0)
+    if not valid.any():
+        return math.nan, 0, int(len(valid)), not_increasing
+    rel = np.exp(-0.5 * (aicc[:, valid] - aicc[:, valid].min(axis=0)))
+    w = rel / rel.sum(axis=0)
+    p = float(np.mean((w * bounded[:, valid]).sum(axis=0)))
+    return p, int(valid.sum()), int((~valid).sum()), not_increasing
+
+
+def select(fits: list[FitResult], higher_is_better: bool = True, n_drawn: np.ndarray | None = None,
+           backtests: pd.DataFrame | None = None) -> Selection:
     weights = akaike_weights([f.aicc if f.converged else math.nan for f in fits])
     for fit, w in zip(fits, weights, strict=True):
         fit.weight = float(w)
     if not any(weights > 0):
-        return {"best_family": None, "bounded_weight": math.nan, "decisive": False,
-                "note": "no family converged: nothing to select"}
+        return Selection(None, note="no family converged: nothing to select")
     best = fits[int(np.argmax(weights))]
-    bounded = float(sum(f.weight for f in fits if fitted_bounded(f, higher_is_better)))
-    decisive = best.weight >= DECISIVE_WEIGHT and not (0.2 < bounded < 0.8)
-    note = (f"{best.family} carries {best.weight:.0%} of the Akaike weight; bounded families {bounded:.0%}"
+    aicc_bounded = float(sum(f.weight for f in fits if fitted_bounded(f, higher_is_better)))
+    p, valid, excluded, not_increasing = (bootstrap_p_bounded(fits, n_drawn, higher_is_better)
+                                          if n_drawn is not None else (math.nan, 0, 0, {}))
+    p_for_decision = p if np.isfinite(p) else aicc_bounded
+    decisive = best.weight >= DECISIVE_WEIGHT and not (0.2 < p_for_decision < 0.8)
+    note = (f"{best.family} carries {best.weight:.0%} of the Akaike weight; bounded families {aicc_bounded:.0%} "
+            f"on the full data, {p_for_decision:.0%} averaged over the bootstrap draws"
             + ("" if decisive else ": the data do not decide between the families"))
-    return {"best_family": best.family, "best_weight": best.weight, "bounded_weight": bounded,
-            "decisive": bool(decisive), "note": note}
+    backtest_best = None
+    if backtests is not None and len(backtests):
+        mae = backtests.groupby("family")["mae"].mean()
+        for fit in fits:
+            fit.backtest_mae = float(mae.get(fit.family, math.nan))
+        backtest_best = str(mae.idxmin())
+        if backtest_best != best.family:
+            note += (f". Out of sample the best family is {backtest_best} (mean absolute error "
+                     f"{mae.min():.3g} against {mae.get(best.family, math.nan):.3g}): AICc and the backtests disagree")
+    return Selection(best.family, best.weight, aicc_bounded, p, valid, excluded, not_increasing, bool(decisive),
+                     backtest_best, note)
 
 
 def backtest(series: Series, families: list[str], rng: np.random.Generator, draws: int = 200) -> pd.DataFrame:
@@ -557,14 +689,15 @@ def backtest(series: Series, families: list[str], rng: np.random.Generator, draw
             continue
         train = Series(**{**series.__dict__, "frame": frame[train_mask].reset_index(drop=True)})
         test = frame[test_mask]
+        counts, unit = resample_weights(train, draws, rng) if draws else (None, "")
         for name in families:
             fam = FAMILIES[name]
             if not fam.applies(train.frame["y"].to_numpy()):
                 continue
-            fit = _quick_fit(fam, train)
-            if not fit.converged or not fit.params:
+            fit = _quick_fit(fam, train, train.obs_weights)
+            if not fit.converged or not fit.params or counts is None:
                 continue
-            bootstrap(fam, train, fit, draws, rng)
+            bootstrap(fam, train, fit, counts, unit, rng)
             tx, ty = test["x"].to_numpy(), test["y"].to_numpy()
             curves = fam.value(tx, fit.draws)
             x_train = train.frame["x"].to_numpy()
@@ -574,7 +707,7 @@ def backtest(series: Series, families: list[str], rng: np.random.Generator, draw
             noise = rng.standard_normal(curves.shape) * sigma
             with np.errstate(over="ignore"):
                 pred = np.maximum(curves, 1e-300) * 10.0**noise if log_scale else curves + noise
-            point = fam.value(tx, np.array([fit.params[n] for n in fam.param_names]))
+            point = fam.value(tx, fit.vector)
             err = (np.log10(np.maximum(point, 1e-300)) - np.log10(ty)) if series.log_response else point - ty
             q = _percentile(pred, [10, 90, 2.5, 97.5])
             cover = {80: float(np.mean((ty >= q[0]) & (ty <= q[1]))), 95: float(np.mean((ty >= q[2]) & (ty <= q[3])))}
@@ -597,30 +730,32 @@ def fit_series(series: Series, families: list[str] | None = None, bootstrap_draw
     names = list(families or families_for(series))
     fits = []
     y = series.frame["y"].to_numpy()
+    counts, unit = resample_weights(series, bootstrap_draws, rng) if bootstrap_draws > 0 else (None, "")
     for name in names:
         fam = FAMILIES[name]
         if fam.x_axis in ("date", "inference") and fam.x_axis != series.x_axis:
             if families:  # asked for by name: say why there is no fit rather than dropping it
-                fits.append(FamilyFit(name, False, f"not applicable: {name} is a {fam.x_axis}-axis family and this "
+                fits.append(FitResult(name, False, f"not applicable: {name} is a {fam.x_axis}-axis family and this "
                                                    f"series is against {series.x_axis}"))
             continue
         if not fam.applies(y):
-            fits.append(FamilyFit(name, False, "not applicable: the values are outside this family's range"))
+            fits.append(FitResult(name, False, "not applicable: the values are outside this family's range"))
             continue
         try:
             fit = _point_fit(fam, series)
-            if fit.params and bootstrap_draws > 0:
-                bootstrap(fam, series, fit, bootstrap_draws, rng)
+            if fit.params and counts is not None:
+                bootstrap(fam, series, fit, counts, unit, rng)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError, OverflowError) as exc:
-            fit = FamilyFit(name, False, f"fit failed: {exc}")
+            fit = FitResult(name, False, f"fit failed: {exc}")
         fits.append(fit)
-    selection = select(fits, series.higher_is_better)
     tests = backtest(series, [f.family for f in fits if f.converged], rng, draws=backtest_draws)
+    selection = select(fits, series.higher_is_better, None if counts is None else counts.sum(axis=1), tests)
     return SeriesFit(series, fits, selection, tests)
 
 
-# ------------------------------------------------------------------------------ store
+# ------------------------------------------------------------------------------ results as tables
 def fits_frames(results: list[SeriesFit]) -> dict[str, pd.DataFrame]:
+    """Fit results -> the rows of the fit stage's tables (the one place they are flattened)."""
     fits, params, draws, bands, selection, backtests = [], [], [], [], [], []
     for res in results:
         key = res.series.key
@@ -630,19 +765,27 @@ def fits_frames(results: list[SeriesFit]) -> dict[str, pd.DataFrame]:
                          "rss": f.rss, "sigma": f.sigma, "aicc": f.aicc, "bic": f.bic, "weight": f.weight,
                          "draws_converged": f.draws_converged, "durbin_watson": f.diagnostics.get("durbin_watson"),
                          "shapiro_p": f.diagnostics.get("shapiro_p"), "correlations": json.dumps(f.correlations),
-                         "fit_report": f.report, "bounded_family": fitted_bounded(f, res.series.higher_is_better)})
+                         "fit_report": f.report, "bounded_family": fitted_bounded(f, res.series.higher_is_better),
+                         "log_scale": f.log_scale, "backtest_mae": f.backtest_mae})
             for name in f.params:
                 lo, hi = f.intervals.get(name, (math.nan, math.nan))
                 params.append({**key, "family": f.family, "param": name, "value": f.params[name],
                                "stderr": f.stderr.get(name), "lo95": lo, "hi95": hi, "fixed": name in f.fixed})
             if f.draws is not None:
                 draws.append(pd.DataFrame({**key, "family": f.family, "draw": np.arange(len(f.draws)),
-                                           "params": list(f.draws)}))
+                                           "params": list(f.draws),
+                                           "cost": f.draw_cost if f.draw_cost is not None else math.nan,
+                                           "converged": f.draw_ok if f.draw_ok is not None else True}))
             if f.bands is not None:
                 bands.append(f.bands.assign(**key, family=f.family))
-        selection.append({**base, **{k: res.selection.get(k) for k in
-                                     ("best_family", "best_weight", "bounded_weight", "decisive", "note")},
-                          "n": len(res.series.frame)})
+        s = res.selection
+        selection.append({**base, "best_family": s.best_family, "best_weight": s.best_weight,
+                          "bounded_weight": s.aicc_bounded_weight, "p_bounded": s.p_bounded,
+                          "valid_draws": s.valid_draws, "excluded_draws": s.excluded_draws,
+                          "not_increasing": json.dumps(s.not_increasing), "decisive": s.decisive,
+                          "backtest_best": s.backtest_best, "note": s.note, "n": len(res.series.frame),
+                          "n_clusters": int(res.series.frame["cluster"].nunique()),
+                          "x_min": float(res.series.frame["x"].min()), "x_max": float(res.series.frame["x"].max())})
         if len(res.backtests):
             backtests.append(res.backtests.assign(**key))
     cat = lambda items: pd.concat(items, ignore_index=True) if items else pd.DataFrame()  # noqa: E731
@@ -650,66 +793,38 @@ def fits_frames(results: list[SeriesFit]) -> dict[str, pd.DataFrame]:
             "fit_bands": cat(bands), "selection": pd.DataFrame(selection), "backtests": cat(backtests)}
 
 
-def store_fits(db, run_id: str, results: list[SeriesFit]) -> dict[str, int]:
-    frames = fits_frames(results)
-    counts = {}
-    with store.open_stage(db, run_id, "fit") as con:
-        for table, frame in frames.items():
-            counts[table] = store.replace_run_rows(con, table, run_id, frame)
-        data = pd.concat([r.series.frame.assign(**r.series.key) for r in results], ignore_index=True) if results else pd.DataFrame()
-        counts["series_points"] = store.replace_run_rows(con, "series_points", run_id, data)
-    return counts
-
-
-def fit_stage(db, run_id: str, metrics=None, x_axes=("compute", "date", "inference"), families=None, bootstrap: int = 1000,
-              seed: int = 0, progress=None) -> dict:
-    skipped: list[str] = []
-    series = load_series(db, metrics, x_axes, skipped)
-    results = []
-    for i, s in enumerate(series):
-        if progress:
-            progress(i, len(series), s.label)
-        results.append(fit_series(s, families, bootstrap, seed))
-    counts = store_fits(db, run_id, results)
-    return {"series": len(series), "fits": counts.get("fits", 0),
-            "converged": int(sum(f.converged for r in results for f in r.fits)), "skipped": skipped}
-
-
-def selection_table(db, run_id: str, metrics=None) -> pd.DataFrame:
-    """Per series: best family, its weight, the bounded families' weight and whether the data decide."""
-    con = store.connect(db, read_only=True)
-    try:
-        frame = con.execute("SELECT metric, source, source_version, x_axis, best_family, best_weight, bounded_weight, "
-                            "decisive, note FROM selection WHERE run_id = ? ORDER BY ALL", [run_id]).df()
-    finally:
-        con.close()
-    return frame[frame["metric"].isin(metrics)] if metrics else frame
-
-
-def fit_table(db, run_id: str, metrics: list[str] | None = None) -> pd.DataFrame:
-    """One row per (series, family) of a stored run: n, AICc, BIC, weight, parameters with intervals."""
-    con = store.connect(db, read_only=True)
-    try:
-        fits = con.execute("SELECT metric, source, source_version, x_axis, family, n, converged, aicc, bic, weight "
-                           "FROM fits WHERE run_id = ? ORDER BY metric, source, x_axis, weight DESC, family",
-                           [run_id]).df()
-        params = con.execute("SELECT metric, source, source_version, x_axis, family, param, value, lo95, hi95, fixed "
-                             "FROM fit_params WHERE run_id = ?", [run_id]).df()
-    finally:
-        con.close()
-    if metrics:
-        fits = fits[fits["metric"].isin(metrics)].reset_index(drop=True)
-    keys = ["metric", "source", "source_version", "x_axis", "family"]
-    grouped = {k: g for k, g in params.groupby(keys)}
-    lists, texts = [], []
-    for row in fits.itertuples(index=False):
-        part = grouped.get(tuple(getattr(row, k) for k in keys))
-        items = [] if part is None else part.drop(columns=keys).to_dict(orient="records")
-        lists.append(items)
-        texts.append(", ".join(f"{i['param']}={i['value']:.4g}" + (" (fixed)" if i["fixed"] else
-                                                                      f" [{i['lo95']:.3g}, {i['hi95']:.3g}]")
-                               for i in items))
-    return fits.assign(params=lists, parameters=texts)
+def results_from_frames(fits: pd.DataFrame, params: pd.DataFrame, draws: pd.DataFrame | None = None
+                        ) -> dict[tuple, dict[str, FitResult]]:
+    """Stored rows -> FitResult objects, keyed by (metric, source, source_version, x_axis) then family: the
+    one place a parameter vector is rebuilt from `fit_params`."""
+    keys = ["metric", "source", "source_version", "x_axis"]
+    out: dict[tuple, dict[str, FitResult]] = {}
+    by_fit = {k: g for k, g in params.groupby(keys + ["family"])} if len(params) else {}
+    by_draw = {k: g for k, g in draws.groupby(keys + ["family"])} if draws is not None and len(draws) else {}
+    for row in fits.to_dict("records"):
+        fkey = tuple(row[k] for k in keys + ["family"])
+        part = by_fit.get(fkey)
+        result = FitResult(row["family"], bool(row["converged"]), row.get("message") or "",
+                           n=int(row.get("n") or 0), k=int(row.get("k") or 0), rss=row.get("rss", math.nan),
+                           sigma=row.get("sigma", math.nan), aicc=row.get("aicc", math.nan),
+                           bic=row.get("bic", math.nan), weight=float(row.get("weight") or 0.0),
+                           log_scale=bool(row.get("log_scale") or False))
+        if part is not None:
+            result.params = {r["param"]: float(r["value"]) for r in part.to_dict("records")}
+            result.fixed = {r["param"]: float(r["value"]) for r in part.to_dict("records") if r["fixed"]}
+            result.intervals = {r["param"]: (r["lo95"], r["hi95"]) for r in part.to_dict("records")}
+            if set(result.params) != set(result.model.param_names):
+                result.params = {}
+        d = by_draw.get(fkey)
+        if d is not None and len(d):
+            d = d.sort_values("draw")
+            result.draws = np.stack(d["params"].to_numpy())
+            if "cost" in d:
+                result.draw_cost = d["cost"].to_numpy(dtype=float)
+            if "converged" in d:
+                result.draw_ok = d["converged"].fillna(True).to_numpy(dtype=bool)
+        out.setdefault(fkey[:4], {})[row["family"]] = result
+    return out
 
 
 def fit_records(table: pd.DataFrame) -> list[dict]:
@@ -723,7 +838,3 @@ def fit_records(table: pd.DataFrame) -> list[dict]:
             return [{k: clean(x) for k, x in item.items()} for item in v]
         return v
     return [{k: clean(v) for k, v in row.items()} for row in table.drop(columns=["parameters"]).to_dict(orient="records")]
-
-
-def default_db() -> Path:
-    return store.resolve_db(None)

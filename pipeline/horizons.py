@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from pipeline import store
 from pipeline.schema import InputError, conform, validate_observations
 
 SOURCE = "scalegap_horizons_from_runs"
@@ -344,56 +342,6 @@ def _per_doubling(log2_slope: float, scale: float) -> float:
     return scale / log2_slope if np.isfinite(log2_slope) and log2_slope > 0 else np.inf
 
 
-# ------------------------------------------------------------------------------- store I/O
-def load_runs(con, runs_source: str | None = None) -> tuple[pd.DataFrame, str, str]:
-    """Per-run data of one (source, source_version): the newest, or the one `runs_source` names."""
-    versions = con.execute("SELECT source, source_version, count(*) AS n FROM metr_runs "
-                           "GROUP BY ALL ORDER BY source_version DESC, source").df()
-    if versions.empty:
-        return pd.DataFrame(), "", ""
-    if runs_source:
-        versions = versions[(versions["source"] == runs_source) | (versions["source_version"] == runs_source)]
-        if versions.empty:
-            raise InputError("metr_runs", f"no per-run data with source or version {runs_source!r}",
-                             "see `scalegap status`, or ingest the runs file with --runs")
-    source, version = versions.iloc[0]["source"], versions.iloc[0]["source_version"]
-    runs = con.execute("SELECT * FROM metr_runs WHERE source = ? AND source_version = ? ORDER BY run_key",
-                       [source, version]).df()
-    return runs, str(source), str(version)
-
-
-def _names(alias: str) -> list[str]:
-    return [alias, *ALIAS_NAMES.get(alias, ())]
-
-
-def attach_dates_and_compute(con, horizons: pd.DataFrame) -> pd.DataFrame:
-    """Release date and training compute for each agent, most trusted first: METR's release_dates
-    table, then METR's own published rows for the same model, then any other stored source (Epoch)."""
-    dates = con.execute("SELECT alias, release_date FROM metr_release_dates ORDER BY source_version DESC").df()
-    tiers_date = [dates.drop_duplicates("alias").set_index("alias")["release_date"].to_dict()]
-    tiers_flop: list[dict] = []
-    for where in ("source LIKE 'metr%'", "source NOT LIKE 'metr%'"):
-        obs = con.execute(f"SELECT model, release_date, train_flop FROM observations WHERE {where} "
-                          f"AND source <> '{SOURCE}' ORDER BY source, source_version DESC").df()
-        tiers_date.append(obs.dropna(subset=["release_date"]).drop_duplicates("model")
-                          .set_index("model")["release_date"].to_dict())
-        tiers_flop.append(obs.dropna(subset=["train_flop"]).drop_duplicates("model")
-                          .set_index("model")["train_flop"].to_dict())
-    compute = con.execute("SELECT model, train_flop FROM model_compute WHERE train_flop IS NOT NULL "
-                          "ORDER BY source_version DESC").df()
-    tiers_flop.append(compute.drop_duplicates("model").set_index("model")["train_flop"].to_dict())
-
-    def first(tiers: list[dict], names: list[str], missing):
-        return next((tier[n] for tier in tiers for n in names if n in tier), missing)
-
-    out = horizons.copy()
-    names = [_names(alias) for alias in out["model"]]
-    out["release_date"] = pd.to_datetime(pd.Series([first(tiers_date, n, pd.NaT) for n in names],
-                                                   index=out.index, dtype="object"))
-    out["train_flop"] = pd.Series([first(tiers_flop, n, np.nan) for n in names], index=out.index, dtype=float)
-    return out
-
-
 def as_observations(horizons: pd.DataFrame, source_version: str, sha256: str | None) -> pd.DataFrame:
     """Per-model horizons as ordinary observations so every later stage can use them."""
     rows = []
@@ -414,47 +362,13 @@ def as_observations(horizons: pd.DataFrame, source_version: str, sha256: str | N
     return validate_observations(pd.DataFrame(rows), SOURCE)
 
 
+ORGANIZATIONS = (("claude", "Anthropic"), ("gpt", "OpenAI"), ("o1", "OpenAI"), ("o3", "OpenAI"), ("o4", "OpenAI"),
+                 ("davinci", "OpenAI"), ("text-davinci", "OpenAI"), ("gemini", "Google"), ("llama", "Meta"),
+                 ("deepseek", "DeepSeek"), ("qwen", "Alibaba"), ("mistral", "Mistral"), ("grok", "xAI"))
+
+
 def _organization(alias: str) -> str:
+    """The developer of a METR agent, from its name; an unknown name is its own organisation (and so its own
+    bootstrap cluster), never folded into another lab's."""
     name = str(alias).lower()
-    return "Anthropic" if name.startswith("claude") else "OpenAI"
-
-
-# ------------------------------------------------------------------------------- stage
-def horizons_stage(db: str | Path | None, run_id: str, runs_source: str | None = None,
-                   draws: int = 1000, seed: int = 0, regularization: float = METR_REGULARIZATION,
-                   weighting: str = DEFAULT_WEIGHTING) -> dict:
-    """Fit every agent's horizon from the stored per-run data; store tables and observations."""
-    con = store.connect(db)
-    try:
-        runs, source, version = load_runs(con, runs_source)
-        if runs.empty:
-            return {"skipped": "no per-run data"}
-        sha = con.execute("SELECT sha256 FROM sources WHERE source = ? AND source_version = ?",
-                          [source, version]).fetchone()
-    finally:
-        con.close()
-    result = compute_horizons(runs, draws=draws, seed=seed, regularization=regularization, weighting=weighting)
-    with store.open_stage(db, run_id, "horizons") as con:
-        horizons = attach_dates_and_compute(con, result.horizons)
-        trend = trends(horizons, result.draws, seed)
-        keys = {"source": source, "source_version": version}
-        written = store.replace_run_rows(con, "horizons", run_id, horizons.assign(**keys))
-        written += store.replace_run_rows(con, "horizon_draws", run_id, result.draws.assign(**keys))
-        written += store.replace_run_rows(con, "horizon_trend", run_id, trend.assign(**keys))
-        observations = as_observations(horizons, version, sha[0] if sha else None)
-        con.execute("DELETE FROM observations WHERE source = ? AND source_version = ?", [SOURCE, version])
-        written += store.upsert(con, "observations", observations.assign(ingest_run_id=run_id))
-        store.upsert(con, "sources", pd.DataFrame([{
-            "source": SOURCE, "source_version": version, "location": f"metr_runs {source} {version}",
-            "sha256": sha[0] if sha else None, "retrieved_at": store.now(), "license": "derived",
-            "citation": CITATION, "kind": "horizon", "adapter": "pipeline.horizons",
-            "n_observations": len(observations), "n_rejected": 0,
-            "notes": f"{weighting}, regularization {regularization}, {draws} draws, seed {seed}",
-            "ingest_run_id": run_id}]))
-    summary = {"run_id": run_id, "source": source, "source_version": version, "draws": draws, "seed": seed,
-               "weighting": weighting, "regularization": regularization, "models": len(horizons),
-               "observations": len(observations), "rows_written": written,
-               "horizons": horizons[["model", "release_date", "p50", "p50_lo", "p50_hi", "p80", "p80_lo",
-                                     "p80_hi", "slope", "n_runs", "n_tasks", "note"]],
-               "trend": trend}
-    return summary
+    return next((org for prefix, org in ORGANIZATIONS if name.startswith(prefix)), f"unknown ({alias})")

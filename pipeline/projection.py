@@ -1,14 +1,19 @@
-"""Gap projections: frontier vs meek actor under growth scenarios (meek-math §7-8).
+"""Gap projections: frontier vs meek actor under growth scenarios (meek-math §7-8). Pure: curves in,
+tables out; `pipeline.stages.project` reads the fits and stores the results.
 
-Frontier effective compute grows by b = hardware·algorithms·investment per year, the meek actor's
-by a = hardware·algorithms; both start equal. For a curve in log10 compute,
-gap(t) = F(x0 + t·log10 b) − F(x0 + t·log10 a). For a release-date trend the meek actor follows the
-same trend more slowly: meek(t) = frontier(λt), λ = ln a / ln b (App. B). For loss (lower is
-better) the gap is meek loss minus frontier loss, so it is positive too.
+Which compute a projection advances (scenario.growth_pair): a curve fitted against raw training FLOP
+advances raw FLOP, b = hardware·investment for the frontier and a = hardware for the meek actor, since
+algorithmic progress is already inside a fit pooled over years; both start equal. For a curve in
+log10 compute, gap(t) = F(x0 + t·log10 b) − F(x0 + t·log10 a). For a release-date trend the meek actor
+follows the same trend more slowly: meek(t) = frontier(λt), λ = ln a / ln b with effective-compute
+rates (App. B). A series whose compute is not the industry's (board-game agents) is projected in
+compute multiples: t is decades of frontier growth, the meek actor at λ·t, with no calendar. For loss
+(lower is better) the gap is meek loss minus frontier loss, so it is positive too.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -16,8 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from pipeline import store
 from pipeline.curves import FAMILIES
+from pipeline.ranges import KnownRange
 from pipeline.scenario import (  # noqa: F401  (re-exported: the scenario's home before it had its own module)
     DEFAULT_SCENARIO,
     EXPLICIT_FAMILIES,
@@ -27,9 +32,9 @@ from pipeline.scenario import (  # noqa: F401  (re-exported: the scenario's home
     Scenario,
     _date,
     _explicit_axis,
+    growth_pair,
     load_scenario,
 )
-from pipeline.schema import InputError
 
 MONTHS = 12
 CLOSE_HORIZON_YEARS = 300.0
@@ -43,7 +48,7 @@ class Curve:
 
     name: str
     family: str
-    kind: str                        # compute | date | horizon_time | success_at_length
+    mode: str                        # compute | multiples | date | horizon_time | success_at_length
     params: np.ndarray | None = None
     draws: np.ndarray | None = None
     x0: float = math.nan             # log10 FLOP (compute) or decimal year (date) at the start
@@ -53,17 +58,28 @@ class Curve:
     key: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     value_range: float = math.nan
+    known: KnownRange | None = None  # the metric's range by construction (fitted curves)
+    x_max_data: float = math.nan     # the largest x the fit saw
+    warnings: list = field(default_factory=list)
+
+    @property
+    def axis(self) -> str:
+        return self.extra.get("axis", "compute")
+
+    @property
+    def industry(self) -> bool:
+        return self.mode != "multiples"
 
     def values(self, t: np.ndarray, a: float, b: float, params: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         p = self.params if params is None else params
-        lam = math.log(a) / math.log(b)
-        if self.kind == "compute":
+        lam = np.log(a) / np.log(b)
+        if self.mode in ("compute", "multiples"):
             fam = FAMILIES[self.family]
-            return fam.value(self.x0 + t * math.log10(b), p), fam.value(self.x0 + t * math.log10(a), p)
-        if self.kind == "date":
+            return fam.value(self.x0 + t * np.log10(b), p), fam.value(self.x0 + t * np.log10(a), p)
+        if self.mode == "date":
             fam = FAMILIES[self.family]
             return fam.value(self.x0 + t, p), fam.value(self.x0 + lam * t, p)
-        if self.kind == "horizon_time":
+        if self.mode == "horizon_time":
             h0, doubling = self.extra["h0"], self.extra["doubling_years"]
             return h0 * 2.0 ** (t / doubling), h0 * 2.0 ** (lam * t / doubling)
         hf, hm = self.extra["horizon"].values(t, a, b)
@@ -78,9 +94,9 @@ class Curve:
 
     def limit(self, a: float, b: float) -> tuple[str, float, bool]:
         """(zero | constant | infinite, value, bounded) from the family's asymptotics (Thm 2.4/2.5)."""
-        if self.kind == "success_at_length":
+        if self.mode == "success_at_length":
             return "zero", 0.0, True
-        if self.kind == "horizon_time":
+        if self.mode == "horizon_time":
             return "infinite", math.inf, False
         asym = FAMILIES[self.family].asymptotics(self.params, self.higher_is_better)
         if not asym.normal:
@@ -89,7 +105,7 @@ class Curve:
             return "zero", 0.0, asym.bounded
         if math.isinf(asym.g_limit):
             return "infinite", math.inf, False
-        return "constant", math.log(math.log(b) / math.log(a)) * asym.g_limit, False
+        return "constant", float(np.log(np.log(b) / np.log(a))) * asym.g_limit, False
 
 
 def _value_range(asym, higher_is_better: bool, values: np.ndarray) -> float:
@@ -171,69 +187,30 @@ def _year(d) -> float:
     return d.year + (d.day_of_year - 1) / 365.25
 
 
-def stored_curves(con, run_id: str, scenario: Scenario, requests: list[dict] | None = None) -> tuple[list[Curve], list[dict]]:
-    """Best family (or the named one) of every fitted series in the run, or only the requested metrics."""
-    selection = con.execute("SELECT * FROM selection WHERE run_id = ? AND best_family IS NOT NULL "
-                            "ORDER BY metric, source, source_version, x_axis", [run_id]).df()
-    params = con.execute("SELECT * FROM fit_params WHERE run_id = ?", [run_id]).df()
-    points = con.execute("SELECT * FROM series_points WHERE run_id = ?", [run_id]).df()
-    keys = ["metric", "source", "source_version", "x_axis"]
-    # Several versions of one source (METR-Horizon-v1 and v1.1) would share a curve name, and the later
-    # would silently overwrite the earlier in the store (key run, scenario, curve): name the version then.
-    n_versions = selection.groupby(["metric", "source", "x_axis"])["source_version"].transform("nunique")
-    selection = selection.assign(label=np.where(n_versions > 1, selection["source"] + "@" + selection["source_version"],
-                                                selection["source"]))
-    skipped = []
-    wanted = []
-    if requests is None:
-        wanted = [(row, row["best_family"], None) for _, row in selection.iterrows()]
-    else:
-        for spec in requests:
-            rows = selection[selection["metric"] == spec["metric"]]
-            if "source" in spec:
-                rows = rows[rows["source"] == spec["source"]]
-            rows = rows[rows["x_axis"] == spec.get("x_axis", "compute")] if len(rows) > 1 else rows
-            if rows.empty:
-                skipped.append({"curve": spec["name"], "reason": f"metric {spec['metric']!r} has no fit in run {run_id}"})
-                continue
-            for _, row in rows.iterrows():
-                # one metric from several sources: one curve per source, named apart
-                named = spec if len(rows) == 1 else {**spec, "name": f"{spec['name']} [{row['label']}]"}
-                wanted.append((row, spec.get("family", row["best_family"]), named))
+def fitted_curve(name: str, fit, row: dict, points: pd.DataFrame, scenario: Scenario, family: str | None = None,
+                 start_flop: float | None = None, known: KnownRange | None = None, industry: bool = True,
+                 warnings: list[str] | None = None) -> Curve:
+    """A stored fit as a projectable curve: its family's parameters and draws, starting where the frontier stood
+    at the scenario's start (the largest x among models released by then)."""
     start_year = _year(scenario.start)
-    out = []
-    for row, family, spec in wanted:
-        match = (params[keys] == row[keys]).all(axis=1) & (params["family"] == family)
-        pp = params[match]
-        if pp.empty:
-            skipped.append({"curve": row["metric"], "reason": f"family {family} did not converge for {row['metric']}"})
-            continue
-        vec = np.array([float(pp.loc[pp["param"] == n, "value"].iloc[0]) for n in FAMILIES[family].param_names])
-        draws = con.execute("SELECT params FROM fit_draws WHERE run_id = ? AND metric = ? AND source = ? AND "
-                            "source_version = ? AND x_axis = ? AND family = ? ORDER BY draw",
-                            [run_id, *[row[k] for k in keys], family]).df()
-        draw_arr = np.stack(draws["params"].to_numpy()) if len(draws) else None
-        pts = points[(points[keys] == row[keys]).all(axis=1)]
-        if row["x_axis"] in ("compute", "inference"):
-            if row["x_axis"] == "inference" and "inference" not in scenario.growth:
-                skipped.append({"curve": row["metric"], "reason": "fitted against inference compute but the scenario has "
-                                "no growth.inference; add inference = ... under [growth]"})
-                continue
-            before = pts[pts["release_year"] <= start_year]
-            x0 = float(spec["start_flop"]) if spec and "start_flop" in spec else None
-            x0 = math.log10(x0) if x0 else float((before if len(before) else pts)["x"].max())
-            kind = "compute"
-        else:
-            x0, kind = start_year, "date"
-        name = (spec or {}).get("name") or f"{row['metric']} [{row['label']}] vs {row['x_axis']}"
-        hib = row["kind"] != "loss" and FAMILIES[family].higher_is_better
-        curve = Curve(name, family, kind, params=vec, draws=draw_arr, x0=x0, higher_is_better=hib,
-                      unit=row["unit"], metric=row["metric"], key={k: row[k] for k in keys},
-                      extra={"axis": row["x_axis"]})
-        y = pts["y"].to_numpy()
-        curve.value_range = _value_range(FAMILIES[family].asymptotics(vec, curve.higher_is_better), curve.higher_is_better, y)
-        out.append(curve)
-    return out, skipped
+    vec = fit.vector
+    x_max = float(points["x"].max()) if len(points) else math.nan
+    if row["x_axis"] in ("compute", "inference"):
+        before = points[points["release_year"] <= start_year]
+        x0 = math.log10(start_flop) if start_flop else float((before if len(before) else points)["x"].max())
+        mode = "compute" if industry else "multiples"
+    else:
+        x0, mode = start_year, "date"
+    hib = row["kind"] != "loss" and FAMILIES[fit.family].higher_is_better
+    draws = fit.draws
+    if draws is not None and fit.draw_ok is not None and fit.draw_ok.mean() >= 0.5:
+        draws = draws[fit.draw_ok]  # a solve stopped mid-way is not a sample of the fit
+    curve = Curve(name, fit.family, mode, params=vec, draws=draws, x0=x0, higher_is_better=hib,
+                  unit=row["unit"], metric=row["metric"], key={k: row[k] for k in ("metric", "source", "source_version",
+                                                                                  "x_axis")},
+                  extra={"axis": row["x_axis"]}, known=known, x_max_data=x_max, warnings=list(warnings or []))
+    curve.value_range = _value_range(FAMILIES[fit.family].asymptotics(vec, hib), hib, points["y"].to_numpy())
+    return curve
 
 
 # ------------------------------------------------------------------------------ projection
@@ -248,6 +225,10 @@ def _grids(scenario: Scenario, horizon: float) -> tuple[np.ndarray, np.ndarray]:
     return t, np.concatenate([t, more])
 
 
+def _rates(curve: Curve, scenario: Scenario, overrides: dict | None = None) -> tuple[float, float]:
+    return scenario.rates(overrides, axis=curve.axis, industry=curve.industry)
+
+
 def summarise(curve: Curve, scenario: Scenario, a: float, b: float) -> dict:
     kind, value, bounded = curve.limit(a, b)
     # A bounded gap is followed past `until` to find its peak and closing date; an unbounded one
@@ -258,33 +239,37 @@ def summarise(curve: Curve, scenario: Scenario, a: float, b: float) -> dict:
         _, _, long_gap = curve.gap(long_t, a, b)
     start_year = _year(scenario.start)
     i = int(np.nanargmax(long_gap)) if np.isfinite(long_gap).any() else 0
-    peak_year = start_year + float(long_t[i])
-    close_year = math.nan
+    peak_t = float(long_t[i])
+    close_t = math.nan
     if bounded and np.isfinite(curve.value_range):
         threshold = scenario.close_fraction * curve.value_range
         above = np.flatnonzero(np.abs(long_gap) >= threshold)
         if len(above) == 0:
-            close_year = peak_year  # never above the threshold: closed throughout, but say so no earlier than the peak
+            close_t = peak_t  # never above the threshold: closed throughout, but say so no earlier than the peak
         elif above[-1] + 1 < len(long_t):
-            close_year = max(start_year + float(long_t[above[-1] + 1]), peak_year)
+            close_t = max(float(long_t[above[-1] + 1]), peak_t)
     peak_in_window = long_t[i] < scenario.years - 1e-9
-    return {"peak_gap": float(long_gap[i]), "peak_year": peak_year,
-            "peak_within_window": bool(peak_in_window), "close_year": close_year, "limit_kind": kind,
-            "limit_value": value, "bounded": bounded, "trajectory_t": t}
+    decades = math.log10(b)  # of frontier compute per unit of t
+    calendar = curve.industry
+    return {"peak_gap": float(long_gap[i]), "peak_year": start_year + peak_t if calendar else math.nan,
+            "peak_decades": peak_t * decades if curve.mode in ("compute", "multiples") else math.nan,
+            "peak_within_window": bool(peak_in_window),
+            "close_year": start_year + close_t if calendar else math.nan,
+            "close_decades": close_t * decades if curve.mode in ("compute", "multiples") else math.nan,
+            "limit_kind": kind, "limit_value": value, "bounded": bounded, "trajectory_t": t}
 
 
 def monte_carlo(curve: Curve, scenario: Scenario, samples: int, rng: np.random.Generator,
                 bounded: bool = False) -> dict:
     """10th/50th/90th percentiles of the gap over scenario draws x bootstrap draws of the fit.
 
-    Bands are on the trajectory's own years. For a bounded (meek) curve the peak is searched
+    Bands are on the trajectory's own grid. For a bounded (meek) curve the peak is searched
     PEAK_SEARCH_YEARS ahead, since it may fall after `until`.
     """
     t_window, t = _grids(scenario, PEAK_SEARCH_YEARS if bounded else scenario.years)
     n_window = len(t_window)
     g = {k: v.sample(rng, samples) for k, v in scenario.growth.items()}
-    a = g["hardware"] * g["algorithms"]
-    b = a * g["inference" if curve.extra.get("axis") == "inference" else "investment"]
+    a, b = growth_pair(g, curve.axis, curve.industry)
     draws, dropped = curve.draws, 0
     if draws is not None and curve.family in FAMILIES:
         # a bootstrap draw that is not increasing is not a performance metric: its "gap" means nothing
@@ -296,10 +281,9 @@ def monte_carlo(curve: Curve, scenario: Scenario, samples: int, rng: np.random.G
         params = draws[pick[s]] if pick is not None else None
         with np.errstate(all="ignore"):
             gaps[s] = curve.gap(t, a[s], b[s], params)[2]
-    start_year = _year(scenario.start)
     with np.errstate(all="ignore"):
         peak_idx = np.argmax(np.where(np.isfinite(gaps), gaps, -np.inf), axis=1)
-    peak_years = start_year + t[peak_idx]
+    peak_t = t[peak_idx]
     peak_gaps = gaps[np.arange(samples), peak_idx]
     window = gaps[:, :n_window]
 
@@ -307,10 +291,36 @@ def monte_carlo(curve: Curve, scenario: Scenario, samples: int, rng: np.random.G
         with np.errstate(all="ignore"):
             return np.nanpercentile(np.where(np.isfinite(arr), arr, np.nan), lvl, axis=axis)
 
+    start_year = _year(scenario.start) if curve.industry else math.nan
     return {"gap_lo": q(window, 10, 0), "gap_mid": q(window, 50, 0), "gap_hi": q(window, 90, 0),
-            "peak_year_lo": float(q(peak_years, 10)), "peak_year_hi": float(q(peak_years, 90)),
+            "peak_year_lo": float(start_year + q(peak_t, 10)), "peak_year_hi": float(start_year + q(peak_t, 90)),
             "peak_gap_lo": float(q(peak_gaps, 10)), "peak_gap_hi": float(q(peak_gaps, 90)),
             "dropped_draws": dropped, "fit_draws": 0 if curve.draws is None else len(curve.draws)}
+
+
+def _warnings(curve: Curve, frontier: np.ndarray, t: np.ndarray, start_year: float, b: float,
+              s: dict) -> list[str]:
+    """Warnings that qualify a projection, in words, beside its numbers."""
+    out = list(curve.warnings)
+    known = curve.known
+    if known is not None and len(frontier):
+        inside = (frontier >= known.lo - 1e-9) & (frontier <= known.hi + 1e-9)
+        if not inside.all():
+            when = (year_month(start_year + float(t[np.argmax(~inside)])) if curve.industry
+                    else f"{float(t[np.argmax(~inside)]) * math.log10(b):.1f} decades of compute")
+            out.append(f"frontier leaves the metric's known range [{known.lo:g}, {known.hi:g}] at {when}")
+    if curve.mode in ("compute", "multiples") and np.isfinite(curve.x_max_data) and len(t):
+        x_end = curve.x0 + float(t[-1]) * math.log10(b)
+        beyond = x_end - curve.x_max_data
+        if beyond > 1:
+            out.append(f"extrapolation: the frontier reaches 1e{x_end:.1f} FLOP by the window's end, "
+                       f"{beyond:.1f} decades beyond the largest compute in the data (1e{curve.x_max_data:.1f})")
+    ceiling_note = next((w for w in curve.warnings if w.startswith("ceiling at the best value")), None)
+    if ceiling_note and s.get("bounded"):
+        out.append("the peak and closing dates are lower bounds: they assume the ceiling is the best value seen")
+    if s.get("bounded") and not s.get("peak_within_window"):
+        out.append("the gap peaks after the window's end")
+    return out
 
 
 def project(curves: list[Curve], scenario: Scenario, samples: int = 0, seed: int = 0,
@@ -320,13 +330,16 @@ def project(curves: list[Curve], scenario: Scenario, samples: int = 0, seed: int
     start_year = _year(scenario.start)
     verdicts = verdicts or {}
     for curve in curves:
-        a, b = scenario.rates(axis=curve.extra.get("axis", "compute"))
+        a, b = _rates(curve, scenario)
         lam = math.log(a) / math.log(b)
         s = summarise(curve, scenario, a, b)
         t = s.pop("trajectory_t")
         frontier, meek, gap = curve.gap(t, a, b)
-        traj = pd.DataFrame({"curve": curve.name, "year": start_year + t, "frontier": frontier, "meek": meek, "gap": gap})
+        traj = pd.DataFrame({"curve": curve.name, "step": np.arange(len(t)), "year": start_year + t if curve.industry else np.nan,
+                             "decades": t * math.log10(b) if curve.mode in ("compute", "multiples") else np.nan,
+                             "frontier": frontier, "meek": meek, "gap": gap})
         bands = {}
+        dropped = n_draws = 0
         if samples:
             # one stream per curve: a curve's bands do not depend on which other curves run, or their order
             rng = np.random.default_rng([seed, zlib.crc32(curve.name.encode())])
@@ -338,22 +351,30 @@ def project(curves: list[Curve], scenario: Scenario, samples: int = 0, seed: int
         # The stage-level verdict (classification) wins; otherwise the family's own asymptotics decide.
         verdict = verdicts.get(key) or ("meek" if s["limit_kind"] == "zero" else
                                         "mighty" if s["limit_kind"] in ("constant", "infinite") else "indeterminate")
-        notes = []
-        ceiling = {"fraction": 1.0, "percent": 100.0}.get(curve.unit)
-        if ceiling is not None and curve.kind in ("compute", "date") and np.nanmax(frontier) > ceiling:
-            # an unbounded family fitted to a bounded score: the projection leaves the metric's range
-            notes.append(f"frontier passes the metric's ceiling {ceiling:g} in "
-                         f"{year_month(start_year + float(t[np.argmax(frontier > ceiling)]))}; extrapolation beyond the data")
+        notes = _warnings(curve, frontier, t, start_year, b, s)
         if samples and dropped:
-            notes.append(f"{dropped} of {n_draws} bootstrap draws not increasing (not a normal metric), left out of the bands"
-                         + ("; bands from scenario draws only" if dropped == n_draws else ""))
-        summaries.append({"curve": curve.name, "family": curve.family, "verdict": verdict, "note": "; ".join(notes) or None, "curve_kind": curve.kind, "unit": curve.unit,
+            notes.append(f"{dropped} of {n_draws} bootstrap draws not increasing (not a normal metric), left out of "
+                         "the bands" + ("; bands from scenario draws only" if dropped == n_draws else ""))
+        summaries.append({"curve": curve.name, "family": curve.family, "verdict": verdict,
+                          "note": "; ".join(notes) or None, "warnings": json.dumps(notes),
+                          "curve_kind": curve.mode, "unit": curve.unit,
                           **{k: curve.key.get(k) for k in ("metric", "source", "source_version", "x_axis")},
                           **s, **bands, "x0": curve.x0, "growth_a": a, "growth_b": b, "lambda": lam,
+                          "compute_advanced": _compute_advanced(curve),
                           "scenario": scenario.name, "scenario_sha256": scenario.digest, "samples": samples,
                           "band": "10th-90th percentile over scenario x fit draws" if samples else None})
     cat = pd.concat(trajectories, ignore_index=True) if trajectories else pd.DataFrame()
     return pd.DataFrame(summaries), cat
+
+
+def _compute_advanced(curve: Curve) -> str:
+    if curve.mode == "multiples":
+        return "compute multiples of the agents' own compute (no calendar)"
+    if curve.mode == "compute" and curve.axis == "compute":
+        return "raw training FLOP: hardware (meek), hardware x investment (frontier)"
+    if curve.axis == "inference":
+        return "inference budget: hardware x algorithms, frontier x inference"
+    return "effective compute: hardware x algorithms, frontier x investment (sets lambda)"
 
 
 def sensitivity(curves: list[Curve], scenario: Scenario, steps: int = 5) -> pd.DataFrame:
@@ -366,7 +387,7 @@ def sensitivity(curves: list[Curve], scenario: Scenario, steps: int = 5) -> pd.D
             lo = max(lo, 1.05)
         for value in np.geomspace(lo, hi, steps):
             for curve in curves:
-                a, b = scenario.rates({factor: float(value)}, axis=curve.extra.get("axis", "compute"))
+                a, b = _rates(curve, scenario, {factor: float(value)})
                 if a <= 1:
                     continue
                 s = summarise(curve, scenario, a, b)
@@ -383,7 +404,7 @@ def headline_curves(fitted: list[Curve], most: int = 8) -> list[Curve]:
     by_unit: dict[str, list[Curve]] = {}
     seen: set[str | None] = set()
     for curve in fitted:
-        if curve.kind == "compute" and curve.metric not in seen:
+        if curve.mode == "compute" and curve.metric not in seen:
             seen.add(curve.metric)
             by_unit.setdefault(curve.unit, []).append(curve)
     picked: list[Curve] = []
@@ -395,44 +416,10 @@ def headline_curves(fitted: list[Curve], most: int = 8) -> list[Curve]:
     return picked
 
 
-def project_stage(db, run_id: str, scenario_path=None, samples: int = 1000, seed: int = 0, metrics=None) -> dict:
-    scenario = load_scenario(scenario_path)
-    con = store.connect(db, read_only=True)
-    try:
-        requests = [c for c in scenario.curves if "metric" in c]
-        fitted, skipped = stored_curves(con, run_id, scenario) if scenario.project_fitted else ([], [])
-        if metrics:
-            fitted = [c for c in fitted if c.metric in metrics]
-        asked, skipped_asked = stored_curves(con, run_id, scenario, requests) if requests else ([], [])
-        verdicts = {tuple(r[:4]): r[4] for r in con.execute(
-            "SELECT metric, source, source_version, x_axis, verdict FROM classifications WHERE run_id = ?", [run_id]).fetchall()}
-    finally:
-        con.close()
-    curves = explicit_curves(scenario) + asked + fitted
-    names = [c.name for c in curves]
-    if len(set(names)) < len(names):  # the store keys on (run, scenario, curve): a twin would overwrite silently
-        twin = next(n for n in names if names.count(n) > 1)
-        raise InputError(scenario.path, f"curve name {twin!r} is used twice (a scenario curve and a fitted series?)",
-                         "rename the scenario's curve", column="curve.name")
-    summary, trajectories = project(curves, scenario, samples, seed, verdicts)
-    sens = sensitivity(explicit_curves(scenario) + asked + headline_curves(fitted), scenario)
-    skipped_rows = pd.DataFrame(skipped + skipped_asked)
-    if len(skipped_rows):
-        summary = pd.concat([summary, skipped_rows.rename(columns={"reason": "note"}).assign(scenario=scenario.name)],
-                            ignore_index=True)
-    scenario_row = pd.DataFrame([{"scenario": scenario.name, "path": scenario.path, "sha256": scenario.digest,
-                                  "description": scenario.description, "start": str(scenario.start),
-                                  "until": str(scenario.until),
-                                  "growth": {k: f"{v.kind}:{v.a}" + (f"..{v.b}" if v.kind != "point" else "")
-                                             for k, v in scenario.growth.items()}.__repr__(),
-                                  "sources": repr(scenario.sources)}])
-    with store.open_stage(db, run_id, "project") as con:
-        # Stores created before the verdict column existed get it here (CREATE IF NOT EXISTS won't add it).
-        con.execute("ALTER TABLE projections ADD COLUMN IF NOT EXISTS verdict VARCHAR")
-        # replaced per (run, scenario): projecting another scenario on the same fit run keeps this one's rows
-        only = {"where": "AND scenario = ?", "params": [scenario.name]}
-        n = store.replace_run_rows(con, "projections", run_id, summary, **only)
-        store.replace_run_rows(con, "projection_trajectories", run_id, trajectories.assign(scenario=scenario.name), **only)
-        store.replace_run_rows(con, "projection_sensitivity", run_id, sens.assign(scenario=scenario.name), **only)
-        store.replace_run_rows(con, "scenarios", run_id, scenario_row, **only)
-    return {"curves": n, "skipped": len(skipped_rows), "scenario": scenario.name}
+def scenario_record(scenario: Scenario) -> dict:
+    """The scenario as stored beside its projections (JSON, not Python reprs)."""
+    return {"scenario": scenario.name, "path": scenario.path, "sha256": scenario.digest,
+            "description": scenario.description, "start": str(scenario.start), "until": str(scenario.until),
+            "growth": json.dumps({k: f"{v.kind}:{v.a}" + (f"..{v.b}" if v.kind != "point" else "")
+                                  for k, v in scenario.growth.items()}),
+            "sources": json.dumps(scenario.sources)}

@@ -75,13 +75,31 @@ class Scenario:
     def years(self) -> float:
         return (self.until - self.start).days / 365.25
 
-    def rates(self, overrides: dict | None = None, axis: str = "compute") -> tuple[float, float]:
-        """(a, b): meek and frontier annual growth of effective compute (central values)."""
+    def effective_rates(self) -> tuple[float, float]:
+        """(a, b) of effective compute, the paper's: a = hardware x algorithms, b = a x investment."""
+        return self.rates(axis="date")
+
+    def rates(self, overrides: dict | None = None, axis: str = "compute", industry: bool = True) -> tuple[float, float]:
+        """(a, b): meek and frontier annual growth of what a fit's x measures, at the central values."""
         g = {k: v.center for k, v in self.growth.items()}
         g.update(overrides or {})
-        a = g["hardware"] * g["algorithms"]
-        # Inference curves (paper §4): the frontier out-spends on inference instead of training.
-        return a, a * g["inference" if axis == "inference" else "investment"]
+        return growth_pair(g, axis, industry)
+
+
+def growth_pair(g, axis: str = "compute", industry: bool = True):
+    """(a, b) from growth factors (numbers or arrays of draws): the one place the formula lives.
+
+    Compute fits are against raw training FLOP pooled over years, so they advance raw FLOP: hardware for
+    the meek actor, hardware x investment for the frontier. Algorithmic progress already moves models at
+    fixed raw FLOP inside such a fit; adding it to the axis would count it twice. Date trends hold every
+    kind of progress, so a and b are effective compute (hardware x algorithms, times investment for the
+    frontier); they set the meek actor's slower clock lambda = ln a / ln b. Inference budgets grow at
+    hardware x algorithms, the frontier out-spending at growth.inference (paper §4). A series whose x is
+    not the industry's compute (board-game agents) uses the raw-compute pair, in compute multiples."""
+    if axis == "compute" or not industry:
+        return g["hardware"], g["hardware"] * g["investment"]
+    a = g["hardware"] * g["algorithms"]
+    return a, a * g["inference" if axis == "inference" else "investment"]
 
 
 def _growth(path: str, key: str, raw) -> Growth:

@@ -37,426 +37,26 @@ class StoreUnavailable(ScalegapError):
     pass
 
 
-# One entry per table. Stages own their tables: add or change only your stage's entries.
-# Primary keys are the natural keys that make re-runs upserts instead of duplicates.
-TABLES: dict[str, str] = {
-    # --- foundation -----------------------------------------------------------------------
-    "runs": """
-        run_id VARCHAR PRIMARY KEY,
-        command VARCHAR,
-        started_at TIMESTAMP,
-        finished_at TIMESTAMP,
-        status VARCHAR,              -- running | succeeded | failed
-        message VARCHAR,
-        parameters JSON,
-        code_version VARCHAR,
-        data_digests JSON,
-        host VARCHAR,
-        pid INTEGER
-    """,
-    "run_stages": """
-        run_id VARCHAR,
-        stage VARCHAR,
-        started_at TIMESTAMP,
-        finished_at TIMESTAMP,
-        status VARCHAR,
-        rows_written BIGINT,
-        message VARCHAR,
-        PRIMARY KEY (run_id, stage)
-    """,
-    "sources": """
-        source VARCHAR,
-        source_version VARCHAR,
-        location VARCHAR,            -- file path or URL it was read from
-        sha256 VARCHAR,
-        retrieved_at TIMESTAMP,
-        license VARCHAR,
-        citation VARCHAR,
-        kind VARCHAR,
-        adapter VARCHAR,
-        n_observations BIGINT,
-        n_rejected BIGINT,
-        notes VARCHAR,
-        ingest_run_id VARCHAR,
-        PRIMARY KEY (source, source_version)
-    """,
-    "observations": """
-        source VARCHAR,
-        source_version VARCHAR,
-        source_sha256 VARCHAR,
-        model VARCHAR,
-        organization VARCHAR,
-        release_date TIMESTAMP,
-        train_flop DOUBLE,
-        train_flop_note VARCHAR,
-        params DOUBLE,
-        inference_budget DOUBLE,
-        metric VARCHAR,
-        kind VARCHAR,
-        value DOUBLE,
-        value_lo DOUBLE,
-        value_hi DOUBLE,
-        unit VARCHAR,
-        original_unit VARCHAR,
-        floor DOUBLE,
-        ceiling DOUBLE,
-        "cluster" VARCHAR,
-        row_ref VARCHAR,
-        citation VARCHAR,
-        ingest_run_id VARCHAR,
-        PRIMARY KEY (source, source_version, model, metric)
-    """,
-    "rejected": """
-        source VARCHAR,
-        source_version VARCHAR,
-        row_ref VARCHAR,
-        column_name VARCHAR,
-        value VARCHAR,
-        reason VARCHAR,
-        ingest_run_id VARCHAR,
-        PRIMARY KEY (source, source_version, row_ref, column_name)
-    """,
-    "model_aliases": """
-        alias VARCHAR PRIMARY KEY,   -- normalised name as some source spells it
-        canonical VARCHAR,           -- Epoch 'Model' name
-        note VARCHAR
-    """,
-    "model_compute": """
-        model VARCHAR,               -- Epoch 'Model' name
-        source VARCHAR,
-        source_version VARCHAR,
-        organization VARCHAR,
-        release_date TIMESTAMP,
-        train_flop DOUBLE,
-        confidence VARCHAR,          -- Epoch's grade: Confident / Likely / Speculative / ...
-        params DOUBLE,
-        PRIMARY KEY (model, source, source_version)
-    """,
-    # --- fit ------------------------------------------------------------------------------
-    "fits": """
-        run_id VARCHAR,
-        metric VARCHAR,
-        source VARCHAR,
-        source_version VARCHAR,
-        x_axis VARCHAR,
-        kind VARCHAR,
-        unit VARCHAR,
-        family VARCHAR,
-        n INTEGER,
-        k INTEGER,
-        converged BOOLEAN,
-        message VARCHAR,
-        rss DOUBLE,
-        sigma DOUBLE,
-        aicc DOUBLE,
-        bic DOUBLE,
-        weight DOUBLE,             -- Akaike weight (AICc) within the series
-        draws_converged DOUBLE,
-        durbin_watson DOUBLE,
-        shapiro_p DOUBLE,
-        correlations JSON,
-        fit_report VARCHAR,
-        bounded_family BOOLEAN,
-        PRIMARY KEY (run_id, metric, source, source_version, x_axis, family)
-    """,
-    "fit_params": """
-        run_id VARCHAR,
-        metric VARCHAR,
-        source VARCHAR,
-        source_version VARCHAR,
-        x_axis VARCHAR,
-        family VARCHAR,
-        param VARCHAR,
-        value DOUBLE,              -- lmfit point estimate
-        stderr DOUBLE,
-        lo95 DOUBLE,               -- bootstrap percentile interval
-        hi95 DOUBLE,
-        fixed BOOLEAN,
-        PRIMARY KEY (run_id, metric, source, source_version, x_axis, family, param)
-    """,
-    "fit_draws": """
-        run_id VARCHAR,
-        metric VARCHAR,
-        source VARCHAR,
-        source_version VARCHAR,
-        x_axis VARCHAR,
-        family VARCHAR,
-        draw INTEGER,
-        params DOUBLE[],           -- full parameter vector, in the family's param_names order
-        PRIMARY KEY (run_id, metric, source, source_version, x_axis, family, draw)
-    """,
-    "fit_bands": """
-        run_id VARCHAR,
-        metric VARCHAR,
-        source VARCHAR,
-        source_version VARCHAR,
-        x_axis VARCHAR,
-        family VARCHAR,
-        x DOUBLE,
-        fit DOUBLE,
-        mean_lo95 DOUBLE,          -- band for the mean curve
-        mean_hi95 DOUBLE,
-        pred_lo95 DOUBLE,          -- band for a new observation
-        pred_hi95 DOUBLE,
-        pred_lo80 DOUBLE,
-        pred_hi80 DOUBLE,
-        PRIMARY KEY (run_id, metric, source, source_version, x_axis, family, x)
-    """,
-    "selection": """
-        run_id VARCHAR,
-        metric VARCHAR,
-        source VARCHAR,
-        source_version VARCHAR,
-        x_axis VARCHAR,
-        kind VARCHAR,
-        unit VARCHAR,
-        n INTEGER,
-        best_family VARCHAR,
-        best_weight DOUBLE,
-        bounded_weight DOUBLE,
-        decisive BOOLEAN,
-        note VARCHAR,
-        PRIMARY KEY (run_id, metric, source, source_version, x_axis)
-    """,
-    "backtests": """
-        run_id VARCHAR,
-        metric VARCHAR,
-        source VARCHAR,
-        source_version VARCHAR,
-        x_axis VARCHAR,
-        family VARCHAR,
-        cutoff_axis VARCHAR,
-        cutoff DOUBLE,
-        n_train INTEGER,
-        n_test INTEGER,
-        mae DOUBLE,
-        bias DOUBLE,
-        coverage80 DOUBLE,
-        coverage95 DOUBLE,
-        error_scale VARCHAR,
-        undercovers BOOLEAN,
-        PRIMARY KEY (run_id, metric, source, source_version, x_axis, family, cutoff)
-    """,
-    "series_points": """
-        run_id VARCHAR,
-        metric VARCHAR,
-        source VARCHAR,
-        source_version VARCHAR,
-        x_axis VARCHAR,
-        model VARCHAR,
-        x DOUBLE,
-        y DOUBLE,
-        value_lo DOUBLE,
-        value_hi DOUBLE,
-        release_year DOUBLE,
-        "cluster" VARCHAR,
-        PRIMARY KEY (run_id, metric, source, source_version, x_axis, model)
-    """,
-    "metr_release_dates": """
-        source VARCHAR,
-        source_version VARCHAR,
-        alias VARCHAR,
-        release_date TIMESTAMP,
-        PRIMARY KEY (source, source_version, alias)
-    """,
-    "metr_runs": """
-        source VARCHAR,
-        source_version VARCHAR,
-        run_key VARCHAR,             -- METR's run_id
-        task_id VARCHAR,
-        task_family VARCHAR,
-        alias VARCHAR,
-        model VARCHAR,
-        score DOUBLE,
-        score_binarized INTEGER,
-        human_minutes DOUBLE,
-        human_source VARCHAR,
-        time_limit_s DOUBLE,
-        equal_task_weight DOUBLE,
-        invsqrt_task_weight DOUBLE,
-        fatal_error_from VARCHAR,
-        PRIMARY KEY (source, source_version, run_key)
-    """,
-    # --- horizons (engineer F) ------------------------------------------------------------
-    "horizons": """
-        run_id VARCHAR,
-        source VARCHAR,              -- the per-run data it was fitted to (metr_runs source)
-        source_version VARCHAR,
-        model VARCHAR,               -- METR alias
-        release_date TIMESTAMP,
-        train_flop DOUBLE,
-        p50 DOUBLE,                  -- minutes of human task time at 50% success
-        p50_lo DOUBLE,               -- hierarchical bootstrap 95%
-        p50_hi DOUBLE,
-        p80 DOUBLE,
-        p80_lo DOUBLE,
-        p80_hi DOUBLE,
-        slope DOUBLE,                -- logits per doubling of task length
-        slope_lo DOUBLE,
-        slope_hi DOUBLE,
-        intercept DOUBLE,
-        average_score DOUBLE,        -- weighted mean success
-        n_runs INTEGER,
-        n_tasks INTEGER,
-        n_successes INTEGER,
-        n_draws_ok INTEGER,
-        extrapolated BOOLEAN,        -- p50 below the shortest task: kept here, not used downstream
-        weighting VARCHAR,
-        regularization DOUBLE,
-        note VARCHAR,
-        PRIMARY KEY (run_id, source, source_version, model)
-    """,
-    "horizon_draws": """
-        run_id VARCHAR,
-        source VARCHAR,
-        source_version VARCHAR,
-        model VARCHAR,
-        draw INTEGER,
-        intercept DOUBLE,
-        slope DOUBLE,
-        p50 DOUBLE,
-        p80 DOUBLE,
-        converged BOOLEAN,
-        PRIMARY KEY (run_id, source, source_version, model, draw)
-    """,
-    "horizon_trend": """
-        run_id VARCHAR,
-        metric VARCHAR,              -- metr_p50_minutes | metr_p80_minutes
-        source VARCHAR,
-        source_version VARCHAR,
-        x_axis VARCHAR,              -- date | compute
-        doubling_days DOUBLE,        -- date axis: days per horizon doubling
-        lo DOUBLE,                   -- 95% over models x per-model draws
-        hi DOUBLE,
-        flop_per_doubling DOUBLE,    -- compute axis: compute multiplier per horizon doubling
-        flop_per_doubling_lo DOUBLE,
-        flop_per_doubling_hi DOUBLE,
-        log2_slope DOUBLE,
-        log2_slope_lo DOUBLE,
-        log2_slope_hi DOUBLE,
-        slope_unit VARCHAR,
-        intercept DOUBLE,
-        r_squared DOUBLE,
-        n_models INTEGER,
-        draws_ok INTEGER,
-        models VARCHAR,              -- JSON list of the models in the fit
-        PRIMARY KEY (run_id, metric, source, source_version, x_axis)
-    """,
-    # --- classify (engineer D) ------------------------------------------------------------
-    "classifications": """
-        run_id VARCHAR,
-        metric VARCHAR,
-        source VARCHAR,
-        source_version VARCHAR,
-        x_axis VARCHAR,
-        kind VARCHAR,
-        unit VARCHAR,
-        floor DOUBLE,
-        best_family VARCHAR,
-        best_verdict VARCHAR,        -- analytic verdict of the best family: meek | mighty-* | not-normal
-        bounded BOOLEAN,
-        sup DOUBLE,
-        g_limit DOUBLE,              -- lim f'(C) C ln C (Thm 2.5)
-        limit_kind VARCHAR,          -- zero | constant | infinite
-        gap_limit DOUBLE,            -- ln(ln b / ln a) * g_limit
-        p_bounded DOUBLE,            -- from Akaike weights x bootstrap draws
-        threshold DOUBLE,
-        verdict VARCHAR,             -- meek | mighty | indeterminate
-        reason VARCHAR,
-        method VARCHAR,
-        growth_a DOUBLE,
-        growth_b DOUBLE,
-        PRIMARY KEY (run_id, metric, source, source_version, x_axis)
-    """,
-    "counterparts": """
-        run_id VARCHAR,
-        metric VARCHAR,
-        source VARCHAR,
-        source_version VARCHAR,
-        x_axis VARCHAR,
-        pair VARCHAR,                -- nines | logit | elo | bt_strength | horizon
-        bounded_metric VARCHAR,
-        bounded_verdict VARCHAR,
-        bounded_best_verdict VARCHAR,
-        bounded_p DOUBLE,
-        unbounded_metric VARCHAR,
-        unbounded_verdict VARCHAR,
-        unbounded_best_verdict VARCHAR,
-        unbounded_p DOUBLE,
-        takeaway VARCHAR,
-        PRIMARY KEY (run_id, metric, source, source_version, x_axis, pair)
-    """,
-    # --- project ----------------------------------------------------------------------------
-    "projections": """
-        run_id VARCHAR,
-        scenario VARCHAR,
-        curve VARCHAR,
-        family VARCHAR,
-        verdict VARCHAR,             -- classification of the series, else from the family's asymptotics
-        curve_kind VARCHAR,          -- compute | date | horizon_time | success_at_length
-        unit VARCHAR,
-        metric VARCHAR,
-        source VARCHAR,
-        source_version VARCHAR,
-        x_axis VARCHAR,
-        peak_gap DOUBLE,
-        peak_year DOUBLE,
-        peak_within_window BOOLEAN,
-        close_year DOUBLE,           -- after this the gap stays below close_fraction of the range
-        limit_kind VARCHAR,          -- zero | constant | infinite
-        limit_value DOUBLE,
-        bounded BOOLEAN,
-        peak_year_lo DOUBLE,         -- Monte Carlo 10th-90th percentiles
-        peak_year_hi DOUBLE,
-        peak_gap_lo DOUBLE,
-        peak_gap_hi DOUBLE,
-        x0 DOUBLE,                   -- start: log10 FLOP (compute) or decimal year (date)
-        growth_a DOUBLE,
-        growth_b DOUBLE,
-        "lambda" DOUBLE,
-        scenario_sha256 VARCHAR,
-        samples INTEGER,
-        band VARCHAR,
-        note VARCHAR,
-        PRIMARY KEY (run_id, scenario, curve)
-    """,
-    "projection_trajectories": """
-        run_id VARCHAR,
-        scenario VARCHAR,
-        curve VARCHAR,
-        year DOUBLE,
-        frontier DOUBLE,
-        meek DOUBLE,
-        gap DOUBLE,
-        gap_lo DOUBLE,
-        gap_mid DOUBLE,
-        gap_hi DOUBLE,
-        PRIMARY KEY (run_id, scenario, curve, year)
-    """,
-    "projection_sensitivity": """
-        run_id VARCHAR,
-        scenario VARCHAR,
-        curve VARCHAR,
-        factor VARCHAR,
-        factor_value DOUBLE,
-        peak_gap DOUBLE,
-        peak_year DOUBLE,
-        gap_at_until DOUBLE,
-        PRIMARY KEY (run_id, scenario, curve, factor, factor_value)
-    """,
-    "scenarios": """
-        run_id VARCHAR,
-        scenario VARCHAR,
-        path VARCHAR,
-        sha256 VARCHAR,
-        description VARCHAR,
-        start VARCHAR,
-        until VARCHAR,
-        growth VARCHAR,
-        sources VARCHAR,
-        PRIMARY KEY (run_id, scenario)
-    """,
-}
+DDL_DIR = Path(__file__).parent / "ddl"
+SERIES_KEY = ("metric", "source", "source_version", "x_axis")
+
+
+def _statements(sql: str) -> list[str]:
+    text = "\n".join(line.split("--", 1)[0] for line in sql.splitlines())
+    return [s.strip() for s in text.split(";") if s.strip()]
+
+
+def _table_ddl() -> dict[str, str]:
+    """Table name -> its CREATE statement, from ddl/tables.sql (the one place the schema is written)."""
+    out = {}
+    for statement in _statements((DDL_DIR / "tables.sql").read_text()):
+        name = statement.split("(", 1)[0].split()[-1]
+        out[name] = statement
+    return out
+
+
+TABLES = _table_ddl()
+MIGRATIONS = sorted(DDL_DIR.glob("migrations/[0-9][0-9][0-9]_*.sql"))
 
 
 def resolve_db(db: str | Path | None = None) -> Path:
@@ -529,15 +129,49 @@ def connect(db: str | Path | None = None, read_only: bool = False,
     return con
 
 
-# Columns added after a table first shipped: stores made by an older version gain them on open.
-ADDED_COLUMNS = (("observations", "inference_budget", "DOUBLE"),)
-
-
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    for name, columns in TABLES.items():
-        con.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
-    for table, column, sql_type in ADDED_COLUMNS:
-        con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {sql_type}")
+    """Create missing tables; bring a store made by an older version up to date through the numbered
+    migrations, in order, each recorded in `schema_migrations` once applied."""
+    existing = {row[0] for row in con.execute("SELECT table_name FROM information_schema.tables "
+                                              "WHERE table_schema = 'main'").fetchall()}
+    if "runs" in existing and "schema_migrations" in existing and len(existing) >= len(TABLES):
+        applied = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+        if applied >= {int(path.name[:3]) for path in MIGRATIONS}:
+            return  # the common case: an up-to-date store
+    fresh = "runs" not in existing
+    with transaction(con):
+        for name, statement in TABLES.items():
+            if name not in existing:
+                con.execute(statement)
+        applied = {row[0] for row in con.execute("SELECT version FROM schema_migrations").fetchall()}
+        for path in MIGRATIONS:
+            version = int(path.name[:3])
+            if version in applied:
+                continue
+            if not fresh:  # a new store already has every table in its current form
+                for statement in _statements(path.read_text()):
+                    con.execute(statement)
+            con.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        [version, path.stem, now()])
+
+
+def series_id(metric, source, source_version, x_axis) -> str:
+    """The id of a series (what one fit sees), the same in every run."""
+    text = "\x1f".join(str(v) for v in (metric, source, source_version, x_axis))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def register_series(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> int:
+    """Record the series of a fit (one row per series id) so stage tables can reference it."""
+    if frame is None or len(frame) == 0:
+        return 0
+    rows = frame[[*SERIES_KEY, "kind", "unit"]].drop_duplicates(list(SERIES_KEY))
+    return upsert(con, "series", _with_series_id(rows))
+
+
+def _with_series_id(frame: pd.DataFrame) -> pd.DataFrame:
+    ids = [series_id(*values) for values in frame[list(SERIES_KEY)].itertuples(index=False, name=None)]
+    return frame.assign(series_id=ids)
 
 
 @contextmanager
@@ -563,23 +197,47 @@ def open_stage(db: str | Path | None, run_id: str | None, stage: str) -> Iterato
             yield con
             if run_id:
                 con.execute(
-                    "INSERT OR REPLACE INTO run_stages VALUES (?, ?, ?, ?, 'succeeded', NULL, NULL)",
+                    "INSERT OR REPLACE INTO run_stages (run_id, stage, started_at, finished_at, status) "
+                    "VALUES (?, ?, ?, ?, 'succeeded')",
                     [run_id, stage, started, now()],
                 )
     finally:
         con.close()
 
 
+def record_stage(con: duckdb.DuckDBPyConnection, run_id: str, stage: str, status: str, message: str | None = None,
+                 started=None) -> None:
+    """A stage's row in run_stages outside `open_stage` (skipped on purpose, or failed)."""
+    con.execute("INSERT OR REPLACE INTO run_stages (run_id, stage, started_at, finished_at, status, message) "
+                "VALUES (?, ?, ?, ?, ?, ?)", [run_id, stage, started or now(), now(), status, message])
+
+
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()]
 
 
-def upsert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
-    """Insert rows, replacing any with the same primary key. Frame columns are matched by name."""
+class SchemaMismatch(ValueError):
+    """A frame whose columns are not the table's: a bug in the writing stage, never silently patched."""
+
+
+def upsert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, partial: bool = False) -> int:
+    """Insert rows, replacing any with the same primary key; columns are matched by name.
+
+    An unknown column is refused (a misspelled key would otherwise vanish), and so is a missing one
+    unless `partial` says the caller means to leave it NULL. A table with a `series_id` gets it from the
+    series key columns."""
     if frame is None or len(frame) == 0:
         return 0
     columns = table_columns(con, table)
+    if "series_id" in columns and "series_id" not in frame.columns and set(SERIES_KEY) <= set(frame.columns):
+        frame = _with_series_id(frame)
+    unknown = [c for c in frame.columns if c not in columns]
+    if unknown:
+        raise SchemaMismatch(f"{table}: no column(s) {', '.join(map(str, unknown))} (the table has {', '.join(columns)})")
     missing = [c for c in columns if c not in frame.columns]
+    if missing and not partial:
+        raise SchemaMismatch(f"{table}: the rows lack column(s) {', '.join(missing)}; give them (None for unknown) "
+                             "or write with partial=True")
     frame = frame.assign(**{c: None for c in missing})[columns]
     con.register("_upsert_frame", frame)
     try:
@@ -591,12 +249,12 @@ def upsert(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> i
 
 
 def replace_run_rows(con: duckdb.DuckDBPyConnection, table: str, run_id: str, frame: pd.DataFrame,
-                     where: str = "", params: list | None = None) -> int:
+                     where: str = "", params: list | None = None, partial: bool = False) -> int:
     """Make a stage's output for one run exactly `frame`: delete that run's rows, insert the new ones."""
     con.execute(f"DELETE FROM {table} WHERE run_id = ? {where}", [run_id, *(params or [])])
     if frame is None or len(frame) == 0:
         return 0
-    return upsert(con, table, frame.assign(run_id=run_id))
+    return upsert(con, table, frame.assign(run_id=run_id), partial=partial)
 
 
 def now() -> datetime:

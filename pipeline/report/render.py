@@ -104,6 +104,8 @@ def _one_scenario(data: dict, wanted: str | None) -> dict:
         except (TypeError, ValueError):
             asked = None
         paths = dict(zip(data["scenarios"]["path"], names, strict=True))
+        if isinstance(asked, dict):  # a run configuration records its scenario by name and path
+            asked = asked.get("path")
         chosen = next((n for p, n in paths.items() if asked and str(p).endswith(Path(str(asked)).name)), None)
         chosen = chosen or ("default" if "default" in names else names[0])
     for table in ("projections", "projection_trajectories", "projection_sensitivity", "scenarios"):
@@ -198,11 +200,9 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
     scenario = data["scenarios"].iloc[0].to_dict() if len(data["scenarios"]) else None
     if scenario:
         try:
-            import ast
-
-            scenario["sources_map"] = ast.literal_eval(scenario["sources"])
-            scenario["growth_map"] = ast.literal_eval(scenario["growth"])
-        except (ValueError, SyntaxError):
+            scenario["sources_map"] = json.loads(scenario["sources"])
+            scenario["growth_map"] = json.loads(scenario["growth"])
+        except (TypeError, ValueError):  # stores written before the scenario was kept as JSON
             scenario["sources_map"], scenario["growth_map"] = {}, {}
     sens = data["projection_sensitivity"]
     return {
@@ -234,10 +234,8 @@ def counterpart_panels(pairs: pd.DataFrame, points: pd.DataFrame, cls: dict,
     used (pipeline.counterparts); a change of units, not a fit. With the series' projected trajectory, each
     panel also gets the frontier-minus-meek gap on that scale: the paper's point, one gap closing while its
     counterpart grows."""
-    try:
-        from pipeline import counterparts as cp
-    except ImportError:
-        return []
+    from pipeline import counterparts as cp
+
     if pairs.empty or points.empty:
         return []
     y = points["y"].to_numpy(dtype=float)

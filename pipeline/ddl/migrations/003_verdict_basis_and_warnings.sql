@@ -1,0 +1,36 @@
+-- Verdicts with a basis (known range, data, undecided) and their warnings; one likelihood per series with
+-- per-draw Akaike weights; counterparts derived from the metric's own fit; a series id on every stage table.
+ALTER TABLE fits ADD COLUMN IF NOT EXISTS log_scale BOOLEAN;
+ALTER TABLE fits ADD COLUMN IF NOT EXISTS backtest_mae DOUBLE;
+ALTER TABLE fit_draws ADD COLUMN IF NOT EXISTS cost DOUBLE;
+ALTER TABLE fit_draws ADD COLUMN IF NOT EXISTS converged BOOLEAN;
+ALTER TABLE selection ADD COLUMN IF NOT EXISTS p_bounded DOUBLE;
+ALTER TABLE selection ADD COLUMN IF NOT EXISTS valid_draws INTEGER;
+ALTER TABLE selection ADD COLUMN IF NOT EXISTS excluded_draws INTEGER;
+ALTER TABLE selection ADD COLUMN IF NOT EXISTS not_increasing JSON;
+ALTER TABLE selection ADD COLUMN IF NOT EXISTS backtest_best VARCHAR;
+ALTER TABLE selection ADD COLUMN IF NOT EXISTS n_clusters INTEGER;
+ALTER TABLE selection ADD COLUMN IF NOT EXISTS x_min DOUBLE;
+ALTER TABLE selection ADD COLUMN IF NOT EXISTS x_max DOUBLE;
+ALTER TABLE classifications ADD COLUMN IF NOT EXISTS known_lo DOUBLE;
+ALTER TABLE classifications ADD COLUMN IF NOT EXISTS known_hi DOUBLE;
+ALTER TABLE classifications ADD COLUMN IF NOT EXISTS n INTEGER;
+ALTER TABLE classifications ADD COLUMN IF NOT EXISTS n_clusters INTEGER;
+ALTER TABLE classifications ADD COLUMN IF NOT EXISTS p_bounded_data DOUBLE;
+ALTER TABLE classifications ADD COLUMN IF NOT EXISTS basis VARCHAR;
+ALTER TABLE classifications ADD COLUMN IF NOT EXISTS warnings JSON;
+ALTER TABLE counterparts ADD COLUMN IF NOT EXISTS bounded_basis VARCHAR;
+ALTER TABLE counterparts ADD COLUMN IF NOT EXISTS unbounded_basis VARCHAR;
+ALTER TABLE projections ADD COLUMN IF NOT EXISTS peak_decades DOUBLE;
+ALTER TABLE projections ADD COLUMN IF NOT EXISTS close_decades DOUBLE;
+ALTER TABLE projections ADD COLUMN IF NOT EXISTS warnings JSON;
+ALTER TABLE projections ADD COLUMN IF NOT EXISTS compute_advanced VARCHAR;
+ALTER TABLE fits ADD COLUMN IF NOT EXISTS series_id VARCHAR;
+ALTER TABLE fit_params ADD COLUMN IF NOT EXISTS series_id VARCHAR;
+ALTER TABLE fit_draws ADD COLUMN IF NOT EXISTS series_id VARCHAR;
+ALTER TABLE fit_bands ADD COLUMN IF NOT EXISTS series_id VARCHAR;
+ALTER TABLE selection ADD COLUMN IF NOT EXISTS series_id VARCHAR;
+ALTER TABLE backtests ADD COLUMN IF NOT EXISTS series_id VARCHAR;
+ALTER TABLE series_points ADD COLUMN IF NOT EXISTS series_id VARCHAR;
+ALTER TABLE classifications ADD COLUMN IF NOT EXISTS series_id VARCHAR;
+ALTER TABLE counterparts ADD COLUMN IF NOT EXISTS series_id VARCHAR;

@@ -1,0 +1,506 @@
+-- scalegap's store: every table's current definition. Stores made by older versions reach this
+-- through the numbered files in migrations/ (pipeline.store.ensure_schema applies them in order).
+
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name VARCHAR,
+    applied_at TIMESTAMP
+);
+
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    command VARCHAR,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    status VARCHAR,              -- running | succeeded | failed | cancelled
+    message VARCHAR,
+    parameters JSON,
+    code_version VARCHAR,
+    data_digests JSON,
+    host VARCHAR,
+    pid INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS run_stages (
+    run_id VARCHAR,
+    stage VARCHAR,
+    started_at TIMESTAMP,
+    finished_at TIMESTAMP,
+    status VARCHAR,
+    rows_written BIGINT,
+    message VARCHAR,
+    PRIMARY KEY (run_id, stage)
+);
+
+CREATE TABLE IF NOT EXISTS sources (
+    source VARCHAR,
+    source_version VARCHAR,
+    location VARCHAR,            -- file path or URL it was read from
+    sha256 VARCHAR,
+    retrieved_at TIMESTAMP,
+    license VARCHAR,
+    citation VARCHAR,
+    kind VARCHAR,
+    adapter VARCHAR,
+    n_observations BIGINT,
+    n_rejected BIGINT,
+    notes VARCHAR,
+    ingest_run_id VARCHAR,
+    PRIMARY KEY (source, source_version)
+);
+
+CREATE TABLE IF NOT EXISTS observations (
+    source VARCHAR,
+    source_version VARCHAR,
+    source_sha256 VARCHAR,
+    model VARCHAR,
+    organization VARCHAR,
+    release_date TIMESTAMP,
+    train_flop DOUBLE,
+    train_flop_note VARCHAR,
+    params DOUBLE,
+    inference_budget DOUBLE,
+    metric VARCHAR,
+    kind VARCHAR,
+    value DOUBLE,
+    value_lo DOUBLE,
+    value_hi DOUBLE,
+    unit VARCHAR,
+    original_unit VARCHAR,
+    floor DOUBLE,
+    ceiling DOUBLE,
+    "cluster" VARCHAR,
+    row_ref VARCHAR,
+    citation VARCHAR,
+    ingest_run_id VARCHAR,
+    PRIMARY KEY (source, source_version, model, metric)
+);
+
+CREATE TABLE IF NOT EXISTS rejected (
+    source VARCHAR,
+    source_version VARCHAR,
+    row_ref VARCHAR,
+    column_name VARCHAR,
+    value VARCHAR,
+    reason VARCHAR,
+    ingest_run_id VARCHAR,
+    PRIMARY KEY (source, source_version, row_ref, column_name)
+);
+
+CREATE TABLE IF NOT EXISTS model_aliases (
+    alias VARCHAR PRIMARY KEY,   -- normalised name as some source spells it
+    canonical VARCHAR,           -- Epoch 'Model' name
+    note VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS model_compute (
+    model VARCHAR,               -- Epoch 'Model' name
+    source VARCHAR,
+    source_version VARCHAR,
+    organization VARCHAR,
+    release_date TIMESTAMP,
+    train_flop DOUBLE,
+    confidence VARCHAR,          -- Epoch's grade: Confident / Likely / Speculative / ...
+    params DOUBLE,
+    PRIMARY KEY (model, source, source_version)
+);
+
+CREATE TABLE IF NOT EXISTS series (
+    series_id VARCHAR PRIMARY KEY,   -- sha256 of (metric, source, source_version, x_axis), 16 hex digits
+    metric VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    x_axis VARCHAR,
+    kind VARCHAR,
+    unit VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS fits (
+    run_id VARCHAR,
+    metric VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    x_axis VARCHAR,
+    series_id VARCHAR,           -- series(series_id)
+    kind VARCHAR,
+    unit VARCHAR,
+    family VARCHAR,
+    n INTEGER,
+    k INTEGER,
+    converged BOOLEAN,
+    message VARCHAR,
+    rss DOUBLE,
+    sigma DOUBLE,
+    aicc DOUBLE,
+    bic DOUBLE,
+    weight DOUBLE,             -- Akaike weight (AICc) within the series
+    draws_converged DOUBLE,
+    durbin_watson DOUBLE,
+    shapiro_p DOUBLE,
+    correlations JSON,
+    fit_report VARCHAR,
+    bounded_family BOOLEAN,
+    log_scale BOOLEAN,          -- residuals in log10 (the series' one error model)
+    backtest_mae DOUBLE,        -- mean absolute error out of sample (rolling origin)
+    PRIMARY KEY (run_id, metric, source, source_version, x_axis, family)
+);
+
+CREATE TABLE IF NOT EXISTS fit_params (
+    run_id VARCHAR,
+    metric VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    x_axis VARCHAR,
+    series_id VARCHAR,           -- series(series_id)
+    family VARCHAR,
+    param VARCHAR,
+    value DOUBLE,              -- lmfit point estimate
+    stderr DOUBLE,
+    lo95 DOUBLE,               -- bootstrap percentile interval
+    hi95 DOUBLE,
+    fixed BOOLEAN,
+    PRIMARY KEY (run_id, metric, source, source_version, x_axis, family, param)
+);
+
+CREATE TABLE IF NOT EXISTS fit_draws (
+    run_id VARCHAR,
+    metric VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    x_axis VARCHAR,
+    series_id VARCHAR,           -- series(series_id)
+    family VARCHAR,
+    draw INTEGER,
+    params DOUBLE[],           -- full parameter vector, in the family's param_names order
+    cost DOUBLE,               -- weighted RSS of the draw on its own resample
+    converged BOOLEAN,
+    PRIMARY KEY (run_id, metric, source, source_version, x_axis, family, draw)
+);
+
+CREATE TABLE IF NOT EXISTS fit_bands (
+    run_id VARCHAR,
+    metric VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    x_axis VARCHAR,
+    series_id VARCHAR,           -- series(series_id)
+    family VARCHAR,
+    x DOUBLE,
+    fit DOUBLE,
+    mean_lo95 DOUBLE,          -- band for the mean curve
+    mean_hi95 DOUBLE,
+    pred_lo95 DOUBLE,          -- band for a new observation
+    pred_hi95 DOUBLE,
+    pred_lo80 DOUBLE,
+    pred_hi80 DOUBLE,
+    PRIMARY KEY (run_id, metric, source, source_version, x_axis, family, x)
+);
+
+CREATE TABLE IF NOT EXISTS selection (
+    run_id VARCHAR,
+    metric VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    x_axis VARCHAR,
+    series_id VARCHAR,           -- series(series_id)
+    kind VARCHAR,
+    unit VARCHAR,
+    n INTEGER,
+    best_family VARCHAR,
+    best_weight DOUBLE,
+    bounded_weight DOUBLE,     -- bounded share of the full-data Akaike weights
+    p_bounded DOUBLE,          -- bounded share of the per-draw Akaike weights, averaged over draws
+    valid_draws INTEGER,
+    excluded_draws INTEGER,
+    not_increasing JSON,       -- family -> draws that do not increase
+    backtest_best VARCHAR,     -- lowest out-of-sample error
+    n_clusters INTEGER,
+    x_min DOUBLE,
+    x_max DOUBLE,
+    decisive BOOLEAN,
+    note VARCHAR,
+    PRIMARY KEY (run_id, metric, source, source_version, x_axis)
+);
+
+CREATE TABLE IF NOT EXISTS backtests (
+    run_id VARCHAR,
+    metric VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    x_axis VARCHAR,
+    series_id VARCHAR,           -- series(series_id)
+    family VARCHAR,
+    cutoff_axis VARCHAR,
+    cutoff DOUBLE,
+    n_train INTEGER,
+    n_test INTEGER,
+    mae DOUBLE,
+    bias DOUBLE,
+    coverage80 DOUBLE,
+    coverage95 DOUBLE,
+    error_scale VARCHAR,
+    undercovers BOOLEAN,
+    PRIMARY KEY (run_id, metric, source, source_version, x_axis, family, cutoff)
+);
+
+CREATE TABLE IF NOT EXISTS series_points (
+    run_id VARCHAR,
+    metric VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    x_axis VARCHAR,
+    series_id VARCHAR,           -- series(series_id)
+    model VARCHAR,
+    x DOUBLE,
+    y DOUBLE,
+    value_lo DOUBLE,
+    value_hi DOUBLE,
+    release_year DOUBLE,
+    "cluster" VARCHAR,
+    PRIMARY KEY (run_id, metric, source, source_version, x_axis, model)
+);
+
+CREATE TABLE IF NOT EXISTS metr_release_dates (
+    source VARCHAR,
+    source_version VARCHAR,
+    alias VARCHAR,
+    release_date TIMESTAMP,
+    PRIMARY KEY (source, source_version, alias)
+);
+
+CREATE TABLE IF NOT EXISTS metr_runs (
+    source VARCHAR,
+    source_version VARCHAR,
+    run_key VARCHAR,             -- METR's run_id
+    task_id VARCHAR,
+    task_family VARCHAR,
+    alias VARCHAR,
+    model VARCHAR,
+    score DOUBLE,
+    score_binarized INTEGER,
+    human_minutes DOUBLE,
+    human_source VARCHAR,
+    time_limit_s DOUBLE,
+    equal_task_weight DOUBLE,
+    invsqrt_task_weight DOUBLE,
+    fatal_error_from VARCHAR,
+    PRIMARY KEY (source, source_version, run_key)
+);
+
+CREATE TABLE IF NOT EXISTS horizons (
+    run_id VARCHAR,
+    source VARCHAR,              -- the per-run data it was fitted to (metr_runs source)
+    source_version VARCHAR,
+    model VARCHAR,               -- METR alias
+    release_date TIMESTAMP,
+    train_flop DOUBLE,
+    p50 DOUBLE,                  -- minutes of human task time at 50% success
+    p50_lo DOUBLE,               -- hierarchical bootstrap 95%
+    p50_hi DOUBLE,
+    p80 DOUBLE,
+    p80_lo DOUBLE,
+    p80_hi DOUBLE,
+    slope DOUBLE,                -- logits per doubling of task length
+    slope_lo DOUBLE,
+    slope_hi DOUBLE,
+    intercept DOUBLE,
+    average_score DOUBLE,        -- weighted mean success
+    n_runs INTEGER,
+    n_tasks INTEGER,
+    n_successes INTEGER,
+    n_draws_ok INTEGER,
+    extrapolated BOOLEAN,        -- p50 below the shortest task: kept here, not used downstream
+    weighting VARCHAR,
+    regularization DOUBLE,
+    note VARCHAR,
+    PRIMARY KEY (run_id, source, source_version, model)
+);
+
+CREATE TABLE IF NOT EXISTS horizon_draws (
+    run_id VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    model VARCHAR,
+    draw INTEGER,
+    intercept DOUBLE,
+    slope DOUBLE,
+    p50 DOUBLE,
+    p80 DOUBLE,
+    converged BOOLEAN,
+    PRIMARY KEY (run_id, source, source_version, model, draw)
+);
+
+CREATE TABLE IF NOT EXISTS horizon_trend (
+    run_id VARCHAR,
+    metric VARCHAR,              -- metr_p50_minutes | metr_p80_minutes
+    source VARCHAR,
+    source_version VARCHAR,
+    x_axis VARCHAR,              -- date | compute
+    doubling_days DOUBLE,        -- date axis: days per horizon doubling
+    lo DOUBLE,                   -- 95% over models x per-model draws
+    hi DOUBLE,
+    flop_per_doubling DOUBLE,    -- compute axis: compute multiplier per horizon doubling
+    flop_per_doubling_lo DOUBLE,
+    flop_per_doubling_hi DOUBLE,
+    log2_slope DOUBLE,
+    log2_slope_lo DOUBLE,
+    log2_slope_hi DOUBLE,
+    slope_unit VARCHAR,
+    intercept DOUBLE,
+    r_squared DOUBLE,
+    n_models INTEGER,
+    draws_ok INTEGER,
+    models VARCHAR,              -- JSON list of the models in the fit
+    PRIMARY KEY (run_id, metric, source, source_version, x_axis)
+);
+
+CREATE TABLE IF NOT EXISTS classifications (
+    run_id VARCHAR,
+    metric VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    x_axis VARCHAR,
+    series_id VARCHAR,           -- series(series_id)
+    kind VARCHAR,
+    unit VARCHAR,
+    floor DOUBLE,
+    known_lo DOUBLE,             -- the metric's range by construction
+    known_hi DOUBLE,
+    n INTEGER,
+    n_clusters INTEGER,
+    best_family VARCHAR,
+    best_verdict VARCHAR,        -- analytic verdict of the best family: meek | mighty-* | not-normal
+    bounded BOOLEAN,
+    sup DOUBLE,
+    g_limit DOUBLE,              -- lim f'(C) C ln C (Thm 2.5)
+    limit_kind VARCHAR,          -- zero | constant | infinite
+    gap_limit DOUBLE,            -- ln(ln b / ln a) * g_limit
+    p_bounded DOUBLE,            -- 1 for a known range; else per-draw Akaike weights averaged over draws
+    p_bounded_data DOUBLE,       -- what the fits alone say
+    threshold DOUBLE,
+    verdict VARCHAR,             -- meek | mighty | indeterminate
+    basis VARCHAR,               -- known-range | data | undecided
+    warnings JSON,               -- list of sentences qualifying the verdict
+    reason VARCHAR,
+    method VARCHAR,
+    growth_a DOUBLE,
+    growth_b DOUBLE,
+    PRIMARY KEY (run_id, metric, source, source_version, x_axis)
+);
+
+CREATE TABLE IF NOT EXISTS metric_verdicts (
+    run_id VARCHAR,
+    metric VARCHAR,
+    kind VARCHAR,
+    unit VARCHAR,
+    verdict VARCHAR,             -- meek | mighty | indeterminate, reconciled across sources and axes
+    basis VARCHAR,               -- known-range | data | undecided
+    p_bounded DOUBLE,
+    reason VARCHAR,              -- names any contradiction between series and its likely cause
+    series JSON,                 -- the series verdicts beneath it
+    warnings JSON,
+    growth_a DOUBLE,
+    growth_b DOUBLE,
+    PRIMARY KEY (run_id, metric)
+);
+
+CREATE TABLE IF NOT EXISTS counterparts (
+    run_id VARCHAR,
+    metric VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    x_axis VARCHAR,
+    series_id VARCHAR,           -- series(series_id)
+    pair VARCHAR,                -- nines | logit | elo | bt_strength | horizon
+    bounded_metric VARCHAR,
+    bounded_verdict VARCHAR,
+    bounded_best_verdict VARCHAR,
+    bounded_p DOUBLE,
+    bounded_basis VARCHAR,       -- known-range | derived | data | undecided
+    unbounded_metric VARCHAR,
+    unbounded_verdict VARCHAR,
+    unbounded_best_verdict VARCHAR,
+    unbounded_p DOUBLE,
+    unbounded_basis VARCHAR,
+    takeaway VARCHAR,
+    PRIMARY KEY (run_id, metric, source, source_version, x_axis, pair)
+);
+
+CREATE TABLE IF NOT EXISTS projections (
+    run_id VARCHAR,
+    scenario VARCHAR,
+    curve VARCHAR,
+    family VARCHAR,
+    verdict VARCHAR,             -- classification of the series, else from the family's asymptotics
+    curve_kind VARCHAR,          -- compute | multiples | date | horizon_time | success_at_length
+    unit VARCHAR,
+    metric VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    x_axis VARCHAR,
+    peak_gap DOUBLE,
+    peak_year DOUBLE,
+    peak_within_window BOOLEAN,
+    close_year DOUBLE,           -- after this the gap stays below close_fraction of the range
+    peak_decades DOUBLE,         -- compute curves: decades of frontier growth to the peak
+    close_decades DOUBLE,
+    limit_kind VARCHAR,          -- zero | constant | infinite
+    limit_value DOUBLE,
+    bounded BOOLEAN,
+    peak_year_lo DOUBLE,         -- Monte Carlo 10th-90th percentiles
+    peak_year_hi DOUBLE,
+    peak_gap_lo DOUBLE,
+    peak_gap_hi DOUBLE,
+    x0 DOUBLE,                   -- start: log10 FLOP (compute) or decimal year (date)
+    growth_a DOUBLE,
+    growth_b DOUBLE,
+    "lambda" DOUBLE,
+    scenario_sha256 VARCHAR,
+    samples INTEGER,
+    band VARCHAR,
+    note VARCHAR,
+    warnings JSON,
+    compute_advanced VARCHAR,    -- which compute the projection advances
+    PRIMARY KEY (run_id, scenario, curve)
+);
+
+CREATE TABLE IF NOT EXISTS projection_trajectories (
+    run_id VARCHAR,
+    scenario VARCHAR,
+    curve VARCHAR,
+    step INTEGER,                -- position on the trajectory grid
+    year DOUBLE,                 -- NULL for compute multiples (no calendar)
+    decades DOUBLE,              -- compute curves: decades of frontier compute growth
+    frontier DOUBLE,
+    meek DOUBLE,
+    gap DOUBLE,
+    gap_lo DOUBLE,
+    gap_mid DOUBLE,
+    gap_hi DOUBLE,
+    PRIMARY KEY (run_id, scenario, curve, step)
+);
+
+CREATE TABLE IF NOT EXISTS projection_sensitivity (
+    run_id VARCHAR,
+    scenario VARCHAR,
+    curve VARCHAR,
+    factor VARCHAR,
+    factor_value DOUBLE,
+    peak_gap DOUBLE,
+    peak_year DOUBLE,
+    gap_at_until DOUBLE,
+    PRIMARY KEY (run_id, scenario, curve, factor, factor_value)
+);
+
+CREATE TABLE IF NOT EXISTS scenarios (
+    run_id VARCHAR,
+    scenario VARCHAR,
+    path VARCHAR,
+    sha256 VARCHAR,
+    description VARCHAR,
+    start VARCHAR,
+    until VARCHAR,
+    growth VARCHAR,
+    sources VARCHAR,
+    PRIMARY KEY (run_id, scenario)
+);

@@ -64,7 +64,10 @@ class Curve:
 
     @property
     def axis(self) -> str:
-        return self.extra.get("axis", "compute")
+        """What the curve's x measures: its fit's axis, else "date" for explicit time trends."""
+        if "axis" in self.extra:
+            return self.extra["axis"]
+        return "date" if self.mode in ("date", "horizon_time", "success_at_length") else "compute"
 
     @property
     def industry(self) -> bool:

@@ -99,7 +99,9 @@ def growth_pair(g, axis: str = "compute", industry: bool = True):
     if axis == "compute" or not industry:
         return g["hardware"], g["hardware"] * g["investment"]
     a = g["hardware"] * g["algorithms"]
-    return a, a * g["inference" if axis == "inference" else "investment"]
+    if axis == "inference":  # a scenario without an inference rate leaves the frontier's pace unknown
+        return a, a * g["inference"] if "inference" in g else math.nan
+    return a, a * g["investment"]
 
 
 def _growth(path: str, key: str, raw) -> Growth:

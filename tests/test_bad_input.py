@@ -237,8 +237,9 @@ def test_random_csv_text_gives_input_error_or_valid_frame(tmp_path, text):
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=80))
 def test_random_expressions_never_execute(text):
-    from pipeline import expressions
     import sympy
+
+    from pipeline import expressions
 
     try:
         expr, symbol = expressions.parse_expression(text)

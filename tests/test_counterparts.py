@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from pipeline import counterparts as cp
+from pipeline.fitting import FitResult
 
 
 def _points(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
@@ -22,12 +23,11 @@ def test_logistic_accuracy_has_exactly_linear_logit():
 
 
 def test_gompertz_accuracy_has_asymptotically_linear_nines():
-    # p = exp(-exp(-k(x - m))): -ln(1 - p) -> k(x - m) - ln(...) ~ linear with slope k as x grows
+    # p = exp(-exp(-k(x - m))): 1 - p ≈ e^{-k(x-m)} far out, so -log10(1 - p) ≈ k(x - m)/ln 10: linear in log C
     x = np.linspace(30, 34, 20)
     k, m = 1.5, 24.0
     p = np.exp(-np.exp(-k * (x - m)))
-    # 1 - p ≈ e^{-k(x-m)} far out, so -ln(1-p) ≈ k(x - m): nines are linear in log-compute
-    assert np.polyfit(x, cp.nines(p), 1)[0] == pytest.approx(k, rel=1e-3)
+    assert np.polyfit(x, cp.nines(p), 1)[0] == pytest.approx(k / math.log(10), rel=1e-3)
 
 
 def test_chance_correction_and_clipping():
@@ -58,48 +58,52 @@ def test_metr_logistic_in_task_length():
     assert cp.success_at_length(np.array([300.0]), 60.0)[0] == pytest.approx(0.8)
 
 
-def test_accuracy_meek_while_nines_mighty():
-    rng = np.random.default_rng(3)
-    x = np.linspace(22, 26, 24)
-    # small noise: over 4 decades ln ln C is nearly linear in log C, so noisy data cannot tell
-    # linear_log (divergent) from log_log (constant gap) apart; exact logistic data can
-    acc = 0.25 + 0.75 / (1 + np.exp(-1.0 * (x - 24))) + rng.normal(0, 0.0005, len(x))
-    row = pd.Series({"metric": "acc", "source": "s", "source_version": "v", "x_axis": "compute",
-                     "kind": "benchmark", "unit": "fraction", "floor": 0.25, "verdict": "meek",
-                     "best_family": "logistic", "p_bounded": 0.95, "best_verdict": "meek", "reason": ""})
-    pairs = cp.pairs_for_series(row, _points(x, np.clip(acc, 0.2501, 0.9999)), bootstrap=100)
-    by = {p["pair"]: p for p in pairs}
-    assert set(by) == {"nines", "logit"}
-    assert by["logit"]["unbounded_best_verdict"] == "mighty-divergent"   # logit is linear in log C
-    assert by["logit"]["unbounded_verdict"] == "mighty"
-    assert "gap closes" in by["logit"]["takeaway"] and "without bound" in by["logit"]["takeaway"]
+def _logistic_fit(ceilings: np.ndarray) -> FitResult:
+    draws = np.column_stack([np.full(len(ceilings), 0.25), ceilings, np.full(len(ceilings), 1.2),
+                             np.full(len(ceilings), 24.0)])
+    return FitResult("logistic", True, "", params={"floor": 0.25, "ceiling": float(np.median(ceilings)), "k": 1.2,
+                                                      "m": 24.0}, fixed={"floor": 0.25}, weight=1.0, draws=draws,
+                     draw_ok=np.ones(len(ceilings), bool))
 
 
-def test_elo_pair_win_rate_meek():
-    rng = np.random.default_rng(4)
-    x = np.linspace(22, 26, 24)
-    elo = 1000 + 120 * (x - 22) + rng.normal(0, 3, len(x))
-    row = pd.Series({"metric": "elo", "source": "s", "source_version": "v", "x_axis": "compute", "kind": "elo",
-                     "unit": "elo", "floor": None, "verdict": "mighty", "best_family": "linear_log",
-                     "p_bounded": 0.0, "best_verdict": "mighty-divergent", "reason": ""})
-    pairs = {p["pair"]: p for p in cp.pairs_for_series(row, _points(x, elo), bootstrap=100)}
-    assert pairs["elo"]["bounded_verdict"] == "meek"          # win-rate vs a fixed opponent saturates
-    assert pairs["bt_strength"]["unbounded_best_verdict"] == "mighty-divergent"  # a power law in C
+ACC = {"metric": "acc", "source": "s", "source_version": "v", "x_axis": "compute", "kind": "benchmark",
+       "unit": "fraction", "floor": 0.25, "verdict": "meek", "basis": "known-range", "best_family": "logistic",
+       "p_bounded": 1.0, "best_verdict": "meek", "reason": "a fraction lies in [0, 1] by construction"}
 
 
-def test_counterpart_says_when_the_bounded_side_levels_off_short_of_its_limit():
-    # meek-math §6: nines are mighty only if accuracy goes to 1. When the accuracy's own best fit levels off
-    # at 0.8, the pair says the nines would then be bounded at -ln(1 - (0.8 - 0.25)/0.75).
-    x = np.linspace(21, 27, 30)
-    acc = 0.25 + 0.55 / (1 + np.exp(-1.5 * (x - 23.5)))
-    row = pd.Series({"metric": "acc", "source": "s", "source_version": "v", "x_axis": "compute",
-                     "kind": "benchmark", "unit": "fraction", "floor": 0.25, "verdict": "meek", "sup": 0.8,
-                     "best_family": "logistic", "p_bounded": 0.95, "best_verdict": "meek", "reason": ""})
-    by = {p["pair"]: p for p in cp.pairs_for_series(row, _points(x, acc), bootstrap=50)}
-    bound = -math.log(1 - 0.55 / 0.75)
-    assert "levels off at 0.8" in by["nines"]["takeaway"] and f"{bound:.3g}" in by["nines"]["takeaway"]
-    # accuracy that reaches 1 carries no such caveat
-    row1 = row.copy()
-    row1["sup"] = 1.0
-    by1 = {p["pair"]: p for p in cp.pairs_for_series(row1, _points(x, acc), bootstrap=50)}
-    assert "levels off" not in by1["nines"]["takeaway"]
+def test_nines_of_an_accuracy_that_levels_off_below_one_are_meek():
+    """Derived, not assumed: nines of an accuracy levelling off at c < 1 are bounded by -log10(1 - c)."""
+    x = np.linspace(22, 26, 10)
+    pairs = {p["pair"]: p for p in cp.pairs_for_series(ACC, {"logistic": _logistic_fit(np.full(200, 0.85))},
+                                                        _points(x, np.full(10, 0.5)))}
+    assert set(pairs) == {"nines", "logit"}
+    nines = pairs["nines"]
+    assert nines["bounded_verdict"] == "meek" and nines["unbounded_verdict"] == "meek"
+    assert nines["unbounded_basis"] == "derived" and nines["unbounded_p"] == 1.0
+    bound = -math.log10(1 - (0.85 - 0.25) / 0.75)
+    assert f"{bound:.3g}" in nines["takeaway"] and "the gap closes" in nines["takeaway"]
+
+
+def test_nines_of_an_accuracy_that_reaches_one_are_mighty():
+    x = np.linspace(22, 26, 10)
+    pairs = {p["pair"]: p for p in cp.pairs_for_series(ACC, {"logistic": _logistic_fit(np.full(200, 1.0))},
+                                                        _points(x, np.full(10, 0.5)))}
+    assert pairs["nines"]["unbounded_verdict"] == "mighty" and pairs["nines"]["unbounded_p"] == 0.0
+    assert "without bound" in pairs["nines"]["takeaway"]
+    half = np.r_[np.full(100, 0.9), np.full(100, 1.0)]
+    pairs = {p["pair"]: p for p in cp.pairs_for_series(ACC, {"logistic": _logistic_fit(half)},
+                                                        _points(x, np.full(10, 0.5)))}
+    assert pairs["nines"]["unbounded_verdict"] == "indeterminate"   # the ceiling's draws split: undecided
+
+
+def test_elo_pairs_follow_the_elo_range():
+    x = np.linspace(22, 26, 10)
+    open_elo = {"metric": "elo", "source": "s", "source_version": "v", "x_axis": "compute", "kind": "elo",
+                "unit": "elo", "floor": None, "verdict": "mighty", "basis": "data", "best_family": "linear_log",
+                "p_bounded": 0.05, "best_verdict": "mighty-divergent", "reason": ""}
+    pairs = {p["pair"]: p for p in cp.pairs_for_series(open_elo, {}, _points(x, 1000 + 50 * x))}
+    assert pairs["elo"]["bounded_verdict"] == "meek" and pairs["elo"]["bounded_basis"] == "known-range"
+    assert pairs["bt_strength"]["unbounded_verdict"] == "mighty"
+    capped = {**open_elo, "verdict": "meek", "basis": "known-range", "p_bounded": 1.0}
+    pairs = {p["pair"]: p for p in cp.pairs_for_series(capped, {}, _points(x, -500 + 20 * x))}
+    assert pairs["bt_strength"]["unbounded_verdict"] == "meek"   # BT strength of Elo vs perfect play is <= 1

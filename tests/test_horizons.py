@@ -13,6 +13,7 @@ from scipy.optimize import minimize
 from pipeline import horizons as H
 from pipeline import ingest, store
 from pipeline.sources.metr import RUNS
+from pipeline.stages import horizons as horizons_stage
 
 RUNS_FILE = "metr_time_horizon/all_runs_th1.0_prerelease_2025-02-27.jsonl"
 HEADLINE = "metr_cross_domain_horizon/data/external/logistic_fits/headline.csv"
@@ -212,7 +213,7 @@ def test_doubling_time_covers_published_seven_months(tmp_db: Path, raw_dir: Path
     is wide (about 36 to 600 days: few models, two years, model AND per-model draws resampled); we
     require that it contains 212 days and that the point estimate lies within a factor 2 of it."""
     _ingest_snapshot(tmp_db, raw_dir)
-    summary = H.horizons_stage(tmp_db, "t-doubling", draws=1000, seed=0)
+    summary = horizons_stage.run(tmp_db, "t-doubling", draws=1000, seed=0)
     trend = summary["trend"].set_index(["metric", "x_axis"])
     date = trend.loc[("metr_p50_minutes", "date")]
     assert date["n_models"] == 8
@@ -229,13 +230,13 @@ def _ingest_snapshot(db: Path, raw_dir: Path) -> None:
 
 def test_stage_is_idempotent_and_stores_observations(tmp_db: Path, raw_dir: Path) -> None:
     _ingest_snapshot(tmp_db, raw_dir)
-    first = H.horizons_stage(tmp_db, "t-stage", draws=200, seed=5)
+    first = horizons_stage.run(tmp_db, "t-stage", draws=200, seed=5)
     con = store.connect(tmp_db, read_only=True)
     try:
         digests = {t: store.table_digest(con, t) for t in ("horizons", "horizon_draws", "horizon_trend", "observations")}
     finally:
         con.close()
-    H.horizons_stage(tmp_db, "t-stage", draws=200, seed=5)
+    horizons_stage.run(tmp_db, "t-stage", draws=200, seed=5)
     con = store.connect(tmp_db, read_only=True)
     try:
         again = {t: store.table_digest(con, t) for t in digests}
@@ -259,13 +260,13 @@ def test_stage_is_idempotent_and_stores_observations(tmp_db: Path, raw_dir: Path
 
 def test_stage_skips_without_per_run_data(tmp_db: Path) -> None:
     store.connect(tmp_db).close()
-    assert H.horizons_stage(tmp_db, "t-empty", draws=10) == {"skipped": "no per-run data"}
+    assert horizons_stage.run(tmp_db, "t-empty", draws=10) == {"skipped": "no per-run data"}
 
 
 def test_unknown_runs_source_is_an_input_error(tmp_db: Path, raw_dir: Path) -> None:
     _ingest_snapshot(tmp_db, raw_dir)
     with pytest.raises(H.InputError, match="no per-run data"):
-        H.horizons_stage(tmp_db, "t-bad", runs_source="1999-01-01", draws=10)
+        horizons_stage.run(tmp_db, "t-bad", runs_source="1999-01-01", draws=10)
 
 
 def test_missing_columns_is_an_input_error() -> None:

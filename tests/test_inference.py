@@ -10,8 +10,12 @@ import duckdb
 import numpy as np
 import pytest
 
-from pipeline import fitting, ingest, projection, store, taxonomy
+from pipeline import ingest, store
+from pipeline.config import Draws, RunConfig
 from pipeline.schema import InputError
+from pipeline.stages import classify as classify_stage
+from pipeline.stages import fit as fit_stage
+from pipeline.stages import project as project_stage
 
 A, B = -2.2, -0.4  # pass@k = exp(A * k^B), the shape Brown et al. (2024) report for repeated sampling
 BUDGETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -51,8 +55,9 @@ def fitted(tmp_path_factory) -> tuple[Path, str]:
     db = folder / "s.duckdb"
     ingest.ingest([str(_write_csv(folder))], db=db, run_id="ingest")
     run_id = store.start_run(db, "test", {})
-    fitting.fit_stage(db, run_id, metrics=["pass_at_k"], x_axes=("inference",), bootstrap=200, seed=1)
-    taxonomy.classify_stage(db, run_id, metrics=["pass_at_k"])
+    config = RunConfig.build(draws=Draws(fit=200, backtest=20), seed=1, metrics=["pass_at_k"], x_axes=("inference",))
+    fit_stage.run(db, run_id, config)
+    classify_stage.run(db, run_id, config)
     return db, run_id
 
 
@@ -88,7 +93,7 @@ def test_projection_uses_the_inference_rate(fitted, tmp_path):
     db, run_id = fitted
     scenario = tmp_path / "s.toml"
     scenario.write_text(SCENARIO)
-    projection.project_stage(db, run_id, scenario, samples=50, seed=0)
+    project_stage.run(db, run_id, RunConfig.build(scenario, Draws(projection=50)))
     (row,) = _q(db, "SELECT growth_a, growth_b, limit_kind, peak_gap, x_axis FROM projections "
                     "WHERE run_id = ? AND scenario = 'inference_test'", [run_id])
     assert row[0] == pytest.approx(1.4 * 3.0) and row[1] == pytest.approx(1.4 * 3.0 * 4.0)
@@ -99,7 +104,7 @@ def test_projection_without_an_inference_rate_skips_with_the_reason(fitted, tmp_
     db, run_id = fitted
     scenario = tmp_path / "s.toml"
     scenario.write_text(SCENARIO.replace("inference = 4.0\n", "").replace("inference_test", "no_rate"))
-    summary = projection.project_stage(db, run_id, scenario, samples=0, seed=0)
+    summary = project_stage.run(db, run_id, RunConfig.build(scenario, Draws(projection=0)))
     assert summary["skipped"] == 1
     (note,) = _q(db, "SELECT note FROM projections WHERE run_id = ? AND scenario = 'no_rate'", [run_id])
     assert "growth.inference" in note[0]

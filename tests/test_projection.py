@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from pipeline import projection, store
+from pipeline.config import Draws, RunConfig
 from pipeline.projection import Curve, load_scenario
+from pipeline.stages import project as project_stage
 
 PAPER = projection.SCENARIO_DIR / "paper_appendix_b.toml"
 A, B = 4.0, 11.313708  # meek and frontier annual growth, meek-math §8: a = 1.414 x 2.828, b = a x 2.828
@@ -75,8 +77,12 @@ def _paper_curves():
 
 def test_paper_setting_lambda_and_meek_doubling():
     scenario, curves = _paper_curves()
-    a, b = scenario.rates()
+    a, b = scenario.rates(axis="date")   # time trends run on effective compute
     assert a == pytest.approx(4.0, rel=1e-6) and b == pytest.approx(11.314, rel=1e-4)
+    # raw-FLOP fits advance raw compute only: hardware, and hardware x investment
+    raw = scenario.rates(axis="compute")
+    assert raw == pytest.approx((scenario.growth["hardware"].center,
+                                 scenario.growth["hardware"].center * scenario.growth["investment"].center))
     lam = math.log(a) / math.log(b)
     assert lam == pytest.approx(4 / 7, rel=1e-6)
     horizon = curves["horizon_p50"]
@@ -91,7 +97,7 @@ def test_paper_setting_lambda_and_meek_doubling():
 
 def test_paper_success_gaps_rise_then_fall_shorter_tasks_first():
     scenario, curves = _paper_curves()
-    a, b = scenario.rates()
+    a, b = scenario.rates(axis="date")
     summary, traj = projection.project(list(curves.values()), scenario)
     rows = summary.set_index("curve")
     peaks = [rows.loc[f"p_success_{m}min", "peak_year"] for m in (4, 60, 240)]
@@ -127,7 +133,8 @@ def test_monte_carlo_is_seeded_and_bands_bracket_the_median():
 def test_stage_on_empty_store_is_idempotent(tmp_db):
     run_id = "run-proj"
     store.start_run(tmp_db, "project", {}, run_id=run_id)
-    summary = projection.project_stage(tmp_db, run_id, PAPER, samples=50, seed=1)
+    config = RunConfig.build(PAPER, Draws(projection=50), seed=1)
+    summary = project_stage.run(tmp_db, run_id, config)
     assert summary == {"curves": 4, "skipped": 0, "scenario": "paper_appendix_b"}
     con = store.connect(tmp_db, read_only=True)
     tables = ("projections", "projection_trajectories", "projection_sensitivity", "scenarios")
@@ -135,7 +142,7 @@ def test_stage_on_empty_store_is_idempotent(tmp_db):
     n_traj = con.execute("SELECT count(*) FROM projection_trajectories").fetchone()[0]
     con.close()
     assert n_traj == 4 * (int(load_scenario(PAPER).years * 12) + 1)
-    projection.project_stage(tmp_db, run_id, PAPER, samples=50, seed=1)
+    project_stage.run(tmp_db, run_id, config)
     con = store.connect(tmp_db, read_only=True)
     assert [store.table_digest(con, t) for t in tables] == first
     con.close()
@@ -168,7 +175,13 @@ def test_loss_range_subtracts_e_and_closing_follows_the_peak(tmp_path):
     row = projection.project([curve], scenario)[0].iloc[0]
     assert row["peak_gap"] > scenario.close_fraction * curve.value_range
     assert row["close_year"] > row["peak_year"] + 1
-    assert projection.year_month(row["peak_year"]) == "2026-09"
+    # raw FLOP advances at hardware (meek) and hardware x investment (frontier): the peak of
+    # A*(C0 a^t)^-alpha - A*(C0 b^t)^-alpha, by brute force on a fine monthly grid
+    a, b = 1.414, 1.414 * 2.828
+    t = np.arange(0, 40, 1 / 12)
+    gap = 10 ** (3.0 - 0.155 * (25 + t * math.log10(a))) - 10 ** (3.0 - 0.155 * (25 + t * math.log10(b)))
+    expected = 2023 + (31 + 28 + 13) / 365.25 + t[np.argmax(gap)]
+    assert row["peak_year"] == pytest.approx(expected, abs=1 / 12)
     # a gap that never reaches the threshold still does not "close" before its peak
     curve.value_range = 1e6
     row = projection.project([curve], scenario)[0].iloc[0]
@@ -213,12 +226,12 @@ def test_second_scenario_keeps_the_first_scenarios_rows(tmp_db):
         finally:
             con.close()
 
-    projection.project_stage(tmp_db, run_id, PAPER, samples=20, seed=1)
+    project_stage.run(tmp_db, run_id, RunConfig.build(PAPER, Draws(projection=20), seed=1))
     first = counts()
-    projection.project_stage(tmp_db, run_id, other, samples=20, seed=1)
+    project_stage.run(tmp_db, run_id, RunConfig.build(other, Draws(projection=20), seed=1))
     both = counts()
     for t in tables:
         assert set(both[t]) == {"paper_appendix_b", "fast_software"}, t
         assert both[t]["paper_appendix_b"] == first[t]["paper_appendix_b"]
-    projection.project_stage(tmp_db, run_id, other, samples=20, seed=1)   # same scenario again: replaces its own rows
+    project_stage.run(tmp_db, run_id, RunConfig.build(other, Draws(projection=20), seed=1))   # same scenario again: replaces its own rows
     assert counts() == both

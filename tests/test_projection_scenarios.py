@@ -12,7 +12,10 @@ from typer.testing import CliRunner
 
 from pipeline import projection, store
 from pipeline.cli import app
+from pipeline.config import Draws, RunConfig
 from pipeline.schema import InputError
+from pipeline.stages import fit as fit_stage
+from pipeline.stages import project as project_stage
 
 GOOD = """
 [growth]
@@ -51,7 +54,8 @@ def _write(tmp_path, text, name="s.toml"):
 def test_issue_minimum_format_parses(tmp_path):
     scenario = projection.load_scenario(_write(tmp_path, GOOD))
     assert [c["name"] for c in scenario.curves] == ["horizon_p50", "p_success_60min", "mmlu"]
-    assert scenario.rates() == pytest.approx((1.414 * 2.828, 1.414 * 2.828 ** 2))
+    assert scenario.rates(axis="date") == pytest.approx((1.414 * 2.828, 1.414 * 2.828 ** 2))
+    assert scenario.rates() == pytest.approx((1.414, 1.414 * 2.828))   # raw FLOP for compute fits
 
 
 @pytest.mark.parametrize("name", ["default", "fast_software", "paper_appendix_b"])
@@ -137,7 +141,7 @@ def test_cli_json_on_an_empty_store(tmp_path):
 @pytest.fixture(scope="module")
 def fitted_db(tmp_path_factory):
     """The bundled snapshot's Chinchilla losses and MMLU scores, fitted against compute and date."""
-    from pipeline import fitting, ingest
+    from pipeline import ingest
 
     raw_dir = Path(__file__).resolve().parents[1] / "data" / "raw"   # the bundled snapshot
     files = [raw_dir / "loss.csv", raw_dir / "benchmarks.csv"]
@@ -146,7 +150,8 @@ def fitted_db(tmp_path_factory):
     db = tmp_path_factory.mktemp("proj") / "scalegap.duckdb"
     ingest.ingest([str(f) for f in files], db)
     run_id = store.start_run(db, "fit", {}, run_id="run-fit")
-    fitting.fit_stage(db, run_id, ["loss_frontier", "mmlu"], ("compute", "date"), None, 40, 0)
+    fit_stage.run(db, run_id, RunConfig.build(draws=Draws(fit=40, backtest=10), metrics=["loss_frontier", "mmlu"],
+                                              x_axes=("compute", "date")))
     store.finish_run(db, run_id, "succeeded")
     return db, run_id
 
@@ -154,7 +159,7 @@ def fitted_db(tmp_path_factory):
 def test_every_fitted_series_is_projected_and_missing_metric_is_recorded(tmp_path, fitted_db):
     db, run_id = fitted_db
     text = GOOD + '\n[[curve]]\nname = "gpqa"\nmetric = "gpqa_diamond"\n'
-    summary = projection.project_stage(db, run_id, _write(tmp_path, text), samples=60, seed=0)
+    summary = project_stage.run(db, run_id, RunConfig.build(_write(tmp_path, text), Draws(projection=60)))
     con = store.connect(db, read_only=True)
     rows = con.execute("SELECT * FROM projections WHERE run_id = ?", [run_id]).df().set_index("curve")
     n_series = con.execute("SELECT count(*) FROM selection WHERE run_id = ? AND best_family IS NOT NULL", [run_id]).fetchone()[0]
@@ -252,7 +257,7 @@ def test_growth_range_entirely_at_or_below_one_is_rejected(tmp_path):
 @pytest.fixture(scope="module")
 def horizons_db(tmp_path_factory):
     """METR horizons from two versions of one source (METR-Horizon-v1 and v1.1), fitted against date."""
-    from pipeline import fitting, ingest
+    from pipeline import ingest
 
     raw = Path(__file__).resolve().parents[1] / "data" / "raw" / "horizons.csv"
     if not raw.is_file():
@@ -260,7 +265,8 @@ def horizons_db(tmp_path_factory):
     db = tmp_path_factory.mktemp("hz") / "scalegap.duckdb"
     ingest.ingest([str(raw)], db)
     run_id = store.start_run(db, "fit", {}, run_id="run-hz")
-    fitting.fit_stage(db, run_id, ["metr_p50_minutes"], ("date",), ["exponential_time"], 20, 0)
+    fit_stage.run(db, run_id, RunConfig.build(draws=Draws(fit=20, backtest=10), metrics=["metr_p50_minutes"],
+                                              x_axes=("date",), families=["exponential_time"]))
     store.finish_run(db, run_id, "succeeded")
     return db, run_id
 
@@ -268,7 +274,7 @@ def horizons_db(tmp_path_factory):
 def test_every_source_version_gets_its_own_projection_row(tmp_path, horizons_db):
     db, run_id = horizons_db
     text = GOOD.split("[[curve]]")[0] + "[settings]\nproject_fitted = true\n"
-    projection.project_stage(db, run_id, _write(tmp_path, text), samples=20, seed=0)
+    project_stage.run(db, run_id, RunConfig.build(_write(tmp_path, text), Draws(projection=20)))
     con = store.connect(db, read_only=True)
     rows = con.execute("SELECT curve, source_version FROM projections WHERE run_id = ? AND source = 'metr_time_horizon'",
                        [run_id]).df()

@@ -20,7 +20,61 @@ def _obs(values: list[float], models: list[str] | None = None) -> pd.DataFrame:
         "source": "test", "source_version": "v1", "source_sha256": "0" * 64, "model": models,
         "metric": "mmlu", "kind": "benchmark", "unit": "fraction", "value": values,
         "train_flop": [1e21 * (i + 1) for i in range(len(values))], "row_ref": [str(i + 2) for i in range(len(values))],
-    }))
+    })).assign(ingest_run_id="r0")
+
+
+def test_upsert_refuses_unknown_and_missing_columns(tmp_db):
+    con = store.connect(tmp_db)
+    try:
+        with pytest.raises(store.SchemaMismatch, match="no column.*valu"):
+            store.upsert(con, "observations", _obs([0.3]).rename(columns={"value": "valu"}))
+        with pytest.raises(store.SchemaMismatch, match="lack column.*ingest_run_id"):
+            store.upsert(con, "observations", _obs([0.3]).drop(columns=["ingest_run_id"]))
+        assert store.upsert(con, "observations", _obs([0.3]).drop(columns=["ingest_run_id"]), partial=True) == 1
+        assert con.execute("SELECT count(*) FROM observations").fetchone()[0] == 1
+    finally:
+        con.close()
+
+
+OLD_PROJECTION_TRAJECTORIES = """CREATE TABLE projection_trajectories (run_id VARCHAR, scenario VARCHAR,
+    curve VARCHAR, year DOUBLE, frontier DOUBLE, meek DOUBLE, gap DOUBLE, gap_lo DOUBLE, gap_mid DOUBLE,
+    gap_hi DOUBLE, PRIMARY KEY (run_id, scenario, curve, year))"""
+
+
+def test_migrations_bring_an_old_store_up_to_date_in_order(tmp_path):
+    """A store from before the migrations (old trajectories keyed by year, no verdict columns) gains every
+    column and keeps its rows; the migrations are numbered, applied once, in order."""
+    import duckdb
+
+    db = tmp_path / "old.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("CREATE TABLE runs (run_id VARCHAR PRIMARY KEY, command VARCHAR, started_at TIMESTAMP, "
+                "finished_at TIMESTAMP, status VARCHAR, message VARCHAR, parameters JSON, code_version VARCHAR, "
+                "data_digests JSON, host VARCHAR, pid INTEGER)")
+    con.execute(OLD_PROJECTION_TRAJECTORIES)
+    con.execute("INSERT INTO projection_trajectories VALUES ('r', 's', 'c', 2024.0, 1, 0.5, 0.5, NULL, NULL, NULL), "
+                "('r', 's', 'c', 2023.0, 0.8, 0.5, 0.3, NULL, NULL, NULL)")
+    con.close()
+    versions = [int(p.name[:3]) for p in store.MIGRATIONS]
+    assert versions == sorted(versions) == list(range(1, len(versions) + 1))
+    con = store.connect(db)
+    try:
+        applied = [r[0] for r in con.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()]
+        assert applied == versions
+        assert {"step", "decades"} <= set(store.table_columns(con, "projection_trajectories"))
+        rows = con.execute("SELECT step, year FROM projection_trajectories ORDER BY step").fetchall()
+        assert rows == [(0, 2023.0), (1, 2024.0)]
+        for table in store.TABLES:   # every table of the current schema exists with every column
+            declared = [line.split()[0].strip('"') for line in store.TABLES[table].split("(", 1)[1].splitlines()
+                        if line.strip() and not line.strip().startswith(("PRIMARY", ")"))]
+            assert set(declared) <= set(store.table_columns(con, table)), table
+    finally:
+        con.close()
+    con = store.connect(db)   # opening again applies nothing twice
+    try:
+        assert con.execute("SELECT count(*) FROM schema_migrations").fetchone()[0] == len(versions)
+    finally:
+        con.close()
 
 
 def test_upsert_replaces_on_natural_key(tmp_db):

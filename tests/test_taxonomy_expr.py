@@ -6,7 +6,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.schema import ScalegapError
 from pipeline.expressions import (
     DEFAULT_A,
     DEFAULT_B,
@@ -14,6 +13,7 @@ from pipeline.expressions import (
     classify_expression,
     parse_expression,
 )
+from pipeline.schema import ScalegapError
 
 # c·ln(ln b / ln a) with the default scenario's a = 4, b = 4·2.828 (meek-math §8): about 0.5596
 LN_RATIO = math.log(math.log(DEFAULT_B) / math.log(DEFAULT_A))

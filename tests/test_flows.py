@@ -27,7 +27,6 @@ from flows.refresh import (
     fit_cache_key,
     make_task_runner,
     resolve_sources,
-    stage_function,
 )
 from pipeline import store
 from pipeline.schema import InputError, ScalegapError
@@ -44,14 +43,7 @@ def _has_bundled_data() -> bool:
                                  for p in DATA.rglob("*") if p.is_file())
 
 
-def _has_mapped_fitting() -> bool:
-    return all(stage_function("pipeline.fitting", n) for n in ("load_series", "fit_series",
-                                                               "store_fits"))
-
-
 needs_bundle = pytest.mark.skipif(not _has_bundled_data(), reason="bundled data/raw not built yet")
-needs_fitting = pytest.mark.skipif(not _has_mapped_fitting(),
-                                   reason="pipeline.fitting load_series/fit_series/store_fits not landed")
 
 
 # ------------------------------------------------------------------------------ fast unit tests
@@ -66,10 +58,10 @@ def test_content_digest_follows_values_not_identity():
 
 def test_fit_cache_key_covers_draws_seed_and_families():
     series = {"frame": pd.DataFrame({"x": [1.0, 2.0], "value": [0.1, 0.2]})}
-    base = {"series": series, "families": ["logistic", "power"], "bootstrap": 200, "seed": 0}
+    base = {"series": series, "families": ["logistic", "power"], "draws": 200, "backtest_draws": 20, "seed": 0}
     key = fit_cache_key(None, base)
     assert key == fit_cache_key(None, {**base, "families": ["power", "logistic"]})
-    for change in ({"bootstrap": 201}, {"seed": 1}, {"families": ["logistic"]}):
+    for change in ({"draws": 201}, {"backtest_draws": 21}, {"seed": 1}, {"families": ["logistic"]}):
         assert fit_cache_key(None, {**base, **change}) != key
 
 
@@ -85,14 +77,6 @@ def test_sources_resolution(tmp_path):
 def test_unknown_task_runner_is_an_input_error():
     with pytest.raises(InputError, match="unknown task runner"):
         make_task_runner("spark")
-
-
-def test_missing_stage_module_is_skipped_but_broken_imports_are_not(tmp_path, monkeypatch):
-    assert stage_function("pipeline.no_such_stage", "run") is None
-    (tmp_path / "scalegap_broken_stage.py").write_text("import scalegap_no_such_dependency\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    with pytest.raises(ModuleNotFoundError):
-        stage_function("scalegap_broken_stage", "run")
 
 
 def test_offline_defaults_are_set():
@@ -132,7 +116,9 @@ def _run(db: Path, **params):
     from flows.refresh import refresh
 
     params.setdefault("sources", [str(DATA)])
-    return refresh(db=str(db), bootstrap=params.pop("bootstrap", DRAWS),
+    draws = params.pop("bootstrap", DRAWS)
+    return refresh(db=str(db), fit_draws=draws, projection_draws=params.pop("projection_draws", 50),
+                   horizon_draws=params.pop("horizon_draws", 50), backtest_draws=params.pop("backtest_draws", 20),
                    out_dir=str(db.parent / "reports"), **params)
 
 
@@ -155,7 +141,8 @@ def test_refresh_end_to_end_records_the_run(harness, tmp_path):
     row = runs.iloc[0]
     assert row["status"] == "succeeded" and row["finished_at"] is not None
     parameters = json.loads(row["parameters"])
-    assert parameters["bootstrap"] == 100 and parameters["seed"] == 3
+    assert parameters["draws"] == {"fit": 100, "projection": 50, "horizons": 50, "backtest": 20}
+    assert parameters["seed"] == 3 and parameters["scenario"]["name"] == "default"
     assert json.loads(row["data_digests"])  # every ingested file's sha256
     con = store.connect(db, read_only=True)
     try:
@@ -166,8 +153,8 @@ def test_refresh_end_to_end_records_the_run(harness, tmp_path):
         con.close()
     assert n_obs > 0
     assert stages["ingest"] == "succeeded"
-    # every later stage either ran or was recorded as skipped, none silently missing
-    assert set(stages) == {"ingest", "horizons", "fit", "classify", "project", "report"}
+    # every stage ran and committed: a stage that did not run fails the run
+    assert stages == {s: "succeeded" for s in ("ingest", "horizons", "fit", "classify", "project", "report")}
 
 
 @pytest.mark.slow
@@ -179,10 +166,17 @@ def test_adhoc_parameters_are_stored(harness, tmp_path):
     row = _runs(db).set_index("run_id").loc[result["run_id"]]
     parameters = json.loads(row["parameters"])
     assert row["command"] == "run"
-    assert {k: parameters[k] for k in ("bootstrap", "seed", "metrics", "x_axes", "families")} == {
-        "bootstrap": 50, "seed": 11, "metrics": ["mmlu"], "x_axes": ["compute"],
-        "families": ["logistic"]}
+    assert {k: parameters[k] for k in ("seed", "metrics", "x_axes", "families")} == {
+        "seed": 11, "metrics": ["mmlu"], "x_axes": ["compute"], "families": ["logistic"]}
+    assert parameters["draws"]["fit"] == 50 and "report" not in parameters["stages"]
     assert parameters["prefect_flow_run_id"]
+    con = store.connect(db, read_only=True)
+    try:
+        stages = dict(con.execute("SELECT stage, status FROM run_stages WHERE run_id = ?",
+                                  [result["run_id"]]).fetchall())
+    finally:
+        con.close()
+    assert stages["report"] == "skipped"   # turned off on purpose: recorded, and the run still succeeds
 
 
 @pytest.mark.slow
@@ -199,7 +193,6 @@ def test_failed_run_is_recorded_as_failed(harness, tmp_path):
 
 @pytest.mark.slow
 @needs_bundle
-@needs_fitting
 def test_second_run_is_served_from_the_fit_cache(harness, tmp_path):
     db = tmp_path / "cache.duckdb"
     t0 = time.perf_counter()
@@ -232,7 +225,6 @@ def _fits(db: Path, run_id: str, table: str = "fits") -> pd.DataFrame:
 
 @pytest.mark.slow
 @needs_bundle
-@needs_fitting
 def test_dask_runner_gives_the_default_runners_fits(harness, tmp_path):
     db = tmp_path / "dask.duckdb"
     default = _run(db, seed=7, use_cache=False, metrics=SUBSET, report=False)
@@ -291,7 +283,7 @@ def test_served_deployment_registers_and_a_triggered_run_completes(tmp_path):
         assert {"weekly-refresh", "adhoc"} <= names
 
         db = tmp_path / "served.duckdb"
-        params = {"sources": [str(DATA)], "db": str(db), "bootstrap": 50, "metrics": ["mmlu"],
+        params = {"sources": [str(DATA)], "db": str(db), "fit_draws": 50, "metrics": ["mmlu"],
                   "report": False,
                   "out_dir": str(tmp_path / "reports")}
         triggered = subprocess.run(
@@ -302,7 +294,7 @@ def test_served_deployment_registers_and_a_triggered_run_completes(tmp_path):
         row = _runs(db).iloc[-1]
         assert row["status"] == "succeeded"
         assert row["command"] == "deployment adhoc"
-        assert json.loads(row["parameters"])["bootstrap"] == 50
+        assert json.loads(row["parameters"])["draws"]["fit"] == 50
     finally:
         _stop(served)
         _stop(server)
@@ -362,7 +354,6 @@ def test_cli_run_failure_is_one_clear_line(tmp_path):
 
 @pytest.mark.slow
 @needs_bundle
-@needs_fitting
 def test_single_stage_flows_ingest_fit_and_project(harness, tmp_path):
     """The ingest, fit and project flows each do their one stage and record their run."""
     from flows.stages import fit_only_flow, ingest_flow, project_flow
@@ -373,10 +364,10 @@ def test_single_stage_flows_ingest_fit_and_project(harness, tmp_path):
     again = ingest_flow(sources=[str(DATA)], db=db)
     assert again["observations"] == 0 and again["skipped_unchanged"]  # unchanged files are not re-read
     fitted = fit_only_flow(metrics=["mmlu"], x_axes=["compute"], families=["logistic", "linear_log"],
-                           bootstrap=50, seed=2, db=db)
+                           fit_draws=50, seed=2, db=db)
     assert fitted["series"] >= 1
     scenario = ROOT / "pipeline" / "scenarios" / "fast_software.toml"
-    projected = project_flow(scenario=str(scenario), samples=20, db=db)
+    projected = project_flow(scenario=str(scenario), projection_draws=20, db=db)
     assert projected["run_id"] == fitted["run_id"] and projected["curves"] >= 1
     runs = _runs(Path(db))
     assert list(runs["command"]) == ["flow ingest", "flow ingest", "flow fit"]

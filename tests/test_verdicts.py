@@ -86,3 +86,49 @@ def test_accuracy_far_below_its_ceiling_is_meek_and_stays_in_range(verdicts):
 def test_power_law_with_multiplicative_noise_is_mighty(verdicts):
     cls = verdicts[0].loc["powerlaw"]
     assert cls["verdict"] == "mighty" and cls["basis"] == "data" and cls["p_bounded"] <= 0.2
+
+
+def test_seed_and_draw_counts_reach_counterparts_and_backtests(tmp_path):
+    """Counterpart verdicts are derived from the fit's own bootstrap draws (their number and seed are the run
+    configuration's); backtests use the configured backtest draws and seed."""
+    import json
+
+    rng = np.random.default_rng(3)
+    x = np.linspace(20, 26, 24)
+    y = np.clip(0.25 + 0.7 / (1 + np.exp(-1.2 * (x - 24.5))) + rng.normal(0, 0.02, len(x)), 0.26, 0.99)
+    db = tmp_path / "s.duckdb"
+    con = store.connect(db)
+    store.upsert(con, "observations", pd.DataFrame(_rows("acc", "benchmark", "fraction", x, y, 0.25, 1.0)),
+                 partial=True)
+    con.close()
+
+    def run(run_id, fit, backtest, seed):
+        config = RunConfig.build(draws=Draws(fit=fit, backtest=backtest), seed=seed, x_axes=("compute",))
+        fit_stage.run(db, run_id, config)
+        classify_stage.run(db, run_id, config)
+        con = store.connect(db, read_only=True)
+        try:
+            draws = con.execute("SELECT params, converged FROM fit_draws WHERE run_id = ? AND family = "
+                                "(SELECT best_family FROM selection WHERE run_id = ?) ORDER BY draw",
+                                [run_id, run_id]).df()
+            pair = con.execute("SELECT unbounded_p FROM counterparts WHERE run_id = ? AND pair = 'nines'",
+                               [run_id]).fetchone()[0]
+            backtests = con.execute("SELECT family, cutoff, coverage80, coverage95 FROM backtests WHERE run_id = ? "
+                                    "ORDER BY ALL", [run_id]).df()
+            params = con.execute("SELECT param FROM fit_params WHERE run_id = ? AND family = "
+                                 "(SELECT best_family FROM selection WHERE run_id = ?) ORDER BY param",
+                                 [run_id, run_id]).df()
+        finally:
+            con.close()
+        return draws, pair, backtests, params
+
+    draws, p, backtests, _ = run("a", 150, 30, 0)
+    assert len(draws) == 150                     # the configured fit draws
+    ceilings = np.array([d[1] for d, ok in zip(draws["params"], draws["converged"], strict=True) if ok])
+    assert p == pytest.approx(float(np.mean(ceilings < 1 - 1e-6)), abs=0.02)  # nines' P(bounded) from those draws
+    draws_b, p_b, backtests_b, _ = run("b", 150, 30, 1)
+    assert not np.allclose(np.stack(draws["params"]), np.stack(draws_b["params"]))  # the seed reaches the draws
+    assert not backtests.equals(backtests_b)    # ... and the backtests
+    _, _, none, _ = run("c", 150, 0, 0)
+    assert none.empty and not backtests.empty   # backtest draws reach the backtests
+    assert json.loads(json.dumps(p)) == p

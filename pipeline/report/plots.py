@@ -95,23 +95,32 @@ def fit_plot(points: pd.DataFrame, bands: pd.DataFrame, fits: pd.DataFrame, best
     return _svg(fig)
 
 
+TIME_LABEL = {"year": "year", "decades": "decades of frontier compute growth (no calendar: agents' own compute)"}
+
+
+def _time_axis(trajectory: pd.DataFrame) -> str:
+    """Calendar years, or for a projection in compute multiples the decades of frontier growth."""
+    return "year" if trajectory["year"].notna().any() else "decades"
+
+
 def gap_plot(trajectory: pd.DataFrame, title: str, unit: str) -> Plot:
+    t_col = _time_axis(trajectory)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 3.8), sharex=True, gridspec_kw={"height_ratios": [1.3, 1]})
-    top.plot(trajectory["year"], trajectory["frontier"], label="frontier", color="#d62728")
-    top.plot(trajectory["year"], trajectory["meek"], label="meek", color="#1f77b4")
+    top.plot(trajectory[t_col], trajectory["frontier"], label="frontier", color="#d62728")
+    top.plot(trajectory[t_col], trajectory["meek"], label="meek", color="#1f77b4")
     if unit == "minutes" or (trajectory["frontier"] > 0).all() and trajectory["frontier"].max() / max(trajectory["frontier"].min(), 1e-300) > 1e3:
         top.set_yscale("log")
     top.set_ylabel(unit or "value")
     top.legend(fontsize=7, frameon=False)
     top.set_title(title, fontsize=8)
-    bottom.plot(trajectory["year"], trajectory["gap"], color="black", label="gap (frontier - meek)")
+    bottom.plot(trajectory[t_col], trajectory["gap"], color="black", label="gap (frontier - meek)")
     if "gap_lo" in trajectory and trajectory["gap_lo"].notna().any():
-        bottom.fill_between(trajectory["year"], trajectory["gap_lo"], trajectory["gap_hi"], color="grey", alpha=0.3,
+        bottom.fill_between(trajectory[t_col], trajectory["gap_lo"], trajectory["gap_hi"], color="grey", alpha=0.3,
                             label="10-90% (scenario x fit draws)")
     if (trajectory["gap"] > 0).all() and trajectory["gap"].max() / max(trajectory["gap"].min(), 1e-300) > 1e3:
         bottom.set_yscale("log")
     bottom.set_ylabel("gap")
-    bottom.set_xlabel("year")
+    bottom.set_xlabel(TIME_LABEL[t_col])
     bottom.legend(fontsize=7, frameon=False)
     return _svg(fig)
 
@@ -132,15 +141,17 @@ def pair_plot(panels: list[tuple[str, pd.DataFrame, pd.DataFrame | None]], x_axi
         ax.tick_params(labelsize=6)
         if with_gap:
             below = axes[1, col]
+            t_col = "year"
             if gap is not None:
-                below.plot(gap["year"], gap["gap"], color="black", lw=1)
+                t_col = _time_axis(gap)
+                below.plot(gap[t_col], gap["gap"], color="black", lw=1)
                 positive = gap["gap"][gap["gap"] > 0]
                 growing = len(positive) > 2 and positive.iloc[-1] >= positive.max()
                 if growing and positive.max() / positive.min() > 1e3:
                     below.set_yscale("log")   # a growing horizon gap spans decades; a closing one stays linear
                 else:
                     below.axhline(0, color="grey", lw=0.5)
-            below.set_xlabel("year", fontsize=7)
+            below.set_xlabel("year" if t_col == "year" else "decades of frontier growth", fontsize=7)
             below.set_ylabel("gap (frontier - meek)", fontsize=7)
             below.tick_params(labelsize=6)
     fig.tight_layout()

@@ -158,13 +158,14 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
         proj = _match(proj, key) if len(proj) else proj
         proj_row = proj.iloc[0].to_dict() if len(proj) else {}
         traj = data["projection_trajectories"]
-        traj = traj[traj["curve"] == proj_row.get("curve")].sort_values("year") if proj_row and len(traj) else pd.DataFrame()
+        traj = traj[traj["curve"] == proj_row.get("curve")].sort_values("step") if proj_row and len(traj) else pd.DataFrame()
         points = _match(data["series_points"], key)
         bands = _match(data["fit_bands"], key)
         anchor = f"series-{i}"
         summary.append({"anchor": anchor, **key, "kind": sel["kind"], "n": sel["n"], "best": sel["best_family"],
                         "bounded_weight": sel["bounded_weight"], "p_bounded": cls.get("p_bounded"),
-                        "verdict": cls.get("verdict", "not classified"),
+                        "verdict": cls.get("verdict", "not classified"), "basis": cls.get("basis"),
+                        "n_warnings": len(_json_list(cls.get("warnings"))),
                         "counterpart": counterpart_summary(pairs, sel["metric"]),
                         "peak_gap": proj_row.get("peak_gap"), "peak_year": proj_row.get("peak_year"),
                         "limit": proj_row.get("limit_kind")})
@@ -178,20 +179,23 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
             "source_label": f"{key['source']}@{key['source_version']}" if versions[key["source"]] > 1 else key["source"],
             "params": params.to_dict("records"), "pairs": pairs.to_dict("records"), "top": top.to_dict("records"),
             "backtests": _sorted(_match(data["backtests"], key), ["family", "cutoff"]).to_dict("records"), "proj": proj_row,
+            "cls_warnings": _json_list(cls.get("warnings")),
+            # the projection repeats the verdict's warnings; show only what it adds
+            "proj_warnings": [w for w in _json_list(proj_row.get("warnings")) if w not in _json_list(cls.get("warnings"))],
             "fit_svg": figures.call(plots.fit_plot, points, bands, fits, sel["best_family"], key["x_axis"], sel["unit"],
                                     key["metric"])
             if len(points) else None,
             "pair_svg": figures.call(plots.pair_plot, panels, key["x_axis"]) if (panels := counterpart_panels(
-                pairs, points, {**sel, **cls}, traj[["year", "frontier", "meek"]] if len(traj) else None))
+                pairs, points, {**sel, **cls}, traj[["year", "decades", "frontier", "meek"]] if len(traj) else None))
             else None,
             "gap_svg": figures.call(plots.gap_plot, traj, proj_row.get("curve", ""), sel["unit"]) if len(traj) else None,
         })
     explicit = []
     proj_all = data["projections"]
     if len(proj_all):
-        for row in proj_all[proj_all["metric"].isna() & proj_all["note"].isna()].to_dict("records"):
+        for row in proj_all[proj_all["metric"].isna() & proj_all["family"].notna()].to_dict("records"):
             traj = data["projection_trajectories"]
-            traj = traj[traj["curve"] == row["curve"]].sort_values("year")
+            traj = traj[traj["curve"] == row["curve"]].sort_values("step")
             explicit.append({"row": row, "svg": figures.call(plots.gap_plot, traj, row["curve"], row.get("unit") or "") if len(traj) else None})
     run = data["run"].iloc[0].to_dict() if len(data["run"]) else {"run_id": run_id}
     rejected = data["rejected"]
@@ -216,6 +220,16 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
         "horizon_trend": data["horizon_trend"].to_dict("records"),
         "counterparts": data["counterparts"].to_dict("records"), "png_dpi": plots.PNG_DPI,
     }
+
+
+def _json_list(value) -> list:
+    if isinstance(value, list):
+        return value
+    try:
+        out = json.loads(value) if isinstance(value, str) else []
+    except ValueError:
+        return []
+    return out if isinstance(out, list) else []
 
 
 def counterpart_summary(pairs: pd.DataFrame, metric: str) -> str:
@@ -263,7 +277,8 @@ def counterpart_panels(pairs: pd.DataFrame, points: pd.DataFrame, cls: dict,
             with np.errstate(all="ignore"):
                 frontier = transform(trajectory["frontier"].to_numpy(dtype=float))
                 meek = transform(trajectory["meek"].to_numpy(dtype=float))
-            gap = pd.DataFrame({"year": trajectory["year"].to_numpy(dtype=float), "gap": frontier - meek})
+            gap = pd.DataFrame({"year": trajectory["year"].to_numpy(dtype=float),
+                                "decades": trajectory["decades"].to_numpy(dtype=float), "gap": frontier - meek})
         panels.append((f"{name} ({verdict.get(name, cls.get('verdict', ''))})", points.assign(y=transform(y)), gap))
     return panels
 

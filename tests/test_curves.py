@@ -111,6 +111,14 @@ def test_starts_lie_inside_bounds_and_recover_the_curve(name):
     assert np.all(lower <= upper)
     starts = fam.starts(x, y, meta)
     assert starts and all(s.shape == p.shape and np.all(np.isfinite(s)) for s in starts)
+    # from the best of the starts the batched solver reaches the generating curve on noise-free data
+    from pipeline.fitting import best_start
+
+    fixed = fam.fixed(x, y, meta)
+    vec, cost = best_start(fam, x, y, meta, False, iterations=300)
+    scale = max(float(np.ptp(y)), 1e-12)
+    assert np.max(np.abs(fam.value(x, vec) - y)) < 1e-3 * scale, (vec, p)
+    assert all(vec[fam.param_names.index(k)] == v for k, v in fixed.items())
 
 
 def test_logistic_ceiling_never_below_best_score():

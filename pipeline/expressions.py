@@ -144,7 +144,8 @@ def _check_real(expr) -> None:
                         or (isinstance(node, sympy.Pow) and node.base.is_negative and not node.exp.is_integer)
                         or (isinstance(node, sympy.log) and node.args[0].is_negative))
         if complex_part:
-            raise ExpressionError(f"the expression is not real ({node} is complex: a square root, fractional or "
+            shown = "sqrt(-1)" if node == sympy.I else node
+            raise ExpressionError(f"the expression is not real ({shown} is complex: a square root, fractional or "
                                   "symbolic power, or log of a negative number). Fix: write a real metric, "
                                   "e.g. sqrt(C) rather than sqrt(-C) or sqrt(-1)")
 

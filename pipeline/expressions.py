@@ -25,7 +25,8 @@ from pipeline.taxonomy import DEFAULT_A, DEFAULT_B, gap_limit_constant
 ALLOWED_FUNCTIONS = ("log", "ln", "exp", "sqrt", "atan", "tanh", "erf")
 _TOKEN = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)|([A-Za-z_][A-Za-z_0-9]*)|(\*\*|[-+*/^(),]))")
 
-# u = ln ln C on ln C in [10, 1e300] (§10), 0.8 points per decade of ln C
+# u = ln ln C on ln C in [10, 1e300] (§10), 0.8 points per decade of ln C: each point is an mpmath
+# evaluation at two or more precisions
 _GRID = np.linspace(math.log(10.0), math.log(1e300), 240)
 _DIGITS = (20, 40, 80, 160, 320, 640, 1280)  # enough for the ~300-digit cancellation in log(C)/(1+log(C))' at the end
 _LOG_LIMIT = mpmath.mpf(2) ** 1000  # exp of more would need an mpf exponent of over 2^1000 bits
@@ -484,9 +485,10 @@ def _classify_tail(text, f_fn, g_fn, sym: _Symbolic, a: float, b: float, deadlin
         if time.monotonic() > deadline:
             kind, value = "unresolved", None
         else:
-            # cancellation deepens with C: start near the digits the last settled point needed, and stop
-            # raising them after three points in a row that the most digits did not settle
-            kind, value, needed = _settled(g_fn, math.exp(u), max(0, level - 1), top if misses < 3 else 1)
+            # cancellation deepens with C: start near the digits the last settled point needed, and only
+            # compare the first two precisions after three points in a row that the most digits did not settle
+            first, last = (max(0, level - 1), top) if misses < 3 else (0, 1)
+            kind, value, needed = _settled(g_fn, math.exp(u), first, last)
             misses = misses + 1 if kind == "unresolved" else 0
             level = level if kind == "unresolved" else needed
         status.append(kind if kind != "value" else ("+" if _sign(value) > 0 else "-"))

@@ -30,6 +30,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fit.py
 	$(BIN)/python benchmarks/bench_horizon.py
+	$(BIN)/python benchmarks/bench_expr.py
 
 clean:
 	rm -rf $(VENV) .prefect data/processed/*.duckdb reports/*/

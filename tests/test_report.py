@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 from pipeline import store
+from pipeline.config import Draws, RunConfig
 from pipeline.report import render
+from pipeline.stages import classify as classify_stage
+from pipeline.stages import fit as fit_stage
+from pipeline.stages import project as project_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ["mmlu", "gsm8k"]
@@ -20,24 +24,15 @@ METRICS = ["mmlu", "gsm8k"]
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory):
     """A real run on the bundled snapshot: two metrics, every source holding them, compute axis, 200 draws."""
-    fitting = pytest.importorskip("pipeline.fitting")
     from pipeline import ingest
 
     base = tmp_path_factory.mktemp("report")
     db = base / "scalegap.duckdb"
-    run_id = store.start_run(db, "test report", {"metrics": METRICS, "bootstrap": 200})
+    config = RunConfig.build(draws=Draws(fit=200, projection=200, backtest=20), metrics=METRICS, x_axes=("compute",))
+    run_id = store.start_run(db, "test report", config.as_dict())
     ingest.ingest([str(ROOT / "data" / "raw" / "benchmarks.csv")], db, run_id)
-    fitting.fit_stage(db, run_id, metrics=METRICS, x_axes=("compute",), bootstrap=200, seed=0)
-    try:
-        from pipeline import taxonomy
-        taxonomy.classify_stage(db, run_id)
-    except ImportError:
-        pass
-    try:
-        from pipeline import projection
-        projection.project_stage(db, run_id, samples=200, seed=0)
-    except ImportError:
-        pass
+    for stage in (fit_stage, classify_stage, project_stage):
+        stage.run(db, run_id, config)
     store.finish_run(db, run_id, "succeeded")
     out = base / "reports"
     paths = render.report_stage(db, run_id, out)
@@ -186,10 +181,9 @@ def test_cli_report_prints_both_paths(real_run, tmp_path):
 
 
 def test_second_scenario_on_the_same_run_is_reported_on_request(real_run, tmp_path):
-    from pipeline import projection
 
     scenario = ROOT / "pipeline" / "scenarios" / "fast_software.toml"
-    projection.project_stage(real_run["db"], real_run["run_id"], scenario_path=scenario, samples=50, seed=0)
+    project_stage.run(real_run["db"], real_run["run_id"], RunConfig.build(scenario, Draws(projection=50)))
     default = render.load(real_run["db"], real_run["run_id"])
     assert set(default["projections"]["scenario"]) == {"default"}   # the run's own scenario, not a mix
     fast = render.load(real_run["db"], real_run["run_id"], "fast_software")

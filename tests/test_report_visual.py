@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 from pipeline import store
+from pipeline.config import Draws, RunConfig
 from pipeline.report import render
+from pipeline.stages import classify as classify_stage
+from pipeline.stages import fit as fit_stage
+from pipeline.stages import project as project_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 VISUAL = ROOT / "tests" / ".visual"
@@ -44,7 +48,6 @@ def _long_named_results(folder: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
-    fitting = pytest.importorskip("pipeline.fitting")
     from pipeline import ingest
 
     base = tmp_path_factory.mktemp("visual")
@@ -52,13 +55,9 @@ def rendered(tmp_path_factory):
     run_id = store.start_run(db, "test visual", {})
     ingest.ingest([str(ROOT / "data" / "raw" / "benchmarks.csv"), str(_long_named_results(base))], db, run_id)
     metrics = ["mmlu", LONG_METRIC]
-    fitting.fit_stage(db, run_id, metrics=metrics, x_axes=("compute",), bootstrap=200, seed=0)
-    try:
-        from pipeline import projection, taxonomy
-        taxonomy.classify_stage(db, run_id, metrics=metrics)
-        projection.project_stage(db, run_id, samples=200, seed=0, metrics=metrics)
-    except ImportError:
-        pass
+    config = RunConfig.build(draws=Draws(fit=200, projection=200, backtest=20), metrics=metrics, x_axes=("compute",))
+    for stage in (fit_stage, classify_stage, project_stage):
+        stage.run(db, run_id, config)
     store.finish_run(db, run_id, "succeeded")
     paths = render.report_stage(db, run_id, base / "reports")
     VISUAL.mkdir(exist_ok=True)

@@ -11,7 +11,6 @@ content + families + draws + seed + the fitting code's digest; results persisted
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import json
@@ -33,6 +32,7 @@ from prefect.utilities.annotations import unmapped  # isort: skip
 
 from pipeline import stages, store
 from pipeline.config import X_AXES, Draws, RunConfig
+from pipeline.memo import content_digest
 from pipeline.schema import InputError, ScalegapError
 from pipeline.stages import fit as fit_stage
 
@@ -72,44 +72,6 @@ def _code_version() -> str:
         digest.update(name.encode())
         digest.update(path.read_bytes() if path.exists() else b"")
     return f"{__version__}+fit.{digest.hexdigest()[:12]}"
-
-
-def content_digest(obj: Any) -> str:
-    """Stable digest of a series object's *content* (DataFrames/arrays by value, not by identity)."""
-    import numpy as np
-    import pandas as pd
-
-    digest = hashlib.sha256()
-
-    def feed(value: Any) -> None:
-        if isinstance(value, pd.DataFrame):
-            digest.update(repr((list(value.columns), list(map(str, value.dtypes)))).encode())
-            digest.update(pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes())
-        elif isinstance(value, pd.Series):
-            digest.update(str(value.dtype).encode())
-            digest.update(pd.util.hash_pandas_object(value, index=False).to_numpy().tobytes())
-        elif isinstance(value, np.ndarray):
-            digest.update(repr((value.dtype.str, value.shape)).encode())
-            digest.update(np.ascontiguousarray(value).tobytes())
-        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-            digest.update(type(value).__qualname__.encode())
-            for field in dataclasses.fields(value):
-                digest.update(field.name.encode())
-                feed(getattr(value, field.name))
-        elif isinstance(value, dict):
-            for key in sorted(value, key=repr):
-                digest.update(repr(key).encode())
-                feed(value[key])
-        elif isinstance(value, list | tuple):
-            digest.update(b"[")
-            for item in value:
-                feed(item)
-            digest.update(b"]")
-        else:
-            digest.update(repr(value).encode())
-
-    feed(obj)
-    return digest.hexdigest()
 
 
 def fit_cache_key(context: Any, parameters: dict[str, Any]) -> str:

@@ -17,6 +17,22 @@ MANUAL = {
 }
 
 
+# METR run aliases -> names the same model carries in other stored sources (METR yaml keys, Epoch
+# hub rows), most trusted first. Used only to find release dates and training compute.
+RUN_ALIASES: dict[str, tuple[str, ...]] = {
+    "Claude 3 Opus": ("claude_3_opus", "claude-3-opus-20240229"),
+    "Claude 3.5 Sonnet (Old)": ("claude_3_5_sonnet", "claude-3-5-sonnet-20240620"),
+    "Claude 3.5 Sonnet (New)": ("claude_3_5_sonnet_20241022", "claude-3-5-sonnet-20241022"),
+    "GPT-4 0314": ("gpt_4", "gpt-4-0314"),
+    "GPT-4 Turbo": ("gpt_4_turbo", "gpt-4-turbo-2024-04-09"),
+    "GPT-4o": ("gpt_4o",),
+    "davinci-002": ("davinci-002 (GPT-3)", "davinci_002", "davinci-002"),
+    "gpt-3.5-turbo-instruct": ("gpt_3_5_turbo_instruct", "gpt-3.5-turbo-instruct"),
+    "o1": ("o1_elicited", "o1-2024-12-17_medium"),
+    "o1-preview": ("o1_preview", "o1-preview-2024-09-12"),
+}
+
+
 def normalise(name: str) -> str:
     """Lower-case, drop punctuation, dates and effort suffixes: 'GPT-4o (2024-05-13)' -> 'gpt4o'."""
     s = str(name).lower()

@@ -55,6 +55,7 @@ from scipy import stats
 
 from pipeline.curves import FAMILIES, Family
 from pipeline.ranges import KnownRange, known_range
+from pipeline.schema import decimal_year
 
 MIN_POINTS = 5
 GRID_POINTS = 60
@@ -154,16 +155,14 @@ def series_from_frame(frame: pd.DataFrame, x_axis: str, skipped: list[str] | Non
             x = np.log10(part["inference_budget"].to_numpy(dtype=float)) if len(part) else np.array([])
         else:
             part = part[part["release_date"].notna()]
-            dates = pd.to_datetime(part["release_date"])
-            x = (dates.dt.year + (dates.dt.day_of_year - 1) / 365.25).to_numpy(dtype=float)
+            x = decimal_year(part["release_date"])
         if len(part) < MIN_POINTS:
             if skipped is not None and len(part):
                 skipped.append(f"{metric} [{source}@{version}] vs {x_axis}: {len(part)} point(s) with "
                                f"{ {'compute': 'train_flop', 'inference': 'inference_budget'}.get(x_axis, 'release_date')}, "
                                f"fewer than {MIN_POINTS}")
             continue
-        dates = pd.to_datetime(part["release_date"])
-        release_year = (dates.dt.year + (dates.dt.day_of_year - 1) / 365.25).to_numpy(dtype=float)
+        release_year = decimal_year(part["release_date"])
         cluster = part["cluster"].fillna(part["model"]) if "cluster" in part else part["model"]
         sub = pd.DataFrame({"model": part["model"].to_numpy(), "x": x, "y": part["value"].to_numpy(dtype=float),
                             "value_lo": part["value_lo"].to_numpy(dtype=float), "value_hi": part["value_hi"].to_numpy(dtype=float),

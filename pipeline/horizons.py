@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from pipeline.schema import InputError, conform, validate_observations
+from pipeline.schema import InputError, conform, decimal_year, validate_observations
 
 SOURCE = "scalegap_horizons_from_runs"
 METR_REGULARIZATION = 0.1
@@ -36,20 +36,6 @@ CITATION = ("scalegap: logistic fits to METR per-run data (method of Kwa et al. 
 LOGIT = {0.5: 0.0, 0.8: float(np.log(4.0))}
 RUN_COLUMNS = ("task_id", "task_family", "alias", "score_binarized", "human_minutes")
 
-# METR run aliases -> names the same model carries in other stored sources (METR yaml keys, Epoch
-# hub rows), most trusted first. Used only to find release dates and training compute.
-ALIAS_NAMES: dict[str, tuple[str, ...]] = {
-    "Claude 3 Opus": ("claude_3_opus", "claude-3-opus-20240229"),
-    "Claude 3.5 Sonnet (Old)": ("claude_3_5_sonnet", "claude-3-5-sonnet-20240620"),
-    "Claude 3.5 Sonnet (New)": ("claude_3_5_sonnet_20241022", "claude-3-5-sonnet-20241022"),
-    "GPT-4 0314": ("gpt_4", "gpt-4-0314"),
-    "GPT-4 Turbo": ("gpt_4_turbo", "gpt-4-turbo-2024-04-09"),
-    "GPT-4o": ("gpt_4o",),
-    "davinci-002": ("davinci-002 (GPT-3)", "davinci_002", "davinci-002"),
-    "gpt-3.5-turbo-instruct": ("gpt_3_5_turbo_instruct", "gpt-3.5-turbo-instruct"),
-    "o1": ("o1_elicited", "o1-2024-12-17_medium"),
-    "o1-preview": ("o1_preview", "o1-preview-2024-09-12"),
-}
 
 
 # ------------------------------------------------------------------------------- logistic fit
@@ -298,11 +284,6 @@ def fit_trend(x: np.ndarray, log2_horizon: np.ndarray, draw_log2: np.ndarray | N
     return out
 
 
-def _decimal_year(dates: pd.Series) -> np.ndarray:
-    dates = pd.to_datetime(dates)
-    return (dates.dt.year + (dates.dt.day_of_year - 1) / 365.25).to_numpy(dtype=float)
-
-
 def trends(horizons: pd.DataFrame, draws: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     """Doubling time against release date, and horizon doublings per 10x training compute."""
     rows = []
@@ -314,7 +295,7 @@ def trends(horizons: pd.DataFrame, draws: pd.DataFrame, seed: int = 0) -> pd.Dat
             sel = usable[usable[column].notna()].sort_values("model")
             if len(sel) < 3:
                 continue
-            x = _decimal_year(sel[column]) if x_axis == "date" else np.log10(sel[column].to_numpy(dtype=float))
+            x = decimal_year(sel[column]) if x_axis == "date" else np.log10(sel[column].to_numpy(dtype=float))
             draw_log2 = None
             if len(draws):
                 wide = draws.pivot(index="draw", columns="model", values=col)[sel["model"]]

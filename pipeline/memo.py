@@ -8,6 +8,7 @@ a cache that cannot be written only costs time. Whole stages stay on Prefect's t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -37,6 +38,9 @@ def feed(digest, obj: Any) -> None:
         feed(digest, obj.to_frame())
     elif isinstance(obj, np.ndarray):
         digest.update(repr((obj.dtype.str, obj.shape)).encode() + np.ascontiguousarray(obj).tobytes())
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        digest.update(type(obj).__qualname__.encode())
+        feed(digest, [(f.name, getattr(obj, f.name)) for f in dataclasses.fields(obj)])
     elif isinstance(obj, (list, tuple)):
         digest.update(f"[{len(obj)}".encode())
         for item in obj:
@@ -45,6 +49,13 @@ def feed(digest, obj: Any) -> None:
         feed(digest, sorted(obj.items(), key=lambda kv: repr(kv[0])))
     else:
         digest.update(repr(obj).encode())
+
+
+def content_digest(obj: Any) -> str:
+    """sha256 of a value's content (the one hasher: memo keys and the fit task cache use it)."""
+    digest = hashlib.sha256()
+    feed(digest, obj)
+    return digest.hexdigest()
 
 
 def _plain(value: Any) -> Any:

@@ -35,6 +35,7 @@ from pipeline.scenario import (  # noqa: F401  (re-exported: the scenario's home
     growth_pair,
     load_scenario,
 )
+from pipeline.schema import decimal_year
 
 MONTHS = 12
 CLOSE_HORIZON_YEARS = 300.0
@@ -185,17 +186,12 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _year(d) -> float:
-    d = pd.Timestamp(d)
-    return d.year + (d.day_of_year - 1) / 365.25
-
-
 def fitted_curve(name: str, fit, row: dict, points: pd.DataFrame, scenario: Scenario, family: str | None = None,
                  start_flop: float | None = None, known: KnownRange | None = None, industry: bool = True,
                  warnings: list[str] | None = None) -> Curve:
     """A stored fit as a projectable curve: its family's parameters and draws, starting where the frontier stood
     at the scenario's start (the largest x among models released by then)."""
-    start_year = _year(scenario.start)
+    start_year = decimal_year(scenario.start)
     vec = fit.vector
     x_max = float(points["x"].max()) if len(points) else math.nan
     if row["x_axis"] in ("compute", "inference"):
@@ -240,7 +236,7 @@ def summarise(curve: Curve, scenario: Scenario, a: float, b: float) -> dict:
     long_t = long_t if bounded else t
     with np.errstate(all="ignore"):
         _, _, long_gap = curve.gap(long_t, a, b)
-    start_year = _year(scenario.start)
+    start_year = decimal_year(scenario.start)
     i = int(np.nanargmax(long_gap)) if np.isfinite(long_gap).any() else 0
     peak_t = float(long_t[i])
     close_t = math.nan
@@ -294,7 +290,7 @@ def monte_carlo(curve: Curve, scenario: Scenario, samples: int, rng: np.random.G
         with np.errstate(all="ignore"):
             return np.nanpercentile(np.where(np.isfinite(arr), arr, np.nan), lvl, axis=axis)
 
-    start_year = _year(scenario.start) if curve.industry else math.nan
+    start_year = decimal_year(scenario.start) if curve.industry else math.nan
     return {"gap_lo": q(window, 10, 0), "gap_mid": q(window, 50, 0), "gap_hi": q(window, 90, 0),
             "peak_year_lo": float(start_year + q(peak_t, 10)), "peak_year_hi": float(start_year + q(peak_t, 90)),
             "peak_gap_lo": float(q(peak_gaps, 10)), "peak_gap_hi": float(q(peak_gaps, 90)),
@@ -330,7 +326,7 @@ def project(curves: list[Curve], scenario: Scenario, samples: int = 0, seed: int
             verdicts: dict | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Point trajectories and summaries at the scenario's central rates; bands when samples > 0."""
     summaries, trajectories = [], []
-    start_year = _year(scenario.start)
+    start_year = decimal_year(scenario.start)
     verdicts = verdicts or {}
     for curve in curves:
         a, b = _rates(curve, scenario)

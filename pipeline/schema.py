@@ -150,3 +150,13 @@ def validate_observations(frame: pd.DataFrame, path: str) -> pd.DataFrame:
                  "keep one row per model and metric, or give them distinct metric names")
         frame = frame.drop_duplicates(list(OBSERVATION_KEY)).reset_index(drop=True)
     return frame
+
+
+def decimal_year(dates):
+    """Dates as decimal years (2023-03-14 -> 2023.197): the date axis of every fit and projection. A Series or
+    array gives an array, one date a float."""
+    if isinstance(dates, pd.Series | pd.Index | np.ndarray | list):
+        stamps = pd.to_datetime(pd.Series(dates))
+        return (stamps.dt.year + (stamps.dt.day_of_year - 1) / 365.25).to_numpy(dtype=float)
+    stamp = pd.Timestamp(dates)
+    return stamp.year + (stamp.day_of_year - 1) / 365.25

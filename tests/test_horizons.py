@@ -12,6 +12,7 @@ from scipy.optimize import minimize
 
 from pipeline import horizons as H
 from pipeline import ingest, store
+from pipeline.aliases import RUN_ALIASES
 from pipeline.sources.metr import RUNS
 from pipeline.stages import horizons as horizons_stage
 
@@ -196,12 +197,12 @@ def test_p80_horizons_against_published_th1_headline(shared_data: Path, fitted: 
 
 
 def test_horizons_agree_with_benchmark_results_1_0(shared_data: Path, fitted: H.HorizonResult) -> None:
-    """Same comparison against METR's published benchmark_results_1_0.yaml (keys via ALIAS_NAMES)."""
+    """Same comparison against METR's published benchmark_results_1_0.yaml (keys via aliases.RUN_ALIASES)."""
     results = yaml.safe_load((shared_data / RESULTS_1_0).read_text())["results"]
     usable = fitted.horizons[~fitted.horizons["extrapolated"].astype(bool)]
     inside = 0
     for _, row in usable.iterrows():
-        key = next(n for n in H.ALIAS_NAMES[row["model"]] if n in results)
+        key = next(n for n in RUN_ALIASES[row["model"]] if n in results)
         metric = results[key]["metrics"]["p50_horizon_length"]
         inside += metric["ci_low"] <= row["p50"] <= metric["ci_high"]
     assert inside >= 7

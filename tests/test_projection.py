@@ -10,6 +10,7 @@ import pytest
 from pipeline import projection, store
 from pipeline.config import Draws, RunConfig
 from pipeline.projection import Curve, load_scenario
+from pipeline.schema import decimal_year
 from pipeline.stages import project as project_stage
 
 PAPER = projection.SCENARIO_DIR / "paper_appendix_b.toml"
@@ -110,7 +111,7 @@ def test_paper_success_gaps_rise_then_fall_shorter_tasks_first():
         assert 0 < row["peak_gap"] < 1
         assert row["close_year"] > row["peak_year"]
     # peak condition (meek-math §7): sigma'(u_f) = lambda sigma'(u_m) at the 60-minute peak
-    t_peak = rows.loc["p_success_60min", "peak_year"] - projection._year(scenario.start)
+    t_peak = rows.loc["p_success_60min", "peak_year"] - decimal_year(scenario.start)
     beta = math.log(4) / math.log(5)
     hf, hm = curves["horizon_p50"].values(np.array([t_peak]), a, b)
     dsig = lambda h: (s := 1 / (1 + (60 / h) ** beta)) * (1 - s)  # noqa: E731

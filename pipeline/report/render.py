@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from pipeline import memo, store
 from pipeline.report import plots
-from pipeline.schema import ScalegapError
+from pipeline.schema import ScalegapError, decimal_year
 
 TEMPLATES = Path(__file__).parent / "templates"
 KEYS = ["metric", "source", "source_version", "x_axis"]
@@ -128,10 +128,9 @@ Progress = Callable[[int, int, str], None]   # (items done, items in all, what c
 
 def _decimal_year(date) -> float | None:
     try:
-        stamp = pd.Timestamp(str(date))
+        return decimal_year(str(date))
     except (ValueError, TypeError):
         return None
-    return stamp.year + (stamp.day_of_year - 1) / 365.25
 
 
 def figure_cache(db: str | Path | None = None) -> memo.Memo:

@@ -138,37 +138,5 @@ class LmarenaCsvAdapter:
                            notes=notes)]
 
 
-class OpenLlmAdapter:
-    name = "open_llm_leaderboard"
-
-    def matches(self, path: Path) -> bool:
-        return path.name.startswith("open_llm_leaderboard") and path.suffix == ".csv"
-
-    def read(self, path: Path) -> list[SourceData]:
-        raw = pd.read_csv(path, low_memory=False)
-        if "model_name" not in raw.columns:
-            raise InputError(str(path), "missing column 'model_name'", "give the Open LLM Leaderboard v2 export", row=1)
-        raw["row_ref"] = [str(i + 2) for i in range(len(raw))]
-        raw = raw.drop_duplicates("model_name")
-        frames = []
-        for bench, floor in (("ifeval", 0.0), ("bbh", 0.0), ("math", 0.0), ("gpqa", 0.25), ("musr", 0.0), ("mmlu_pro", 0.1)):
-            column = f"evaluations_{bench}_value"
-            if column in raw.columns:
-                frames.append(pd.DataFrame({
-                    "model": raw["model_name"], "metric": f"openllm_{bench}", "kind": "benchmark",
-                    "value": pd.to_numeric(raw[column], errors="coerce"), "unit": "fraction", "original_unit": "fraction",
-                    "floor": floor, "ceiling": 1.0,
-                    "params": pd.to_numeric(raw.get("metadata_params_billions"), errors="coerce").where(lambda s: s > 0) * 1e9,
-                    # submission date to the leaderboard is not a release date: left out on purpose
-                    "train_flop_note": "no training compute published (parameters only)",
-                    "row_ref": raw["row_ref"], "citation": "Fourrier et al. (2024), Open LLM Leaderboard v2"}))
-        obs = pd.concat(frames, ignore_index=True)
-        obs = obs[obs["value"].between(0, 1)]
-        return [SourceData("open_llm_leaderboard_v2", "2025-03-21", "benchmark", "none stated (export MPL-2.0)",
-                           "Fourrier et al. (2024), Open LLM Leaderboard v2", obs,
-                           notes="parameters only: these rows never enter compute fits")]
-
-
 CATALOG = LmarenaCatalogAdapter()
 CSV = LmarenaCsvAdapter()
-OPEN_LLM = OpenLlmAdapter()

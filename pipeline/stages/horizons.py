@@ -8,6 +8,7 @@ import pandas as pd
 
 from pipeline import horizons as H
 from pipeline import store
+from pipeline.aliases import RUN_ALIASES
 from pipeline.config import RunConfig
 from pipeline.schema import InputError
 
@@ -30,7 +31,7 @@ def load_runs(con, runs_source: str | None = None) -> tuple[pd.DataFrame, str, s
 
 
 def _names(alias: str) -> list[str]:
-    return [alias, *H.ALIAS_NAMES.get(alias, ())]
+    return [alias, *RUN_ALIASES.get(alias, ())]
 
 
 def attach_dates_and_compute(con, horizons: pd.DataFrame) -> pd.DataFrame:

@@ -38,6 +38,7 @@ from pipeline.scenario import (  # noqa: F401  (re-exported: the scenario's home
 from pipeline.schema import decimal_year
 
 MONTHS = 12
+MAX_EXTRAPOLATION_DECADES = 3.0
 CLOSE_HORIZON_YEARS = 300.0
 PEAK_SEARCH_YEARS = 100.0
 
@@ -213,15 +214,27 @@ def fitted_curve(name: str, fit, row: dict, points: pd.DataFrame, scenario: Scen
 
 
 # ------------------------------------------------------------------------------ projection
-def _grids(scenario: Scenario, horizon: float) -> tuple[np.ndarray, np.ndarray]:
-    """(trajectory grid, the same grid continued monthly to `horizon` years).
+def _grids(scenario: Scenario, horizon: float, t_max: float = math.inf) -> tuple[np.ndarray, np.ndarray]:
+    """(trajectory grid, the same grid continued monthly to `horizon` years), both cut at `t_max`.
 
     Point summaries, bands and peak searches all use these, so band rows sit on the trajectory's years
     and point rates give the same peak in both.
     """
     t = np.linspace(0.0, scenario.years, int(scenario.years * MONTHS) + 1)
     more = np.arange(scenario.years + 1 / MONTHS, horizon + 1e-9, 1 / MONTHS)
-    return t, np.concatenate([t, more])
+    long_t = np.concatenate([t, more])
+    return t[t <= t_max + 1e-9], long_t[long_t <= t_max + 1e-9]
+
+
+def extrapolation_limit(curve: Curve, scenario: Scenario, b: float) -> float:
+    """How far (in t) an unbounded fitted curve may be followed: MAX_EXTRAPOLATION_DECADES of frontier compute
+    beyond the data. Past that a fit says nothing, and a power law followed ten decades out gives numbers
+    (a horizon of millions of years) no one should cite. Bounded curves stay in their range: no limit."""
+    if not np.isfinite(curve.x_max_data) or curve.mode not in ("compute", "multiples", "date"):
+        return math.inf
+    if curve.mode == "date":   # the data end at a release date; the frontier gains log10(b) decades a year
+        return curve.x_max_data - decimal_year(scenario.start) + MAX_EXTRAPOLATION_DECADES / math.log10(b)
+    return (curve.x_max_data + MAX_EXTRAPOLATION_DECADES - curve.x0) / math.log10(b)
 
 
 def _rates(curve: Curve, scenario: Scenario, overrides: dict | None = None) -> tuple[float, float]:
@@ -231,8 +244,10 @@ def _rates(curve: Curve, scenario: Scenario, overrides: dict | None = None) -> t
 def summarise(curve: Curve, scenario: Scenario, a: float, b: float) -> dict:
     kind, value, bounded = curve.limit(a, b)
     # A bounded gap is followed past `until` to find its peak and closing date; an unbounded one
-    # has no peak, so its largest value inside the window is reported (at the window's end).
-    t, long_t = _grids(scenario, CLOSE_HORIZON_YEARS)
+    # has no peak, so its largest value inside the window is reported (at the window's end, or where
+    # extrapolation stops).
+    t_max = math.inf if bounded else extrapolation_limit(curve, scenario, b)
+    t, long_t = _grids(scenario, CLOSE_HORIZON_YEARS, max(t_max, 0.0))
     long_t = long_t if bounded else t
     with np.errstate(all="ignore"):
         _, _, long_gap = curve.gap(long_t, a, b)
@@ -247,7 +262,7 @@ def summarise(curve: Curve, scenario: Scenario, a: float, b: float) -> dict:
             close_t = peak_t  # never above the threshold: closed throughout, but say so no earlier than the peak
         elif above[-1] + 1 < len(long_t):
             close_t = max(float(long_t[above[-1] + 1]), peak_t)
-    peak_in_window = long_t[i] < scenario.years - 1e-9
+    peak_in_window = long_t[i] < min(scenario.years, t_max) - 1e-9
     decades = math.log10(b)  # of frontier compute per unit of t
     calendar = curve.industry
     return {"peak_gap": float(long_gap[i]), "peak_year": start_year + peak_t if calendar else math.nan,
@@ -255,7 +270,8 @@ def summarise(curve: Curve, scenario: Scenario, a: float, b: float) -> dict:
             "peak_within_window": bool(peak_in_window),
             "close_year": start_year + close_t if calendar else math.nan,
             "close_decades": close_t * decades if curve.mode in ("compute", "multiples") else math.nan,
-            "limit_kind": kind, "limit_value": value, "bounded": bounded, "trajectory_t": t}
+            "limit_kind": kind, "limit_value": value, "bounded": bounded, "trajectory_t": t,
+            "cut_at": t_max if t_max < scenario.years else None}
 
 
 def monte_carlo(curve: Curve, scenario: Scenario, samples: int, rng: np.random.Generator,
@@ -265,7 +281,9 @@ def monte_carlo(curve: Curve, scenario: Scenario, samples: int, rng: np.random.G
     Bands are on the trajectory's own grid. For a bounded (meek) curve the peak is searched
     PEAK_SEARCH_YEARS ahead, since it may fall after `until`.
     """
-    t_window, t = _grids(scenario, PEAK_SEARCH_YEARS if bounded else scenario.years)
+    t_max = math.inf if bounded else max(extrapolation_limit(curve, scenario, curve.extra.get("b_central", math.inf)),
+                                         0.0)
+    t_window, t = _grids(scenario, PEAK_SEARCH_YEARS if bounded else scenario.years, t_max)
     n_window = len(t_window)
     g = {k: v.sample(rng, samples) for k, v in scenario.growth.items()}
     a, b = growth_pair(g, curve.axis, curve.industry)
@@ -311,8 +329,9 @@ def _warnings(curve: Curve, frontier: np.ndarray, t: np.ndarray, start_year: flo
     if curve.mode in ("compute", "multiples") and np.isfinite(curve.x_max_data) and len(t):
         x_end = curve.x0 + float(t[-1]) * math.log10(b)
         beyond = x_end - curve.x_max_data
-        if beyond > 1:
-            out.append(f"extrapolation: the frontier reaches 1e{x_end:.1f} FLOP by the window's end, "
+        cut_here = not s.get("bounded") and abs(beyond - MAX_EXTRAPOLATION_DECADES) < 0.1  # said where it is cut
+        if beyond > 1 and not cut_here:
+            out.append(f"extrapolation: the frontier reaches 1e{x_end:.1f} FLOP at the projection's end, "
                        f"{beyond:.1f} decades beyond the largest compute in the data (1e{curve.x_max_data:.1f})")
     ceiling_note = next((w for w in curve.warnings if w.startswith("ceiling at the best value")), None)
     if ceiling_note and s.get("bounded"):
@@ -333,6 +352,8 @@ def project(curves: list[Curve], scenario: Scenario, samples: int = 0, seed: int
         lam = math.log(a) / math.log(b)
         s = summarise(curve, scenario, a, b)
         t = s.pop("trajectory_t")
+        cut_at = s.pop("cut_at")
+        curve.extra["b_central"] = b  # the bands stop where the point trajectory stops
         frontier, meek, gap = curve.gap(t, a, b)
         traj = pd.DataFrame({"curve": curve.name, "step": np.arange(len(t)), "year": start_year + t if curve.industry else np.nan,
                              "decades": t * math.log10(b) if curve.mode in ("compute", "multiples") else np.nan,
@@ -351,6 +372,10 @@ def project(curves: list[Curve], scenario: Scenario, samples: int = 0, seed: int
         verdict = verdicts.get(key) or ("meek" if s["limit_kind"] == "zero" else
                                         "mighty" if s["limit_kind"] in ("constant", "infinite") else "indeterminate")
         notes = _warnings(curve, frontier, t, start_year, b, s)
+        if cut_at is not None:
+            end = (year_month(start_year + cut_at) if curve.industry else f"{cut_at * math.log10(b):.1f} decades")
+            notes.append(f"projected only to {end}: {MAX_EXTRAPOLATION_DECADES:g} decades of frontier compute beyond "
+                         "the data; an unbounded fit says nothing further out")
         if samples and dropped:
             notes.append(f"{dropped} of {n_draws} bootstrap draws not increasing (not a normal metric), left out of "
                          "the bands" + ("; bands from scenario draws only" if dropped == n_draws else ""))
@@ -390,7 +415,7 @@ def sensitivity(curves: list[Curve], scenario: Scenario, steps: int = 5) -> pd.D
                 if a <= 1:
                     continue
                 s = summarise(curve, scenario, a, b)
-                t_end = np.array([scenario.years])
+                t_end = np.array([min(scenario.years, s["cut_at"] if s["cut_at"] is not None else math.inf)])
                 rows.append({"curve": curve.name, "factor": factor, "factor_value": float(value),
                              "peak_gap": s["peak_gap"], "peak_year": s["peak_year"],
                              "gap_at_until": float(curve.gap(t_end, a, b)[2][0])})

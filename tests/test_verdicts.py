@@ -132,3 +132,18 @@ def test_seed_and_draw_counts_reach_counterparts_and_backtests(tmp_path):
     _, _, none, _ = run("c", 150, 0, 0)
     assert none.empty and not backtests.empty   # backtest draws reach the backtests
     assert json.loads(json.dumps(p)) == p
+
+
+def test_unbounded_projection_stops_three_decades_beyond_the_data(verdicts):
+    """A power law is not followed ten decades out: the trajectory ends 3 decades of frontier compute past the
+    largest compute in the data, and the reader is told so."""
+    import json
+
+    _, proj, traj = verdicts
+    row = proj[proj["metric"] == "powerlaw"].iloc[0]
+    path = traj[traj["curve"] == row["curve"]]
+    assert path["decades"].max() + row["x0"] == pytest.approx(26 + 3, abs=0.1)
+    assert any("projected only to" in w for w in json.loads(row["warnings"]))
+    # the gap stays a number a reader can check: the power law 10^(0.8 x) at most 10^(0.8*3) times its value at
+    # the data's end
+    assert path["frontier"].max() <= 10 ** (-18 + 0.8 * 29) * 1.5

@@ -106,6 +106,11 @@ def _side(metric: str, verdict: str, p: float, basis: str, best_verdict: str | N
             "reason": reason}
 
 
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return (text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")) if text else ""
+
+
 def pairs_for_series(row: dict, fits: dict, points: pd.DataFrame, threshold: float = 0.8) -> list[dict]:
     """Counterpart pairs of one classified series (a `classifications` row and its FitResults by family)."""
     metric, kind, unit = row["metric"], row.get("kind"), row.get("unit")
@@ -154,5 +159,5 @@ def pairs_for_series(row: dict, fits: dict, points: pd.DataFrame, threshold: flo
                     "unbounded_best_verdict": unbounded["best_verdict"], "unbounded_p": unbounded["p_bounded"],
                     "unbounded_basis": unbounded["basis"],
                     "takeaway": takeaway(bounded["metric"], bounded, unbounded["metric"], unbounded)
-                    + " " + (unbounded["reason"] if unbounded["basis"] == "derived" else bounded["reason"]) + "."})
+                    + " " + _sentence(unbounded["reason"] if unbounded["basis"] == "derived" else bounded["reason"])})
     return out

@@ -108,9 +108,11 @@ def classify_series(sel: dict, fits: dict, y_max: float, a: float, b: float, thr
     p_data = float(p_data) if p_data is not None and np.isfinite(p_data) else math.nan
     n, clusters = int(sel.get("n") or 0), int(sel.get("n_clusters") or 0)
     small = n < MIN_POINTS_FOR_VERDICT or clusters < MIN_CLUSTERS_FOR_VERDICT
-    if small:
-        warnings.append(f"{n} points in {clusters} clusters: fewer than {MIN_POINTS_FOR_VERDICT} points or "
-                        f"{MIN_CLUSTERS_FOR_VERDICT} clusters, too few to judge the shape")
+    if n < MIN_POINTS_FOR_VERDICT:
+        warnings.append(f"only {n} points (fewer than {MIN_POINTS_FOR_VERDICT}): too few to judge the shape")
+    if clusters < MIN_CLUSTERS_FOR_VERDICT:
+        warnings.append(f"only {clusters} cluster{'s' if clusters != 1 else ''} of related models (fewer than "
+                        f"{MIN_CLUSTERS_FOR_VERDICT}): the points are not independent evidence of the shape")
     for family, count in json_dict(sel.get("not_increasing")).items():
         if count:
             warnings.append(f"{count} bootstrap draws of {family} do not increase with compute: left out of "

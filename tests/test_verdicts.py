@@ -69,7 +69,7 @@ def test_straight_line_in_log_compute_is_not_meek(verdicts):
 def test_six_points_are_indeterminate(verdicts):
     cls = verdicts[0].loc["six"]
     assert cls["verdict"] == "indeterminate" and cls["basis"] == "undecided"
-    assert any("fewer than 8 points" in w for w in __import__("json").loads(cls["warnings"]))
+    assert any("only 6 points (fewer than 8)" in w for w in __import__("json").loads(cls["warnings"]))
 
 
 def test_accuracy_far_below_its_ceiling_is_meek_and_stays_in_range(verdicts):

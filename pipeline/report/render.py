@@ -167,6 +167,7 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
                         "n_warnings": len(_json_list(cls.get("warnings"))),
                         "counterpart": counterpart_summary(pairs, sel["metric"]),
                         "peak_gap": proj_row.get("peak_gap"), "peak_year": proj_row.get("peak_year"),
+                        "peak_decades": proj_row.get("peak_decades"),
                         "limit": proj_row.get("limit_kind")})
         params = _match(data["fit_params"], key)
         if len(params):  # one block per family, in the order of the selection table

@@ -165,3 +165,20 @@ def test_unwritable_database_path_is_refused_before_work(tmp_path, target):
     with pytest.raises(store.StoreUnavailable, match="Fix:"):
         store.connect(path)
     assert not (tmp_path / "x.duckdb").exists()
+
+
+def test_observation_columns_are_the_tables():
+    """The reader's column spec (schema.OBSERVATION_SPEC) and the table in ddl/tables.sql describe one thing:
+    every spec column is a table column of a matching type, and the table adds only the ingest run id."""
+    from pipeline.schema import OBSERVATION_SPEC
+
+    sql_type = {"string": "VARCHAR", "float64": "DOUBLE", "datetime64[ns]": "TIMESTAMP"}
+    import duckdb
+
+    mem = duckdb.connect()
+    mem.execute(store.TABLES["observations"])
+    described = {row[0]: row[1] for row in mem.execute("DESCRIBE observations").fetchall()}
+    mem.close()
+    assert [c for c in described if c != "ingest_run_id"] == [name for name, _, _ in OBSERVATION_SPEC]
+    for name, dtype, _ in OBSERVATION_SPEC:
+        assert described[name] == sql_type[dtype], name

@@ -166,6 +166,50 @@ def status(db: DbOption = None, as_json: JsonOption = False) -> None:
     print_frame(runs, "Recent runs")
 
 
+# ---------------------------------------------------------------------------------- sources / forget
+@app.command()
+def sources(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List what the store holds by source and version, and which versions the fits use.
+
+    Example: scalegap sources --json
+    """
+    from pipeline import store
+
+    con = store.connect(db, read_only=True)
+    try:
+        table = store.sources_view(con)
+    finally:
+        con.close()
+    if as_json:
+        print_json({"sources": jsonable_frame(table)})
+        return
+    shown = table.drop(columns=["location"]).assign(retrieved_at=table["retrieved_at"].dt.strftime("%Y-%m-%d %H:%M"))
+    print_frame(shown, "Stored sources (fits: used, superseded by a newer copy, or forgotten)")
+
+
+@app.command()
+def forget(
+    source: Annotated[str, typer.Argument(help="SOURCE (every version) or SOURCE@VERSION, as `scalegap sources` lists them.")],
+    undo: Annotated[bool, typer.Option("--undo", help="Bring a forgotten source version back into future runs.")] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Leave a source (or one version) out of future runs; past runs' results keep it. Nothing is deleted.
+
+    Example: scalegap forget my_results@2025-01-01
+    """
+    from pipeline import store
+
+    name, _, version = source.partition("@")
+    changed = store.forget(db, name, version or None, undo=undo)
+    if as_json:
+        print_json({"source": name, "versions": changed, "forgotten": not undo})
+    elif not quiet:
+        verb = "back in future runs" if undo else "left out of future runs"
+        err.print(f"{', '.join(f'{name}@{v}' for v in changed)}: {verb}", markup=False, highlight=False)
+
+
 # ---------------------------------------------------------------------------------- run / serve (Prefect)
 def _split(values: list[str] | None) -> list[str] | None:
     """Repeatable options that also accept comma lists: --metric mmlu,gpqa --metric eci."""
@@ -664,7 +708,7 @@ def main() -> None:
 def _run_app() -> int:
     """The command's exit status; expected failures printed as one `error:` line."""
     try:
-        return app(standalone_mode=False) or 0
+        return app(standalone_mode=False, prog_name="scalegap") or 0
     except ScalegapError as exc:
         error(str(exc))
         return exc.exit_code

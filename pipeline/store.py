@@ -7,6 +7,7 @@ one BEGIN/COMMIT, so a crash or kill leaves the previous state intact.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -764,6 +765,85 @@ def newest_run(db: str | Path | None, stage: str | None = None) -> str | None:
         return latest_run(con, stage)
     finally:
         con.close()
+
+
+# Source versions `scalegap forget` took out of future runs. Their rows stay (past runs' results
+# cite them); series loading leaves them out. Created on first use, so older stores need nothing.
+FORGOTTEN = """
+    source VARCHAR,
+    source_version VARCHAR,
+    forgotten_at TIMESTAMP,
+    PRIMARY KEY (source, source_version)
+"""
+
+
+def forgotten_sources(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+    """(source, source_version) pairs that future runs leave out."""
+    if not con.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'forgotten' "
+                       "AND database_name = current_database()").fetchone():
+        return set()
+    return set(con.execute("SELECT source, source_version FROM forgotten").fetchall())
+
+
+def drop_forgotten(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (with source and source_version columns) without the forgotten source versions."""
+    forgotten = forgotten_sources(con)
+    if not forgotten or frame.empty:
+        return frame
+    keys = pd.MultiIndex.from_frame(frame[["source", "source_version"]].astype(str))
+    return frame[~keys.isin(list(forgotten))]
+
+
+def forget(db: str | Path | None, source: str, version: str | None = None,
+           undo: bool = False) -> list[str]:
+    """Take every stored version of `source` (or just `version`) out of future runs, or bring it
+    back (`undo`); returns the versions changed. Nothing is deleted."""
+    con = connect(db)
+    try:
+        with transaction(con):
+            con.execute(f"CREATE TABLE IF NOT EXISTS forgotten ({FORGOTTEN})")
+            stored = [v for (v,) in con.execute("SELECT source_version FROM sources WHERE source = ? "
+                                                "ORDER BY retrieved_at", [source]).fetchall()]
+            if not stored:
+                names = [n for (n,) in con.execute("SELECT DISTINCT source FROM sources ORDER BY 1").fetchall()]
+                close = difflib.get_close_matches(source, names, n=1, cutoff=0.5)
+                raise ScalegapError(f"no source {source!r} in the store. Fix: "
+                                    + (f"did you mean {close[0]!r}? " if close else "")
+                                    + "`scalegap sources` lists the stored ones")
+            if version is not None and version not in stored:
+                raise ScalegapError(f"{source} has no version {version!r}. Fix: use one of "
+                                    + ", ".join(f"{source}@{v}" for v in stored))
+            chosen = [version] if version is not None else stored
+            for v in chosen:
+                if undo:
+                    con.execute("DELETE FROM forgotten WHERE source = ? AND source_version = ?", [source, v])
+                else:
+                    con.execute("INSERT OR REPLACE INTO forgotten VALUES (?, ?, ?)", [source, v, now()])
+    finally:
+        con.close()
+    return chosen
+
+
+def sources_view(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every stored source version: rows, retrieval time, sha256 prefix, and whether fits use it
+    (`used`), or not: `superseded by <version>` (a newer copy of the same file) or `forgotten`.
+    Mirrors the fits' choice: the newest retrieved copy of each label (version before '@')."""
+    frame = con.execute(
+        "SELECT source, source_version, kind, n_observations AS rows, n_rejected AS rejected, retrieved_at, "
+        "left(sha256, 12) AS sha256, location FROM sources ORDER BY source, retrieved_at, source_version").df()
+    forgotten = forgotten_sources(con)
+    frame["forgotten"] = [(s, v) in forgotten for s, v in zip(frame["source"], frame["source_version"], strict=True)]
+    frame["label"] = frame["source_version"].str.split("@").str[0]
+    newest = frame[~frame["forgotten"]].groupby(["source", "label"])["source_version"].last()
+    used = []
+    for row in frame.itertuples():
+        if row.forgotten:
+            used.append("forgotten")
+        elif newest.get((row.source, row.label)) == row.source_version:
+            used.append("used")
+        else:
+            used.append(f"superseded by {newest[(row.source, row.label)]}")
+    return frame.assign(fits=used).drop(columns=["forgotten", "label"])
 
 
 def table_digest(con: duckdb.DuckDBPyConnection, table: str) -> str:

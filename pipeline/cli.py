@@ -656,9 +656,10 @@ _signals: list[str] = []
 
 
 def _interrupt(signum: int, frame) -> None:
-    # Later signals wait: the first one's unwinding records the run's end and stops the server.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if _signals:
+        # A second signal while the first unwinds: stop at once. The kernel ends our children;
+        # readers see the run as failed (process gone).
+        os._exit(128 + signum)
     _signals.append(signal.Signals(signum).name)
     raise Interrupted(_signals[-1])
 
@@ -697,7 +698,8 @@ def main() -> None:
     if _signals:
         store = sys.modules.get("pipeline.store")
         runs = store.runs_started() if store else []
-        error((f"run {runs[-1]} " if runs else "") + f"interrupted ({_signals[0]}); nothing half-written was kept")
+        error(f"run {runs[-1]} interrupted ({_signals[0]}); nothing half-written was kept" if runs
+              else f"interrupted ({_signals[0]})")
         sys.stdout.flush()
         sys.stderr.flush()
         # Fit threads still computing a discarded result are not waited for.

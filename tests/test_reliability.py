@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -300,3 +301,35 @@ def test_unwritable_paths_fail_before_any_work(tmp_path, option):
     # Before any work: no run was recorded (no store created, or no run row in it).
     if db.exists():
         assert query(db, "SELECT count(*) FROM runs") == [(0,)], "work started before the path check"
+
+
+def test_serve_stops_on_sigterm_without_warnings_or_leftovers(tmp_path):
+    """`scalegap serve --start-server` stopped as a service manager stops it: status 143, one line,
+    no "coroutine ... never awaited" warning, and its Prefect server gone with it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serve_env = {**env(), "PREFECT_HOME": str(tmp_path / "prefect")}
+    serve_env.pop("PREFECT_API_URL", None)
+    log = tmp_path / "serve.txt"
+    with open(log, "w") as handle:
+        proc = subprocess.Popen([*CLI, "serve", "--start-server", "--port", str(port), "--db", str(tmp_path / "s.duckdb")],
+                                stdout=handle, stderr=subprocess.STDOUT, env=serve_env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while "being served" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        started = family(proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = log.read_text()
+    assert proc.returncode == 143, text[-3000:]
+    assert "never awaited" not in text and "Traceback" not in text
+    assert text.strip().splitlines()[-1] == "error: interrupted (SIGTERM)"
+    assert len(started) > 1
+    assert_none_left(started)

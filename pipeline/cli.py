@@ -81,7 +81,9 @@ def print_plain(frame, cells: list[list[str]], title: str | None) -> None:
 
 
 def _cell(value, float_format: str) -> str:
-    if value is None:
+    import pandas as pd
+
+    if value is None or value is pd.NaT:
         return ""
     if isinstance(value, float):
         if value != value:

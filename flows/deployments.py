@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -48,10 +49,12 @@ def start_server(port: int, host: str = "127.0.0.1", timeout_s: float = 90.0,
     home = prefect_home or Path(os.environ.get("PREFECT_HOME") or flows.PREFECT_HOME)
     env = {**os.environ, "PREFECT_HOME": str(home)}
     env.pop("PREFECT_API_URL", None)
+    if log_path:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
-    process = subprocess.Popen([prefect_bin, "server", "start", "--host", host, "--port", str(port)],
-                               env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    # Its own process group (Ctrl-C reaches `serve`, which stops it), killed with `serve` if that dies.
+    process = flows.GuardedPopen([prefect_bin, "server", "start", "--host", host, "--port", str(port)],
+                                 env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://{host}:{port}/api"
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -102,7 +105,15 @@ def serve(url: str | None = None, cron: str = WEEKLY_CRON, start: bool = False, 
     os.environ["PREFECT_API_URL"] = url
     try:
         from prefect import serve as prefect_serve
+        from prefect.runner import Runner
         from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        # Prefect's own SIGTERM handler calls the runner's async stop() from inside the event loop,
+        # which leaves a "coroutine ... was never awaited" warning; SIGTERM goes to the handler the
+        # runner replaced instead (the CLI's: it unwinds like Ctrl-C, which the runner handles).
+        previous = signal.getsignal(signal.SIGTERM)
+        if callable(previous):
+            Runner.handle_sigterm = lambda runner, signum, frame: previous(signum, frame)
 
         with temporary_settings({PREFECT_API_URL: url}):
             prefect_serve(*build_deployments(cron, db=db, out_dir=out_dir), limit=limit, print_starting_message=True)

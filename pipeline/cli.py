@@ -7,18 +7,25 @@ message and exit non-zero, never a traceback.
 
 from __future__ import annotations
 
+import difflib
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from pipeline.schema import ScalegapError
+
+try:  # typer 0.2x raises its own copy of click's exceptions; older releases raise click's
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors
 
 app = typer.Typer(
     help="Fit scaling curves to published AI results and project whether the frontier-minus-meek gap "
@@ -52,16 +59,40 @@ def print_json(payload) -> None:
 
 
 def print_frame(frame, title: str | None = None, float_format: str = "{:.4g}") -> None:
+    cells = [[_cell(v, float_format) for v in row] for row in frame.itertuples(index=False)]
+    if not out.is_terminal:
+        print_plain(frame, cells, title)
+        return
     table = Table(title=title, show_lines=False)
     for column in frame.columns:
         table.add_column(str(column), overflow="fold")
-    for row in frame.itertuples(index=False):
-        table.add_row(*[escape(_cell(v, float_format)) for v in row])
+    for row in cells:
+        table.add_row(*map(escape, row))
     out.print(table)
 
 
+def print_plain(frame, cells: list[list[str]], title: str | None) -> None:
+    """Piped or redirected output: whole cells in padded columns as wide as they need, one row a line
+    (a terminal's 80-column folding would split words in a file)."""
+    import pandas as pd
+
+    header = [str(c) for c in frame.columns]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(header)]
+    numeric = [pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+               for c in frame.columns]
+
+    def line(row: list[str]) -> str:
+        return "  ".join(v.rjust(w) if num else v.ljust(w)
+                         for v, w, num in zip(row, widths, numeric, strict=True)).rstrip()
+
+    text = ([title] if title else []) + [line(header)] + [line(row) for row in cells]
+    sys.stdout.write("\n".join(text) + "\n\n")
+
+
 def _cell(value, float_format: str) -> str:
-    if value is None:
+    import pandas as pd
+
+    if value is None or value is pd.NaT:
         return ""
     if isinstance(value, float):
         if value != value:
@@ -73,6 +104,20 @@ def _cell(value, float_format: str) -> str:
 def jsonable_frame(frame) -> list[dict]:
     """DataFrame -> list of dicts with NaN as null (JSON has no NaN)."""
     return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+
+def note_run_state(db, run_id: str, quiet: bool = False) -> None:
+    """Say so when the run whose results a command reads did not finish: it is still running, or its
+    process is gone (the store still says running until the next write marks it failed)."""
+    from pipeline import store
+
+    con = store.connect(db, read_only=True)
+    try:
+        state = store.run_status(con, run_id)
+    finally:
+        con.close()
+    if not quiet and state in ("running", store.PROCESS_GONE):
+        err.print(f"note: run {run_id} is {state}; its committed stages are used", markup=False, highlight=False)
 
 
 # ---------------------------------------------------------------------------------- ingest
@@ -121,8 +166,8 @@ def status(db: DbOption = None, as_json: JsonOption = False) -> None:
     summary = ingest_stage.summary_table(db)
     con = store.connect(db, read_only=True)
     try:
-        runs = con.execute("SELECT run_id, command, status, started_at, finished_at FROM runs "
-                           "ORDER BY started_at DESC LIMIT 10").df()
+        runs = store.runs_view(con, "ORDER BY started_at DESC LIMIT 10")[
+            ["run_id", "command", "status", "started_at", "finished_at"]]
     finally:
         con.close()
     if as_json:
@@ -130,6 +175,50 @@ def status(db: DbOption = None, as_json: JsonOption = False) -> None:
         return
     print_frame(summary, "Observations per kind, metric and source")
     print_frame(runs, "Recent runs")
+
+
+# ---------------------------------------------------------------------------------- sources / forget
+@app.command()
+def sources(db: DbOption = None, as_json: JsonOption = False) -> None:
+    """List what the store holds by source and version, and which versions the fits use.
+
+    Example: scalegap sources --json
+    """
+    from pipeline import store
+
+    con = store.connect(db, read_only=True)
+    try:
+        table = store.sources_view(con)
+    finally:
+        con.close()
+    if as_json:
+        print_json({"sources": jsonable_frame(table)})
+        return
+    shown = table.drop(columns=["location"]).assign(retrieved_at=table["retrieved_at"].dt.strftime("%Y-%m-%d %H:%M"))
+    print_frame(shown, "Stored sources (fits: used, superseded by a newer copy, or forgotten)")
+
+
+@app.command()
+def forget(
+    source: Annotated[str, typer.Argument(help="SOURCE (every version) or SOURCE@VERSION, as `scalegap sources` lists them.")],
+    undo: Annotated[bool, typer.Option("--undo", help="Bring a forgotten source version back into future runs.")] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """Leave a source (or one version) out of future runs; past runs' results keep it. Nothing is deleted.
+
+    Example: scalegap forget my_results@2025-01-01
+    """
+    from pipeline import store
+
+    name, _, version = source.partition("@")
+    changed = store.forget(db, name, version or None, undo=undo)
+    if as_json:
+        print_json({"source": name, "versions": changed, "forgotten": not undo})
+    elif not quiet:
+        verb = "back in future runs" if undo else "left out of future runs"
+        err.print(f"{', '.join(f'{name}@{v}' for v in changed)}: {verb}", markup=False, highlight=False)
 
 
 # ---------------------------------------------------------------------------------- run / serve (Prefect)
@@ -187,14 +276,15 @@ def run(
 
     set_reporter(None if quiet or as_json and not err.is_terminal else RichReporter(err))
     try:
-        result = refresh(
-            sources=_split(sources), metrics=_split(metric), families=_split(families),
-            x_axes=_split(x_axis), fit_draws=fit_draws, projection_draws=projection_draws,
-            horizon_draws=horizon_draws, backtest_draws=backtest_draws, seed=seed, threshold=threshold,
-            scenario=str(scenario) if scenario else None, db=str(db) if db else None,
-            out_dir=str(out_dir), task_runner=task_runner, dask_address=dask_address,
-            use_cache=not no_cache, command="run",
-        )
+        with flows.temporary_server():
+            result = refresh(
+                sources=_split(sources), metrics=_split(metric), families=_split(families),
+                x_axes=_split(x_axis), fit_draws=fit_draws, projection_draws=projection_draws,
+                horizon_draws=horizon_draws, backtest_draws=backtest_draws, seed=seed, threshold=threshold,
+                scenario=str(scenario) if scenario else None, db=str(db) if db else None,
+                out_dir=str(out_dir), task_runner=task_runner, dask_address=dask_address,
+                use_cache=not no_cache, command="run",
+            )
     except ScalegapError as exc:
         _release_frames(exc)
         raise
@@ -355,6 +445,7 @@ def classify(
         con.close()
     if run_id is None:
         raise ScalegapError("no fit run in the store. Fix: run `scalegap run` first, or pass --expr")
+    note_run_state(db, run_id, quiet)
     summary = classify_stage.run(db, run_id, config)
     con = store.connect(db, read_only=True)
     try:
@@ -490,6 +581,8 @@ def project(
         if run_id is None:
             run_id = store.start_run(db, "project", config.as_dict())
             store.finish_run(db, run_id, "succeeded")
+        else:
+            note_run_state(db, run_id, quiet)
     summary = project_stage.run(db, run_id, config)
     con = store.connect(db, read_only=True)
     try:
@@ -597,6 +690,7 @@ def report(
             con.close()
         if run_id is None:
             raise ScalegapError("no run to report yet. Fix: run `scalegap run` first")
+    note_run_state(db, run_id, quiet)
     paths = report_stage(db, run_id, out_dir, scenario)
     if as_json:
         print_json({"run_id": run_id, **paths})
@@ -605,22 +699,93 @@ def report(
     out.print(escape(str(paths["pdf"])))
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM, unwinding like Ctrl-C: open stage transactions roll back and the run is
+    recorded as cancelled (store.finish_run) before the command exits."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal_name = signal_name
+
+
+# Signals received, first first: typer turns the Interrupted below into a plain exit code.
+_signals: list[str] = []
+
+
+def _interrupt(signum: int, frame) -> None:
+    if _signals:
+        # A second signal while the first unwinds: stop at once. The kernel ends our children;
+        # readers see the run as failed (process gone).
+        os._exit(128 + signum)
+    _signals.append(signal.Signals(signum).name)
+    raise Interrupted(_signals[-1])
+
+
+def error(message: str) -> None:
+    """The one error style of every command: a line starting with `error:`."""
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)
+
+
+def _usage_error(exc: click_errors.UsageError) -> None:
+    """Click's usage lines, then one `error:` line that names the closest valid command or option."""
+    ctx = exc.ctx
+    message = exc.format_message()
+    if isinstance(exc, click_errors.NoSuchOption) and ctx is not None:
+        names = sorted({o for p in ctx.command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("-")}
+                       | set(ctx.help_option_names))
+        message = f"{exc.message}. {_closest(exc.option_name, names, 'options')}"
+    elif ctx is not None and message.startswith("No such command") and "Did you mean" not in message:
+        typo = message.split("'")[1]  # "No such command 'scores'."
+        message = f"{message.rstrip('.')}. {_closest(typo, sorted(ctx.command.list_commands(ctx)), 'commands')}"
+    if ctx is not None:
+        hint = f"Try '{ctx.command_path} {ctx.help_option_names[0]}' for help." if ctx.help_option_names else ""
+        err.print(f"{ctx.get_usage()}\n{hint}\n", markup=False, highlight=False)
+    error(message)
+
+
+def _closest(name: str, valid: list[str], what: str) -> str:
+    match = difflib.get_close_matches(name, valid, n=1, cutoff=0.5)
+    return f"Did you mean {match[0]}?" if match else f"Valid {what}: {', '.join(valid)}."
+
+
 def main() -> None:
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    code = _run_app()
+    if _signals:
+        store = sys.modules.get("pipeline.store")
+        runs = store.runs_started() if store else []
+        error(f"run {runs[-1]} interrupted ({_signals[0]}); nothing half-written was kept" if runs
+              else f"interrupted ({_signals[0]})")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Fit threads still computing a discarded result are not waited for.
+        os._exit(128 + signal.Signals[_signals[0]].value)
+    sys.exit(code)
+
+
+def _run_app() -> int:
+    """The command's exit status; expected failures printed as one `error:` line."""
     try:
-        app(standalone_mode=False)
+        return app(standalone_mode=False, prog_name="scalegap") or 0
     except ScalegapError as exc:
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
-        sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+        error(str(exc))
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except click_errors.NoArgsIsHelpError as exc:
         exc.show()
-        sys.exit(exc.exit_code)
-    except (click.exceptions.Abort, KeyboardInterrupt):
-        err.print("interrupted")
-        sys.exit(130)
+        return exc.exit_code
+    except click_errors.UsageError as exc:
+        _usage_error(exc)
+        return exc.exit_code
+    except click_errors.ClickException as exc:
+        error(exc.format_message())
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        return 130
     except BrokenPipeError:
-        sys.exit(0)
+        return 0
 
 
 if __name__ == "__main__":

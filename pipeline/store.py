@@ -7,11 +7,14 @@ one BEGIN/COMMIT, so a crash or kill leaves the previous state intact.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
 import random
+import signal
 import socket
+import sys
 import tempfile
 import time
 import uuid
@@ -300,11 +303,25 @@ def start_run(db: str | Path | None, command: str, parameters: dict, run_id: str
             )
     finally:
         con.close()
+    _runs_started.append(run_id)
     return run_id
+
+
+# Runs this process started, newest last: what an interrupted command names in its last line.
+_runs_started: list[str] = []
+
+
+def runs_started() -> list[str]:
+    return list(_runs_started)
 
 
 def finish_run(db: str | Path | None, run_id: str, status: str, message: str | None = None,
                data_digests: dict | None = None) -> None:
+    """Record a run's end. A run that fails while handling an interrupt (SIGINT, SIGTERM) is
+    `cancelled`, whichever command's error path records it: its stages rolled back, nothing broke."""
+    signal_name = interrupting_signal(sys.exc_info()[1])
+    if status == "failed" and signal_name:
+        status, message = "cancelled", f"interrupted ({signal_name})"
     con = connect(db)
     try:
         with transaction(con):
@@ -318,25 +335,71 @@ def finish_run(db: str | Path | None, run_id: str, status: str, message: str | N
         con.close()
 
 
+def interrupting_signal(exc: BaseException | None) -> str | None:
+    """'SIGINT' / 'SIGTERM' when `exc` (or what it was raised from) is an interrupt, else None.
+
+    KeyboardInterrupt and its subclasses carry the signal as `signal_name` (plain Ctrl-C: SIGINT);
+    Prefect's TerminationSignal, raised while a flow runs, carries the number as `signal`."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, KeyboardInterrupt):
+            return getattr(exc, "signal_name", "SIGINT")
+        number = getattr(exc, "signal", None)
+        if isinstance(number, int) and not isinstance(exc, Exception):
+            return signal.Signals(number).name
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+# What a read shows for a run whose process ended without recording how the run ended.
+PROCESS_GONE = "failed (process gone)"
+
+
 def _mark_dead_runs(con: duckdb.DuckDBPyConnection) -> None:
-    host = socket.gethostname()
-    for run_id, pid in con.execute(
-        "SELECT run_id, pid FROM runs WHERE status = 'running' AND host = ?", [host]
-    ).fetchall():
-        if pid is None or not _pid_alive(int(pid)):
-            con.execute(
-                "UPDATE runs SET status = 'failed', message = 'process ended before the run finished' "
-                "WHERE run_id = ?", [run_id])
+    for run_id, _, _ in _dead_runs(con):
+        con.execute(
+            "UPDATE runs SET status = 'failed', message = 'process ended before the run finished' "
+            "WHERE run_id = ?", [run_id])
 
 
-def _pid_alive(pid: int) -> bool:
+def _dead_runs(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int | None, datetime]]:
+    """Runs recorded as running by a process of this host that no longer exists."""
+    rows = con.execute("SELECT run_id, pid, started_at FROM runs WHERE status = 'running' AND host = ?",
+                       [socket.gethostname()]).fetchall()
+    return [row for row in rows if row[1] is None or not _pid_alive(int(row[1]), row[2])]
+
+
+def _pid_alive(pid: int, started_at: datetime | None = None) -> bool:
+    """Whether `pid` is still the process that started a run at `started_at` (UTC): a zombie, or a
+    process that reused the number later, is not."""
+    import psutil
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = process.create_time()
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    return True
+    return started_at is None or created <= started_at.replace(tzinfo=UTC).timestamp() + 1.0
+
+
+def runs_view(con: duckdb.DuckDBPyConnection, where: str = "", params: list | None = None) -> pd.DataFrame:
+    """The runs table as readers should see it: a run whose process died before it finished shows
+    `failed (process gone)` at once, without waiting for a writer to mark it (no write lock needed)."""
+    frame = con.execute(f"SELECT * FROM runs {where}", params or []).df()
+    dead = {run_id for run_id, _, _ in _dead_runs(con)}
+    if dead:
+        frame.loc[frame["run_id"].isin(dead), "status"] = PROCESS_GONE
+    return frame
+
+
+def run_status(con: duckdb.DuckDBPyConnection, run_id: str) -> str | None:
+    frame = runs_view(con, "WHERE run_id = ?", [run_id])
+    return None if frame.empty else str(frame["status"].iloc[0])
 
 
 def latest_run(con: duckdb.DuckDBPyConnection, stage: str | None = None) -> str | None:
@@ -360,6 +423,75 @@ def newest_run(db: str | Path | None, stage: str | None = None) -> str | None:
         return latest_run(con, stage)
     finally:
         con.close()
+
+
+def forgotten_sources(con: duckdb.DuckDBPyConnection) -> set[tuple[str, str]]:
+    """(source, source_version) pairs that `scalegap forget` took out of future runs (their rows stay: past
+    runs' results cite them)."""
+    if "forgotten" not in {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}:
+        return set()  # a read-only look at a store older than the table
+    return set(con.execute("SELECT source, source_version FROM forgotten").fetchall())
+
+
+def drop_forgotten(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` (with source and source_version columns) without the forgotten source versions."""
+    forgotten = forgotten_sources(con)
+    if not forgotten or frame.empty:
+        return frame
+    keys = pd.MultiIndex.from_frame(frame[["source", "source_version"]].astype(str))
+    return frame[~keys.isin(list(forgotten))]
+
+
+def forget(db: str | Path | None, source: str, version: str | None = None,
+           undo: bool = False) -> list[str]:
+    """Take every stored version of `source` (or just `version`) out of future runs, or bring it
+    back (`undo`); returns the versions changed. Nothing is deleted."""
+    con = connect(db)
+    try:
+        with transaction(con):
+            stored = [v for (v,) in con.execute("SELECT source_version FROM sources WHERE source = ? "
+                                                "ORDER BY retrieved_at", [source]).fetchall()]
+            if not stored:
+                names = [n for (n,) in con.execute("SELECT DISTINCT source FROM sources ORDER BY 1").fetchall()]
+                close = difflib.get_close_matches(source, names, n=1, cutoff=0.5)
+                raise ScalegapError(f"no source {source!r} in the store. Fix: "
+                                    + (f"did you mean {close[0]!r}? " if close else "")
+                                    + "`scalegap sources` lists the stored ones")
+            if version is not None and version not in stored:
+                raise ScalegapError(f"{source} has no version {version!r}. Fix: use one of "
+                                    + ", ".join(f"{source}@{v}" for v in stored))
+            chosen = [version] if version is not None else stored
+            for v in chosen:
+                if undo:
+                    con.execute("DELETE FROM forgotten WHERE source = ? AND source_version = ?", [source, v])
+                else:
+                    con.execute("INSERT OR REPLACE INTO forgotten (source, source_version, forgotten_at) "
+                                "VALUES (?, ?, ?)", [source, v, now()])
+    finally:
+        con.close()
+    return chosen
+
+
+def sources_view(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Every stored source version: rows, retrieval time, sha256 prefix, and whether fits use it
+    (`used`), or not: `superseded by <version>` (a newer copy of the same file) or `forgotten`.
+    Mirrors the fits' choice: the newest retrieved copy of each label (version before '@')."""
+    frame = con.execute(
+        "SELECT source, source_version, kind, n_observations AS rows, n_rejected AS rejected, retrieved_at, "
+        "left(sha256, 12) AS sha256, location FROM sources ORDER BY source, retrieved_at, source_version").df()
+    forgotten = forgotten_sources(con)
+    frame["forgotten"] = [(s, v) in forgotten for s, v in zip(frame["source"], frame["source_version"], strict=True)]
+    frame["label"] = frame["source_version"].str.split("@").str[0]
+    newest = frame[~frame["forgotten"]].groupby(["source", "label"])["source_version"].last()
+    used = []
+    for row in frame.itertuples():
+        if row.forgotten:
+            used.append("forgotten")
+        elif newest.get((row.source, row.label)) == row.source_version:
+            used.append("used")
+        else:
+            used.append(f"superseded by {newest[(row.source, row.label)]}")
+    return frame.assign(fits=used).drop(columns=["forgotten", "label"])
 
 
 def table_digest(con: duckdb.DuckDBPyConnection, table: str) -> str:

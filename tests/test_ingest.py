@@ -1,12 +1,14 @@
-"""Issue 2: every adapter on the real public files, idempotent re-ingest, versions, the bundled snapshot.
+"""Issue 2: every adapter on the public formats, idempotent re-ingest, versions, the bundled snapshot.
 
-Figures checked against the public files themselves (see each folder's PROVENANCE.md under
-../shared/data): e.g. METR benchmark_results_1_0.yaml gives Claude 3.7 Sonnet p50 = 56.09 min.
+Read from the cuts in tests/fixtures/data (a few rows of each public file, tests/fixtures/README.md).
+Figures are the public files' own: e.g. METR benchmark_results_1_0.yaml gives Claude 3.7 Sonnet
+p50 = 56.09 min; counts are those of the cut files, counted in them.
 """
 
 from __future__ import annotations
 
-import filecmp
+import csv
+import json
 import shutil
 import subprocess
 import sys
@@ -14,11 +16,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from conftest import assert_rows_of_bundled_snapshot
 
 from pipeline import ingest, store
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared" / "data"
+SHARED = Path(__file__).resolve().parent / "fixtures" / "data"  # cut public files
 CLI = [sys.executable, "-m", "pipeline.cli"]
 ALL_TABLES = ("sources", "observations", "rejected", "model_compute", "metr_runs", "metr_release_dates")
 
@@ -31,6 +34,12 @@ def digests(db: Path) -> dict[str, str]:
         con.close()
 
 
+def records(rel: str) -> list[dict]:
+    """The data records of a cut CSV file."""
+    with open(SHARED / rel, encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def query(db: Path, sql: str, params: list | None = None):
     con = duckdb.connect(str(db), read_only=True)
     try:
@@ -41,9 +50,7 @@ def query(db: Path, sql: str, params: list | None = None):
 
 @pytest.fixture(scope="module")
 def shared_db(tmp_path_factory) -> Path:
-    """All of ../shared/data ingested once (about 20 s) through the real stage."""
-    if not SHARED.is_dir():
-        pytest.skip(f"public data sets not present at {SHARED}")
+    """Every cut public file ingested once through the real stage."""
     db = tmp_path_factory.mktemp("shared") / "scalegap.duckdb"
     ingest.ingest([str(SHARED)], db=db, run_id="test-ingest")
     return db
@@ -60,10 +67,11 @@ def test_every_public_folder_yields_observations(shared_db):
         assert hits, prefix
         if prefix != "epoch_ai_models":  # a compute lookup: stored in model_compute, not observations
             assert sum(n[s] for s in hits) > 0, prefix
-    # Row counts of the simplest tables, counted in the files themselves.
-    assert n["jones2021_hex_runs"] == 2966
-    assert n["jones2021_hex_frontier"] == 707
-    assert n["open_llm_leaderboard_v2"] > 4000
+    # Row counts of the simplest tables, counted in the files themselves: every row is read.
+    assert n["jones2021_hex_runs"] == len(records("boardlaw_jones2021/elo_vs_train_flops_runs_digitized.csv"))
+    assert n["jones2021_hex_frontier"] == len(records("boardlaw_jones2021/elo_vs_train_flops_frontier_digitized.csv"))
+    # six benchmarks per model
+    assert n["open_llm_leaderboard_v2"] == 6 * len(records("llm_leaderboard_csv/open_llm_leaderboard_v2_2025-03-21.csv"))
     # Files read once never get a "changed content" label (raw vs style-controlled arena exports).
     at = query(shared_db, "SELECT source, source_version FROM sources WHERE source_version LIKE '%@%'")
     assert at.empty, at
@@ -107,9 +115,11 @@ def test_compute_joined_from_epoch_keeps_confidence(shared_db):
 
 def test_arena_history_snapshots_and_duplicates(shared_db):
     versions = query(shared_db, "SELECT source_version, notes FROM sources WHERE source = 'chatbot_arena_history'")
-    assert len(versions) > 50
+    rows = [tuple(r.values()) for r in records("chatbot_arena_history/alltime.csv")]
+    assert len(versions) == len({r[-1] for r in rows}) > 1  # one version per snapshot date
     assert versions["source_version"].str.fullmatch(r"snapshot-\d{8}").all()
-    assert versions["notes"].str.contains("96 exact duplicate rows dropped").sum() == 1
+    duplicates = len(rows) - len(set(rows))
+    assert duplicates > 0 and versions["notes"].str.contains(f"{duplicates} exact duplicate rows dropped").sum() == 1
     # Within one snapshot, one row per model (that is what "compare within a snapshot" needs).
     dup = query(shared_db, "SELECT count(*) AS n FROM (SELECT source_version, model, metric, count(*) c "
                            "FROM observations WHERE source = 'chatbot_arena_history' GROUP BY ALL HAVING c > 1)")
@@ -133,8 +143,10 @@ def test_metr_versions_kept_apart(shared_db):
 def test_metr_runs_table(shared_db):
     runs = query(shared_db, "SELECT count(*) AS n, count(DISTINCT run_key) AS k, count(DISTINCT task_id) AS t, "
                             "min(human_minutes) AS lo FROM metr_runs")
-    assert runs["n"].iloc[0] == 7063 == runs["k"].iloc[0]
-    assert runs["t"].iloc[0] > 50
+    lines = [json.loads(line) for line in (SHARED / "metr_time_horizon/all_runs_th1.0_prerelease_2025-02-27.jsonl")
+             .read_text().splitlines()]
+    assert runs["n"].iloc[0] == len(lines) == runs["k"].iloc[0]
+    assert runs["t"].iloc[0] == len({r["task_id"] for r in lines}) > 1
     assert runs["lo"].iloc[0] > 0
 
 
@@ -205,8 +217,4 @@ def test_snapshot_regenerates_identically(tmp_path, shared_data):
     done = subprocess.run([*CLI, "snapshot", "--shared", str(shared_data), "--out", str(out), "--quiet"],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    bundled = ROOT / "data" / "raw"
-    names = sorted(p.name for p in bundled.iterdir() if p.is_file())
-    assert sorted(p.name for p in out.iterdir()) == names
-    match, mismatch, errors = filecmp.cmpfiles(bundled, out, names, shallow=False)
-    assert mismatch == [] and errors == [], mismatch
+    assert_rows_of_bundled_snapshot(out, ROOT / "data" / "raw")

@@ -1,11 +1,14 @@
-"""Elo tables (Jones Hex, LMArena, arena history) and METR horizon formats on the real public files.
+"""Elo tables (Jones Hex, LMArena, arena history) and METR horizon formats on the public formats.
 
-Expected counts and figures come from each folder's PROVENANCE.md under ../shared/data (counted in
-the files themselves when they were staged) and from the published files; each check says which.
+The files are cuts of the public ones (tests/fixtures/data, tests/fixtures/README.md). Figures quoted
+are the published files' own (each check says which); counts are those of the cut files, counted in
+them by the helpers below, never by the adapters under test.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +25,7 @@ from pipeline.schema import InputError, validate_observations
 from pipeline.sources import adapter_for, arena_history, jones_hex, lmarena, metr
 
 CLI = [sys.executable, "-m", "pipeline.cli"]
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+SHARED_DATA = Path(__file__).resolve().parent / "fixtures" / "data"  # cut public files
 MY_TABLES = ("sources", "observations", "rejected", "metr_runs", "metr_release_dates")
 METR = "metr_time_horizon"
 RUNS_JSONL = f"{METR}/all_runs_th1.0_prerelease_2025-02-27.jsonl"
@@ -41,6 +45,19 @@ MY_FILES = (
     f"{METR}/release_dates_2026-01-28.yaml",
     "metr_cross_domain_horizon/data/external/logistic_fits/headline.csv",
 )
+
+
+def records(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def json_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def arena_rows() -> list[dict]:
+    return records(SHARED_DATA / "chatbot_arena_history/alltime.csv")
 
 
 def read_one(adapter, path: Path):
@@ -71,8 +88,6 @@ def query(db: Path, sql: str, params: list | None = None) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def elo_metr_db(tmp_path_factory) -> Path:
     """Every Elo and METR file ingested once through the real stage (the runs JSONL included)."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"public data sets not present at {SHARED_DATA}")
     db = tmp_path_factory.mktemp("elo_metr") / "scalegap.duckdb"
     ingest.ingest([str(SHARED_DATA / f) for f in (*MY_FILES, RUNS_JSONL)], db=db, run_id="elo-metr-1")
     return db
@@ -85,21 +100,24 @@ def test_jones_frontier_and_runs(shared_data):
     frontier = read_one(jones_hex.ADAPTER, folder / "elo_vs_train_flops_frontier_digitized.csv")
     runs = read_one(jones_hex.ADAPTER, folder / "elo_vs_train_flops_runs_digitized.csv")
     f, r = frontier.observations, runs.observations
-    # PROVENANCE.md: 707 frontier points = 7 board sizes x 101; 2,966 run points in 195 runs.
-    assert (frontier.source, len(f)) == ("jones2021_hex_frontier", 707)
-    assert (runs.source, len(r)) == ("jones2021_hex_runs", 2966)
-    assert f.groupby("metric").size().to_dict() == {f"hex{n}_elo_vs_perfect": 101 for n in range(3, 10)}
-    assert r["cluster"].nunique() == 195
+    published = records(folder / "elo_vs_train_flops_frontier_digitized.csv") + \
+        records(folder / "elo_vs_train_flops_runs_digitized.csv")
+    # The cut: 3 frontier points of each of the 7 board sizes; 2 runs of each board, 4 points each.
+    assert (frontier.source, len(f)) == ("jones2021_hex_frontier", 21)
+    assert (runs.source, len(r)) == ("jones2021_hex_runs", 56)
+    assert f.groupby("metric").size().to_dict() == {f"hex{n}_elo_vs_perfect": 3 for n in range(3, 10)}
+    assert r["cluster"].nunique() == 14
     per_board = r.groupby("metric")["cluster"].nunique()
-    assert [per_board[f"hex{n}_elo_vs_perfect"] for n in range(3, 10)] == [6, 15, 20, 32, 38, 40, 44]
+    assert [per_board[f"hex{n}_elo_vs_perfect"] for n in range(3, 10)] == [2] * 7
     # First frontier point of board 3: log10 FLOP 9.00287, Elo -259.49 (first data row of the file).
     first = f.iloc[0]
     assert first["model"] == "b3_frontier@9.003"
     assert first["value"] == pytest.approx(-259.49)
     assert first["train_flop"] == pytest.approx(1.00663e9)
-    # Elo against perfect play: -2185 ... 0, ceiling 0; FLOP raw 1e9 ... 1e17 (PROVENANCE.md).
+    # Elo against perfect play (<= 0, ceiling 0); FLOP raw 1e9 ... 1e17 (PROVENANCE.md).
     both = pd.concat([f, r])
-    assert both["value"].min() == pytest.approx(-2185, abs=1) and both["value"].max() <= 0
+    assert both["value"].min() == pytest.approx(min(float(p["elo_vs_perfect_play"]) for p in published))
+    assert both["value"].max() <= 0
     assert (both["ceiling"] == 0).all() and (both["kind"] == "elo").all() and (both["unit"] == "elo").all()
     assert 9.9e8 < both["train_flop"].min() and both["train_flop"].max() < 1.01e17
     assert f["model"].is_unique and r["model"].is_unique
@@ -123,9 +141,10 @@ def test_lmarena_catalog_raw_and_style_control(shared_data):
     styled = read_one(lmarena.CATALOG, folder / "leaderboard-text-style-control.json")
     assert (raw.source, styled.source) == ("lmarena_catalog", "lmarena_catalog_style_control")
     r, s = raw.observations, styled.observations
-    # PROVENANCE.md: full category has 282 models raw, 283 style-controlled.
-    assert (r["metric"] == "arena_elo").sum() == 282
-    assert (s["metric"] == "arena_elo_style_control").sum() == 283
+    files = {name: json.loads((folder / name).read_text())
+             for name in ("leaderboard-text.json", "leaderboard-text-style-control.json")}
+    assert (r["metric"] == "arena_elo").sum() == len(files["leaderboard-text.json"]["full"])
+    assert (s["metric"] == "arena_elo_style_control").sum() == len(files["leaderboard-text-style-control.json"]["full"])
     assert {"arena_elo_coding", "arena_elo_math"} <= set(r["metric"])
     top = r[(r["model"] == "gemini-3-pro") & (r["metric"] == "arena_elo")].iloc[0]
     # leaderboard-text.json, full.gemini-3-pro: rating 1486.60, q025 1480.40, q975 1492.80.
@@ -133,18 +152,21 @@ def test_lmarena_catalog_raw_and_style_control(shared_data):
     assert (top["value_lo"], top["value_hi"]) == (pytest.approx(1480.40, abs=0.01), pytest.approx(1492.80, abs=0.01))
     assert top["organization"] == "Google"  # from scatterplot-data.json
     assert (r["value_lo"] <= r["value"]).all() and (r["value"] <= r["value_hi"]).all()
-    # PROVENANCE.md: style-controlled minus raw differs by -47 to +141 points (full category).
+    # Style-controlled and raw ratings of a model stay apart (PROVENANCE.md: they differ by -47 to +141).
     both = r[r["metric"] == "arena_elo"].merge(s[s["metric"] == "arena_elo_style_control"], on="model")
-    diff = both["value_y"] - both["value_x"]
-    assert diff.min() == pytest.approx(-47, abs=1) and diff.max() == pytest.approx(141, abs=1)
+    raw_full, styled_full = (files[n]["full"] for n in files)
+    expected = {m: styled_full[m]["rating"] - raw_full[m]["rating"] for m in raw_full if m in styled_full}
+    assert len(both) == len(expected) > 0
+    assert dict(zip(both["model"], both["value_y"] - both["value_x"], strict=True)) == pytest.approx(expected)
 
 
 def test_lmarena_csv_ci_strings_and_votes(shared_data):
-    data = read_one(lmarena.CSV, shared_data / "llm_leaderboard_csv/lmarena_text_2025-08-04.csv")
+    path = shared_data / "llm_leaderboard_csv/lmarena_text_2025-08-04.csv"
+    data = read_one(lmarena.CSV, path)
     obs = data.observations
     assert (data.source, data.source_version) == ("lmarena_text_csv", "2025-08-04")
-    # 266 rows; Yi-34B-Chat is listed twice with identical figures (ranks 200 and 201).
-    assert len(obs) == 265 and obs["model"].is_unique
+    # Yi-34B-Chat is listed twice with identical figures (ranks 200 and 201): one row dropped.
+    assert len(obs) == len(records(path)) - 1 and obs["model"].is_unique
     assert "1 exact duplicate row(s) dropped" in data.notes
     top = obs[obs["model"] == "Gemini-2.5-Pro"].iloc[0]
     # First data row of the CSV: arena_score 1470, 95_pct_ci "+5/-5", 26019 votes.
@@ -166,20 +188,25 @@ def test_lmarena_csv_bad_ci_names_row(tmp_path):
 
 def test_arena_history_snapshots(shared_data):
     out = arena_history.ADAPTER.read(shared_data / "chatbot_arena_history/alltime.csv")
-    # PROVENANCE.md: 13,434 rows (13,338 unique), 238 model keys, 105 snapshots 20230508 ... 20250326.
-    assert len(out) == 105
+    rows = arena_rows()
+    unique = {tuple(row.values()) for row in rows}
+    # One version per snapshot date (the cut keeps the first three, the last and one more).
+    assert len(out) == len({row["date"] for row in rows}) == 5
     assert out[0].source_version == "snapshot-20230508" and out[-1].source_version == "snapshot-20250326"
     assert {d.source for d in out} == {"chatbot_arena_history"}
     obs = pd.concat([d.observations for d in out])
-    assert len(obs) == 13338
-    assert obs["model"].nunique() == 238
-    # 96 exact duplicates (yi-34b-chat), reported once so the sources table does not repeat it.
-    assert [d.notes for d in out if d.notes] == ["96 exact duplicate rows dropped from the file"]
+    assert len(obs) == len(unique)
+    assert obs["model"].nunique() == len({row["key"] for row in rows})
+    # Exact duplicates (the whole file has 96, of yi-34b-chat), reported once so the sources table
+    # does not repeat it.
+    duplicates = len(rows) - len(unique)
+    assert duplicates > 0
+    assert [d.notes for d in out if d.notes] == [f"{duplicates} exact duplicate rows dropped from the file"]
     for d in out:
         assert d.observations["model"].is_unique
     assert "release_date" not in obs  # snapshot dates are not release dates
-    # PROVENANCE.md: ratings 796 ... 1443 (rounded).
-    assert obs["value"].min() == pytest.approx(796, abs=1) and obs["value"].max() == pytest.approx(1443, abs=1)
+    ratings = [float(row["rating"]) for row in rows]
+    assert obs["value"].min() == pytest.approx(min(ratings)) and obs["value"].max() == pytest.approx(max(ratings))
 
 
 def test_arena_history_conflicting_duplicate(tmp_path):
@@ -192,10 +219,11 @@ def test_arena_history_conflicting_duplicate(tmp_path):
 
 
 def test_arena_org_gap(shared_data):
-    data = read_one(arena_history.BY_ORG, shared_data / "chatbot_arena_history/alltime_by_org.csv")
+    path = shared_data / "chatbot_arena_history/alltime_by_org.csv"
+    data = read_one(arena_history.BY_ORG, path)
     obs = data.observations
-    # PROVENANCE.md: 3,929 rows; diff = rating_max - rating_max_max <= 0.
-    assert len(obs) == 3929 and (obs["value"] <= 0).all()
+    # diff = rating_max - rating_max_max <= 0 (PROVENANCE.md)
+    assert len(obs) == len(records(path)) and (obs["value"] <= 0).all()
     assert (obs["metric"] == "arena_org_gap_to_frontier").all()
     first = obs.iloc[0]  # first data row: 01 AI, 20231206, diff -151.762
     assert (first["organization"], first["release_date"]) == ("01 AI", pd.Timestamp("2023-12-06"))
@@ -211,9 +239,12 @@ def test_metr_results_versions(shared_data):
     assert (v10.source_version, jan.source_version, mar.source_version) == (
         "METR-Horizon-v1", "METR-Horizon-v1.1-2026-01-30", "METR-Horizon-v1.1-2026-03-03")
     obs = v10.observations
-    # PROVENANCE.md: 33 models in 1.0; 17 and 23 in the 1.1 files. Three metrics each.
-    assert obs["model"].nunique() == 33
-    assert jan.observations["model"].nunique() == 17 and mar.observations["model"].nunique() == 23
+    models = {name: len(yaml.safe_load((shared_data / METR / name).read_text())["results"])
+              for name in ("benchmark_results_1_0.yaml", "benchmark_results_1_1_2026-01-30.yaml",
+                           "benchmark_results_1_1_2026-03-03.yaml")}
+    # Every model of each file (the whole files hold 33, 17 and 23), three metrics each.
+    assert [obs["model"].nunique(), jan.observations["model"].nunique(), mar.observations["model"].nunique()] \
+        == list(models.values())
     assert set(obs["metric"]) == {"metr_p50_minutes", "metr_p80_minutes", "metr_average_score"}
     sonnet = obs[obs["model"] == "claude_3_7_sonnet"].set_index("metric")
     # benchmark_results_1_0.yaml (meek-math notes): Claude 3.7 Sonnet p50 = 56.09 min, CI 29.33-93.42.
@@ -242,8 +273,10 @@ def test_metr_results_versions(shared_data):
 def test_metr_release_dates(shared_data):
     old = read_one(metr.RELEASE_DATES, shared_data / METR / "release_dates_2025-02-27.yaml")
     new = read_one(metr.RELEASE_DATES, shared_data / METR / "release_dates_2026-01-28.yaml")
-    # PROVENANCE.md: 19 and 71 aliases; metadata only, no observations.
-    assert len(old.extra["metr_release_dates"]) == 19 and len(new.extra["metr_release_dates"]) == 71
+    # Every alias of each file (the whole files hold 19 and 71); metadata only, no observations.
+    published = [len(yaml.safe_load((shared_data / METR / name).read_text())["date"])
+                 for name in ("release_dates_2025-02-27.yaml", "release_dates_2026-01-28.yaml")]
+    assert [len(old.extra["metr_release_dates"]), len(new.extra["metr_release_dates"])] == published
     assert old.observations.empty and old.source_version == "2025-02-27"
     dates = old.extra["metr_release_dates"].set_index("alias")["release_date"]
     assert dates["Claude 3 Opus"] == pd.Timestamp("2024-03-04")  # same alias spelling as the runs file
@@ -263,30 +296,36 @@ def test_metr_runs_jsonl(shared_data):
     data = metr.RUNS.read(shared_data / RUNS_JSONL)[0]
     runs = data.extra["metr_runs"]
     assert data.observations.empty and data.source_version == "2025-02-27"
-    # PROVENANCE.md: 7,063 runs, 2,129 successes / 4,934 failures, 211 human rows, 83 tasks,
-    # 36 families, human_minutes 1.0 ... 1392.7, time_limit in seconds, 1,912 usageLimits runs.
-    assert len(runs) == 7063 and runs["run_key"].is_unique
-    assert runs["score_binarized"].value_counts().to_dict() == {0: 4934, 1: 2129}
-    assert (runs["alias"] == "human").sum() == 211
-    assert runs["task_id"].nunique() == 83 and runs["task_family"].nunique() == 36
-    assert runs["human_minutes"].min() == pytest.approx(1.0) and runs["human_minutes"].max() == pytest.approx(1392.7, abs=0.1)
-    assert set(runs["time_limit_s"].dropna()) == {0, 1800, 7200, 28800, 36000}
-    assert (runs["fatal_error_from"] == "usageLimits").sum() == 1912
-    # "weights sum to 1 per alias" (PROVENANCE.md schema).
-    sums = runs.groupby("alias")[["equal_task_weight", "invsqrt_task_weight"]].sum()
-    assert sums.to_numpy() == pytest.approx(1.0, abs=1e-6)
+    lines = json_lines(shared_data / RUNS_JSONL)
+    # Counted in the file: runs, successes and failures, human rows, tasks, families, the longest task
+    # (1392.7 min, PROVENANCE.md), time limits in seconds, runs ended by usage limits.
+    assert len(runs) == len(lines) and runs["run_key"].is_unique
+    scores = [r["score_binarized"] for r in lines]
+    assert runs["score_binarized"].value_counts().to_dict() == {0: scores.count(0), 1: scores.count(1)}
+    assert (runs["alias"] == "human").sum() == sum(r["alias"] == "human" for r in lines) > 0
+    assert runs["task_id"].nunique() == len({r["task_id"] for r in lines})
+    assert runs["task_family"].nunique() == len({r["task_family"] for r in lines})
+    assert runs["human_minutes"].min() == pytest.approx(min(r["human_minutes"] for r in lines))
+    assert runs["human_minutes"].max() == pytest.approx(1392.7, abs=0.1)
+    assert set(runs["time_limit_s"].dropna()) == {r["time_limit"] for r in lines if r["time_limit"] is not None}
+    assert (runs["fatal_error_from"] == "usageLimits").sum() == sum(r["fatal_error_from"] == "usageLimits"
+                                                                    for r in lines) > 0
+    # Task weights as published (in the whole file they sum to 1 per alias, PROVENANCE.md).
+    weights = {str(r["run_id"]): r["invsqrt_task_weight"] for r in lines}
+    assert runs.set_index("run_key")["invsqrt_task_weight"].to_dict() == pytest.approx(weights)
 
 
 def test_metr_runs_bundled_csv_matches_jsonl(shared_data, raw_dir):
     bundled = raw_dir / "metr_runs.csv.gz"
     if not bundled.exists():
         pytest.skip("bundled snapshot not built yet")
-    csv = metr.RUNS.read(bundled)[0]
-    jsonl = metr.RUNS.read(shared_data / RUNS_JSONL)[0]
-    assert csv.source_version == jsonl.source_version == "2025-02-27"
-    a = csv.extra["metr_runs"].sort_values("run_key").reset_index(drop=True)
-    b = jsonl.extra["metr_runs"].sort_values("run_key").reset_index(drop=True)
-    assert len(a) == len(b)
+    from_csv = metr.RUNS.read(bundled)[0]
+    from_jsonl = metr.RUNS.read(shared_data / RUNS_JSONL)[0]
+    assert from_csv.source_version == from_jsonl.source_version == "2025-02-27"
+    # Every run of the cut JSONL is in the bundled file (which holds all 7,063), field for field.
+    b = from_jsonl.extra["metr_runs"].sort_values("run_key").reset_index(drop=True)
+    a = from_csv.extra["metr_runs"].set_index("run_key").loc[b["run_key"]].reset_index()
+    assert len(from_csv.extra["metr_runs"]) == 7063
     for column in ("run_key", "task_id", "alias", "score_binarized"):
         assert (a[column].astype(str) == b[column].astype(str)).all(), column
     assert a["human_minutes"].to_numpy() == pytest.approx(b["human_minutes"].to_numpy())
@@ -371,12 +410,16 @@ def test_store_keeps_versions_apart(elo_metr_db):
     metr_versions = set(versions.loc[versions["source"] == "metr_time_horizon", "source_version"])
     assert metr_versions == {"METR-Horizon-v1", "METR-Horizon-v1.1-2026-01-30", "METR-Horizon-v1.1-2026-02-19",
                              "METR-Horizon-v1.1-2026-03-03"}
-    assert (versions["source"] == "chatbot_arena_history").sum() == 105
+    snapshots = {row["date"] for row in arena_rows()}
+    assert (versions["source"] == "chatbot_arena_history").sum() == len(snapshots)
     assert not versions["source_version"].str.contains("@").any()  # nothing mistaken for a changed file
     counts = query(elo_metr_db, "SELECT (SELECT count(*) FROM metr_runs) AS runs, "
                                 "(SELECT count(*) FROM metr_release_dates) AS dates, "
                                 "(SELECT count(*) FROM observations WHERE source = 'metr_runs') AS run_obs")
-    assert counts.iloc[0].to_dict() == {"runs": 7063, "dates": 19 + 71, "run_obs": 0}
+    dates = sum(len(yaml.safe_load((SHARED_DATA / METR / name).read_text())["date"])
+                for name in ("release_dates_2025-02-27.yaml", "release_dates_2026-01-28.yaml"))
+    assert counts.iloc[0].to_dict() == {"runs": len(json_lines(SHARED_DATA / RUNS_JSONL)), "dates": dates,
+                                        "run_obs": 0}
 
 
 def test_reingest_is_a_noop(elo_metr_db, shared_data):
@@ -384,7 +427,8 @@ def test_reingest_is_a_noop(elo_metr_db, shared_data):
     summary = ingest.ingest([str(shared_data / f) for f in (*MY_FILES, RUNS_JSONL)], db=elo_metr_db,
                             run_id="elo-metr-2")
     assert summary.observations == 0 and not summary.versions
-    assert len(summary.skipped_unchanged) == len(MY_FILES) + 1 + 104  # arena history: one entry per snapshot
+    snapshots = len({row["date"] for row in arena_rows()})  # arena history: one entry per snapshot
+    assert len(summary.skipped_unchanged) == len(MY_FILES) + 1 + snapshots - 1
     assert digests(elo_metr_db) == before
 
 

@@ -1,4 +1,5 @@
 """Issue 9: kills mid-run, two runs at once, idempotent re-runs, unwritable paths, report escaping.
+Issue 18: SIGINT / SIGTERM end a run as cancelled; nothing a run started outlives it.
 
 Real processes on a real DuckDB file: `scalegap run` is started as a subprocess and SIGKILLed while a
 given stage is running (found by polling the store's runs / run_stages tables read-only).
@@ -6,8 +7,10 @@ given stage is running (found by polling the store's runs / run_stages tables re
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import psutil
 import pytest
 
 from pipeline import store
@@ -65,6 +69,29 @@ def run_digest(db: Path, run_id: str) -> dict[str, str]:
     finally:
         con.close()
     return out
+
+
+def family(proc: subprocess.Popen) -> list[psutil.Process]:
+    """The run and every process it started (the temporary Prefect server among them)."""
+    root = psutil.Process(proc.pid)
+    return [root, *root.children(recursive=True)]
+
+
+def assert_none_left(processes: list[psutil.Process], timeout_s: float = 10.0) -> None:
+    """Every listed process is gone (or a zombie awaiting its parent's wait)."""
+    _, alive = psutil.wait_procs(processes, timeout=timeout_s)
+    alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    for p in alive:  # leave nothing behind even when failing
+        p.kill()
+    assert not alive, [(p.pid, p.cmdline()) for p in alive]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def nothing_left_behind():
+    """After this module's runs and kills, no process started here remains."""
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    yield
+    assert_none_left([p for p in psutil.Process().children(recursive=True) if p.pid not in before])
 
 
 def write_user_csv(folder: Path) -> Path:
@@ -141,10 +168,22 @@ def test_sigkill_mid_run_loses_nothing(baseline, during, after_stage, delay_s, t
         killed = _wait_for(db, before_runs, after_stage, proc, log)
         time.sleep(delay_s)
         assert proc.poll() is None, f"run finished before the kill during {during}"
+        started = family(proc)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
+    assert len(started) > 1, "the temporary Prefect server should have been running"
+    assert_none_left(started)
+    # Readers see the run as gone at once, without the write lock (status, project, report...).
+    con = store.connect(db, read_only=True)
+    try:
+        assert store.run_status(con, killed) == store.PROCESS_GONE
+    finally:
+        con.close()
+    status = subprocess.run([*CLI, "status", "--db", str(db), "--json"], capture_output=True, text=True,
+                            timeout=120, env=env())
+    assert {r["run_id"]: r["status"] for r in json.loads(status.stdout)["runs"]}[killed] == store.PROCESS_GONE
     # The file opens for writing, and the previous run's results are intact and complete.
     store.connect(db).close()
     assert run_digest(db, baseline["run_id"]) == baseline["digest"]
@@ -160,6 +199,47 @@ def test_sigkill_mid_run_loses_nothing(baseline, during, after_stage, delay_s, t
     next_run = store.start_run(db, "test", {})
     store.finish_run(db, next_run, "succeeded")
     assert query(db, "SELECT status FROM runs WHERE run_id = ?", [killed]) == [("failed",)]
+
+
+@pytest.mark.parametrize(("how", "status"), [("SIGINT", 130), ("SIGINT to the group", 130), ("SIGTERM", 143)])
+def test_interrupt_cancels_the_run_within_seconds(baseline, how, status, tmp_path):
+    """Ctrl-C (to the process, or to its whole process group as a terminal sends it) and SIGTERM:
+    one line saying so, exit 128 + signal, the run recorded `cancelled`, no stage half-written."""
+    db = baseline["db"]
+    before_runs = {r for (r,) in query(db, "SELECT run_id FROM runs")}
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as handle:  # a session of its own: the group signal must not reach pytest
+        proc = subprocess.Popen(run_args(db, baseline["out"], baseline["sources"], "--no-cache"),
+                                stdout=subprocess.DEVNULL, stderr=handle, env=env(), start_new_session=True)
+    try:
+        run_id = _wait_for(db, before_runs, "horizons", proc, log)
+        started = family(proc)
+        t0 = time.monotonic()
+        if how.endswith("group"):
+            os.killpg(proc.pid, signal.SIGINT)
+        else:
+            proc.send_signal(getattr(signal, how))
+        proc.wait(timeout=60)
+        seconds = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert_none_left(started)
+    stderr = log.read_text()
+    assert proc.returncode == status, stderr[-3000:]
+    assert seconds < 20, seconds
+    assert "Traceback" not in stderr
+    name = how.split()[0]
+    assert stderr.strip().splitlines()[-1] == \
+        f"error: run {run_id} interrupted ({name}); nothing half-written was kept"
+    assert query(db, "SELECT status, message FROM runs WHERE run_id = ?", [run_id]) == \
+        [("cancelled", f"interrupted ({name})")]
+    stages = {s for (s,) in query(db, "SELECT stage FROM run_stages WHERE run_id = ?", [run_id])}
+    for table, stage in (("fits", "fit"), ("classifications", "classify"), ("projections", "project")):
+        n = query(db, f"SELECT count(*) FROM {table} WHERE run_id = ?", [run_id])[0][0]
+        assert (n > 0) == (stage in stages) or (n == 0 and stage in stages), (table, n, stages)
+    assert run_digest(db, baseline["run_id"]) == baseline["digest"]
 
 
 def test_next_run_completes_and_is_idempotent(baseline):
@@ -221,3 +301,35 @@ def test_unwritable_paths_fail_before_any_work(tmp_path, option):
     # Before any work: no run was recorded (no store created, or no run row in it).
     if db.exists():
         assert query(db, "SELECT count(*) FROM runs") == [(0,)], "work started before the path check"
+
+
+def test_serve_stops_on_sigterm_without_warnings_or_leftovers(tmp_path):
+    """`scalegap serve --start-server` stopped as a service manager stops it: status 143, one line,
+    no "coroutine ... never awaited" warning, and its Prefect server gone with it."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serve_env = {**env(), "PREFECT_HOME": str(tmp_path / "prefect")}
+    serve_env.pop("PREFECT_API_URL", None)
+    log = tmp_path / "serve.txt"
+    with open(log, "w") as handle:
+        proc = subprocess.Popen([*CLI, "serve", "--start-server", "--port", str(port), "--db", str(tmp_path / "s.duckdb")],
+                                stdout=handle, stderr=subprocess.STDOUT, env=serve_env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while "being served" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        started = family(proc)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    text = log.read_text()
+    assert proc.returncode == 143, text[-3000:]
+    assert "never awaited" not in text and "Traceback" not in text
+    assert text.strip().splitlines()[-1] == "error: interrupted (SIGTERM)"
+    assert len(started) > 1
+    assert_none_left(started)

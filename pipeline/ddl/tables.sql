@@ -76,6 +76,14 @@ CREATE TABLE IF NOT EXISTS observations (
     PRIMARY KEY (source, source_version, model, metric)
 );
 
+-- Source versions `scalegap forget` took out of future runs; their rows stay for past runs' results.
+CREATE TABLE IF NOT EXISTS forgotten (
+    source VARCHAR,
+    source_version VARCHAR,
+    forgotten_at TIMESTAMP,
+    PRIMARY KEY (source, source_version)
+);
+
 CREATE TABLE IF NOT EXISTS rejected (
     source VARCHAR,
     source_version VARCHAR,

@@ -21,9 +21,11 @@ def load_series(db, metrics=None, x_axes=("compute", "date", "inference"),
     """Series from the observations table; `skipped` (if given) collects why a series was left out."""
     con = store.connect(db, read_only=True)
     try:
-        frame = con.execute("SELECT * FROM observations ORDER BY source, source_version, metric, model").df()
-        versions = con.execute("SELECT source, source_version, retrieved_at FROM sources "
-                               "ORDER BY source, source_version").df()
+        # a forgotten version leaves future fits (the previous copy of its label, if any, takes its place)
+        frame = store.drop_forgotten(con, con.execute("SELECT * FROM observations ORDER BY source, source_version, "
+                                                      "metric, model").df())
+        versions = store.drop_forgotten(con, con.execute("SELECT source, source_version, retrieved_at FROM sources "
+                                                         "ORDER BY source, source_version").df())
     finally:
         con.close()
     frame = fitting._newest_copies(frame, versions, skipped)

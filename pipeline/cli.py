@@ -130,7 +130,7 @@ def ingest(
 ) -> None:
     """Read published results into the store (unchanged files are skipped).
 
-    Example: scalegap ingest ../shared/data/obsscaling_ruan2024 data/raw
+    Example: scalegap ingest data/raw my_results.csv   (a folder, files, URLs or names from data/raw/sources.toml)
     """
     from pipeline import ingest as ingest_stage
     from pipeline import store
@@ -352,7 +352,7 @@ def snapshot(
 ) -> None:
     """Rebuild the bundled data/raw snapshot from the public formats with the project's adapters.
 
-    Example: scalegap snapshot --shared ../shared/data --out data/raw
+    Example: scalegap snapshot --shared PUBLIC_DATA_FOLDER --out data/raw   (the downloaded public data sets, one folder each)
     """
     from pipeline.snapshot import build_snapshot
 

@@ -19,6 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.schema import ScalegapError
+from pipeline.store import one_line_store_errors
 
 app = typer.Typer(
     help="Fit scaling curves to published AI results and project whether the frontier-minus-meek gap "
@@ -552,7 +553,7 @@ def report(
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        one_line_store_errors(app)(standalone_mode=False)  # a store found damaged (or full) mid-command
     except ScalegapError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, highlight=False)
         sys.exit(exc.exit_code)

@@ -25,7 +25,13 @@ import duckdb
 import pandas as pd
 
 from pipeline import aliases, store
-from pipeline.schema import InputError, ScalegapError, clean_text, validate_observations
+from pipeline.schema import (
+    InputError,
+    ScalegapError,
+    clean_text,
+    validate_observations,
+    with_warnings,
+)
 from pipeline.sources import (
     MAX_COLUMNS,
     MAX_DECOMPRESSED_BYTES,
@@ -344,7 +350,7 @@ def ingest(targets: list[str], db: str | Path | None = None, run_id: str | None 
                     data.staged.keep(table, _checked(piece, data, sha, str(path), notes) if table == "observations"
                                      else _cleaned(piece.assign(source=data.source), str(path), notes))
             data.extra = {table: _cleaned(frame, str(path), notes) for table, frame in data.extra.items()}
-            data.notes = _with_warnings(data.notes, notes)
+            data.notes = with_warnings(data.notes, notes)
             parsed.append((path, sha, adapter.name, data))
         summary.files.append(str(path))
 
@@ -385,9 +391,6 @@ def ingest(targets: list[str], db: str | Path | None = None, run_id: str | None 
     return summary
 
 
-MAX_WARNINGS = 10  # text warnings kept per source version; the rest are counted
-
-
 def _copy_staged(con: duckdb.DuckDBPyConnection, staged: Staged, version: str, run_id: str | None) -> dict[str, int]:
     """Checked rows kept on disk, into the store in one INSERT per table (pieces inserted one by one inside a
     transaction would each hold their memory until the commit)."""
@@ -400,8 +403,10 @@ def _copy_staged(con: duckdb.DuckDBPyConnection, staged: Staged, version: str, r
             if not kept:
                 continue
             columns = [c for c in store.table_columns(con, table) if c in kept or c in given]
+            # A plain INSERT (this version's rows were deleted, the kept keys are unique) holds a fraction of the
+            # memory of INSERT OR REPLACE, which checks every key against the index.
             counts[table] = con.execute(
-                f"INSERT OR REPLACE INTO {table} ({', '.join(map(_quoted, columns))}) "
+                f"INSERT INTO {table} ({', '.join(map(_quoted, columns))}) "
                 f"SELECT {', '.join('?' if c in given else _quoted(c) for c in columns)} "
                 f"FROM {alias}.kept_{table} WHERE _part = ?",
                 [given[c] for c in columns if c in given] + [staged.part]).fetchone()[0]
@@ -433,14 +438,6 @@ def _clean_fields(data: SourceData, path: str) -> list[str]:
     for name in fields:
         setattr(data, name, row[name])
     return notes
-
-
-def _with_warnings(notes: str, warnings: list[str]) -> str:
-    if not warnings:
-        return notes
-    kept = warnings[:MAX_WARNINGS] + ([f"{len(warnings) - MAX_WARNINGS} more text warnings"]
-                                      if len(warnings) > MAX_WARNINGS else [])
-    return "; ".join(filter(None, [notes, *kept]))
 
 
 def _version_for(con, source: str, label: str, sha: str) -> str | None:

@@ -237,3 +237,13 @@ def _lookalikes(frame: pd.DataFrame, column: str) -> list[str]:
             notes.append(f"row {_where(frame, index)}, column '{column}': a name mixing Cyrillic and Latin letters "
                          f"({', '.join(odd)}), a look-alike?")
     return notes
+
+
+MAX_WARNINGS = 10  # text warnings kept in the notes of one source version; the rest are counted
+
+
+def with_warnings(notes: str, warnings: list[str]) -> str:
+    """Notes of a source version with the text warnings of clean_text appended."""
+    kept = list(dict.fromkeys(warnings))
+    kept = kept[:MAX_WARNINGS] + ([f"{len(kept) - MAX_WARNINGS} more text warnings"] if len(kept) > MAX_WARNINGS else [])
+    return "; ".join(filter(None, [notes, *kept]))

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.schema import OBSERVATION_SPEC, InputError, conform
+from pipeline.schema import OBSERVATION_SPEC, InputError, clean_text, conform, with_warnings
 from pipeline.sources import (
     MAX_COLUMNS,
     MAX_LINE_BYTES,
@@ -66,24 +66,34 @@ class GenericCsvAdapter:
 
 
 def _lines(path: Path, handle) -> Iterator[str]:
-    """Text lines of the file, checked on the way: binary content, UTF-8, and lines of at most MAX_LINE_BYTES."""
+    """Text lines of the file, checked on the way: binary content, UTF-8, and lines of at most MAX_LINE_BYTES.
+    Decoded a block at a time (cut after a newline, which no UTF-8 character contains)."""
     if b"\x00" in handle.peek(65536)[:65536]:
         raise InputError(str(path), "this is a binary file, not a CSV text file",
                          "give a UTF-8 CSV file with a header row")
-    offset = 0
-    for number in itertools.count(1):
-        line = handle.readline(MAX_LINE_BYTES + 1)
-        if not line:
-            return
-        if len(line) > MAX_LINE_BYTES:
-            raise InputError(str(path), f"a line longer than {MAX_LINE_BYTES >> 20} MB",
-                             "give one row per line, with fields of a few hundred characters", row=number)
+    pending, offset, number = b"", 0, 1   # bytes before, and the line number of, the next block
+    while True:
+        block = handle.read(1 << 20)
+        data = pending + block
+        end = data.rfind(b"\n") + 1 if block else len(data)
+        complete, pending = data[:end], data[end:]
+        parts = complete.split(b"\n")  # the last is empty, or the file's end; `pending` starts the line after
+        for i, part in enumerate([*parts[:-1], parts[-1] + pending]):
+            if len(part) > MAX_LINE_BYTES:
+                raise InputError(str(path), f"a line longer than {MAX_LINE_BYTES >> 20} MB",
+                                 "give one row per line, with fields of a few hundred characters", row=number + i)
         try:
-            yield line.decode("utf-8-sig" if number == 1 else "utf-8")
+            text = complete.decode("utf-8-sig" if offset == 0 else "utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(str(path), f"the file is not UTF-8 text (bad byte at offset {offset + exc.start})",
-                             "save the file as UTF-8", row=number) from None
-        offset += len(line)
+                             "save the file as UTF-8", row=number + complete[: exc.start].count(b"\n")) from None
+        lines = text.split("\n")
+        yield from (line + "\n" for line in lines[:-1])
+        if not block:
+            if lines[-1]:
+                yield lines[-1]
+            return
+        offset, number = offset + len(complete), number + len(parts) - 1
 
 
 def _records(path: Path, handle) -> Iterator[list[str]]:
@@ -124,20 +134,21 @@ def _header(path: Path, first: list[str], first_line: str) -> list[str]:
 
 def _chunks(path: Path, records: Iterator[list[str]], header: list[str]) -> Iterator[pd.DataFrame]:
     """Data rows as frames of text cells (plus row_ref, the row's number in the file), CHUNK_ROWS at a time."""
-    rows, refs = [], []
-    for i, row in enumerate(records):
-        if len(row) != len(header):
-            if any(cell.strip() for cell in row):
-                raise InputError(str(path), f"{len(row)} fields where the header has {len(header)}",
-                                 "check separators and quoting on this line", row=i + 2)
-            continue
-        rows.append(row)
-        refs.append(str(i + 2))
-        if len(rows) == CHUNK_ROWS:
-            yield pd.DataFrame(rows, columns=header).assign(row_ref=refs)
-            rows, refs = [], []
-    if rows:
-        yield pd.DataFrame(rows, columns=header).assign(row_ref=refs)
+    first = 2
+    while rows := list(itertools.islice(records, CHUNK_ROWS)):
+        refs = np.arange(first, first + len(rows))
+        first += len(rows)
+        odd = [i for i, row in enumerate(rows) if len(row) != len(header)]
+        for i in odd:
+            if any(cell.strip() for cell in rows[i]):
+                raise InputError(str(path), f"{len(rows[i])} fields where the header has {len(header)}",
+                                 "check separators and quoting on this line", row=int(refs[i]))
+        if odd:  # blank lines
+            keep = np.ones(len(rows), dtype=bool)
+            keep[odd] = False
+            rows, refs = [row for row, k in zip(rows, keep, strict=True) if k], refs[keep]
+        if rows:
+            yield pd.DataFrame(rows, columns=header).assign(row_ref=refs.astype(str))
 
 
 def read_generic(path: Path) -> list[SourceData]:
@@ -276,9 +287,12 @@ def _staged(path: Path, chunks: Iterator[pd.DataFrame]) -> list[SourceData]:
     columns = ", ".join(f'"{name}" {sql_type}' for name, sql_type in _SCRATCH_COLUMNS.items())
     scratch.con.execute(f"CREATE TABLE rows ({columns})")
     evidence: dict = {}
+    warnings: list[str] = []
     n = 0
     for chunk in chunks:
         frame, rejected, found = _normalise(chunk, path)
+        frame, text_warnings = clean_text(frame, str(path))  # before the duplicate check, as ingest does in memory
+        warnings += text_warnings
         for metric, seen in found.items():  # the earliest row wins: chunks come in file order
             merged = evidence.setdefault(metric, seen)
             for flag in (True, False):
@@ -314,6 +328,7 @@ def _staged(path: Path, chunks: Iterator[pd.DataFrame]) -> list[SourceData]:
                               license="as stated by the user", citation=f"user file {path.name}",
                               observations=conform(pd.DataFrame()),
                               staged=Staged(scratch, 0, _reader(scratch, None, None, units, True))))
+    out[0].notes = with_warnings(out[0].notes, warnings)
     return out
 
 
@@ -360,6 +375,9 @@ PERCENT_OK = ("value", "value_lo", "value_hi", "floor", "ceiling")  # columns th
 
 def _numbers(frame: pd.DataFrame, column: str, path: Path) -> tuple[pd.Series, pd.Series]:
     """The column as finite floats ('77%' -> 0.77 where a percent makes sense), and which cells were percents."""
+    plain = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+    if not (frame[column].notna() & ~np.isfinite(plain)).any():  # the usual column: plain, finite numbers
+        return plain, pd.Series(False, index=frame.index)
     text = frame[column].astype("string").str.strip()
     percent = text.str.endswith("%", na=False)
     if column not in PERCENT_OK:

@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.schema import ScalegapError
+from pipeline.store import one_line_store_errors
 
 try:  # typer 0.2x raises its own copy of click's exceptions; older releases raise click's
     from typer._click import exceptions as click_errors
@@ -767,7 +768,8 @@ def main() -> None:
 def _run_app() -> int:
     """The command's exit status; expected failures printed as one `error:` line."""
     try:
-        return app(standalone_mode=False, prog_name="scalegap") or 0
+        # a store found damaged (or full) mid-command ends in one line too
+        return one_line_store_errors(app)(standalone_mode=False, prog_name="scalegap") or 0
     except ScalegapError as exc:
         error(str(exc))
         return exc.exit_code

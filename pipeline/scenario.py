@@ -19,6 +19,14 @@ SCENARIO_DIR = Path(__file__).parent / "scenarios"
 DEFAULT_SCENARIO = SCENARIO_DIR / "default.toml"
 GROWTH_KEYS = ("hardware", "algorithms", "investment", "inference")
 EXPLICIT_FAMILIES = ("exponential_in_time", "success_at_length")
+# Stated limits: beyond them a projection overflows, or takes minutes and gigabytes on its yearly grid.
+GROWTH_RANGE = (1e-3, 1e3)          # annual factor of each growth rate
+MAX_WINDOW_YEARS = 200              # until - start
+YEAR_RANGE = (1900, 2500)           # start, until and anchor dates
+CURVE_RANGES = {                    # explicit curves: key -> (low, high), both inclusive
+    "doubling_months": (0.1, 1200.0), "task_minutes": (1e-3, 1e7), "anchor_value": (1e-12, 1e12),
+    "start_flop": (1.0, 1e40), "start_budget": (1e-12, 1e15), "ratio_50_80": (1.0, 1e3),
+}
 
 
 @dataclass
@@ -126,6 +134,12 @@ def _growth(path: str, key: str, raw) -> Growth:
             raise InputError(path, f"{where}: the lower end {g.a} is above the upper end {g.b}", "swap them", column=where)
     if not g.a > 0:
         raise InputError(path, f"{where} = {g.a} must be a positive annual factor", "give e.g. 1.414", column=where)
+    low, high = GROWTH_RANGE
+    for value in (g.a,) if g.kind == "point" else (g.a, g.b):
+        if not low <= value <= high:  # also refuses nan and inf
+            raise InputError(path, f"{where} = {value} is outside the annual factors a projection can use "
+                             f"({low:g} to {high:g})", "give a yearly growth factor, e.g. 1.414 (41% a year)",
+                             column=where)
     if g.kind != "point" and not g.b > 1:
         # draws are truncated to > 1 (Growth.sample), so some of the range must lie above 1
         raise InputError(path, f"{where}: the upper end {g.b} must be above 1", "give an annual factor range reaching above 1",
@@ -135,9 +149,13 @@ def _growth(path: str, key: str, raw) -> Growth:
 
 def _date(path: str, key: str, raw) -> date:
     try:
-        return raw if isinstance(raw, date) else date.fromisoformat(str(raw))
+        day = raw if isinstance(raw, date) else date.fromisoformat(str(raw))
     except ValueError:
         raise InputError(path, f"{key} = {raw!r} is not a date", "write YYYY-MM-DD", column=key) from None
+    if not YEAR_RANGE[0] <= day.year <= YEAR_RANGE[1]:
+        raise InputError(path, f"{key} = {day} is outside the years {YEAR_RANGE[0]}-{YEAR_RANGE[1]}",
+                         "give a date in the era of the data and its projection, e.g. 2025-01-01", column=key)
+    return day
 
 
 CURVE_KEYS = {"name", "metric", "family", "source", "x_axis", "start_flop", "start_budget", "params", "higher_is_better", "unit",
@@ -180,6 +198,10 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
     start, until = _date(p, "growth.start", growth_raw["start"]), _date(p, "growth.until", growth_raw["until"])
     if until <= start:
         raise InputError(p, f"until ({until}) is not after start ({start})", "put until after start", column="growth.until")
+    if (until - start).days / 365.25 > MAX_WINDOW_YEARS:
+        raise InputError(p, f"the window {start} to {until} is longer than {MAX_WINDOW_YEARS} years",
+                         f"project at most {MAX_WINDOW_YEARS} years, e.g. until = {start.year + 50}-01-01",
+                         column="growth.until")
     curves = config.get("curve", [])
     if not isinstance(curves, list):
         raise InputError(p, "curve must be an array of tables", "write each as [[curve]]", column="curve")
@@ -196,9 +218,16 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
             if key in curve and (isinstance(curve[key], bool) or not isinstance(curve[key], int | float)):
                 raise InputError(p, f"{where}.{key} = {curve[key]!r} is not a number", f"write {key} = 7 (no quotes)",
                                  column=f"{where}.{key}")
+            low, high = CURVE_RANGES[key]
+            if key in curve and not low <= curve[key] <= high:  # also refuses nan and inf
+                raise InputError(p, f"{where}.{key} = {curve[key]!r} is outside {low:g} to {high:g}",
+                                 f"give {key} as a positive, finite number in that range", column=f"{where}.{key}")
         params = curve.get("params", {})
         if not isinstance(params, dict) or any(isinstance(v, bool) or not isinstance(v, int | float) for v in params.values()):
             raise InputError(p, f"{where}.params must be a table of numbers", "write params = { c0 = 0.1, c = 0.05 }",
+                             column=f"{where}.params")
+        if not all(math.isfinite(v) for v in params.values()):
+            raise InputError(p, f"{where}.params has a value that is not a finite number", "give finite numbers",
                              column=f"{where}.params")
         name = curve.get("name")
         if not name:

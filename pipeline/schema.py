@@ -6,6 +6,8 @@ Every adapter in `pipeline.sources` turns a public format into a DataFrame with 
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -160,3 +162,98 @@ def decimal_year(dates):
         return (stamps.dt.year + (stamps.dt.day_of_year - 1) / 365.25).to_numpy(dtype=float)
     stamp = pd.Timestamp(dates)
     return stamp.year + (stamp.day_of_year - 1) / 365.25
+
+
+# ------------------------------------------------------------------ text from user files is text
+MAX_NAME_CHARS = 300       # names: model, metric, source, ... (drawn on plots and in tables); Epoch's longest is 112
+MAX_TEXT_CHARS = 10_000    # any other stored text: organisations (Epoch lists up to 759 characters), notes
+NAME_COLUMNS = frozenset({"model", "metric", "source", "source_version", "cluster", "unit", "kind", "alias",
+                          "task_id", "task_family", "run_key", "column_name"})
+# C0 and C1 controls but tab and line breaks (ESC opens ANSI/OSC terminal codes; NUL ends C strings), and DEL
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_BIDI = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # can reorder what a reader sees
+# Cyrillic and Greek letters drawn like Latin ones (a small part of Unicode's confusables list)
+_SKELETON = str.maketrans("аеорсухіјѕԁԛԝмкнвтАВЕКМНОРСТХУІЈЅαοριυνκτχΑΒΕΖΗΙΚΜΝΟΡΤΥΧ",
+                          "aeopcyxijsdqwmkhbtABEKMHOPCTXYIJSaopiuvktxABEZHIKMNOPTYX")
+
+
+def _where(frame: pd.DataFrame, index) -> str:
+    """A row label safe to print anywhere (row refs of some formats carry names from the file)."""
+    ref = frame.at[index, "row_ref"] if "row_ref" in frame.columns else index
+    return re.sub(r"[^A-Za-z0-9_.:@ -]", "?", str(ref))[:60]
+
+
+def clean_text(frame: pd.DataFrame, path: str) -> tuple[pd.DataFrame, list[str]]:
+    """Text cells as plain text: over-long ones refused (InputError naming row and column); control characters
+    (NUL, terminal escape codes) and bidirectional overrides stripped; look-alike names flagged. Returns the frame
+    and the warnings, which the ingest stage keeps in the notes of the source version (`sources.notes`, printed
+    by `scalegap ingest`)."""
+    notes: list[str] = []
+    out = frame
+    for column in frame.columns:
+        series = frame[column]
+        if not (series.dtype == object or pd.api.types.is_string_dtype(series)):
+            continue
+        present = series.dropna()
+        values = [v for v in present.tolist() if isinstance(v, str)]
+        if not values:
+            continue
+        is_name = column in NAME_COLUMNS
+        limit = MAX_NAME_CHARS if is_name else MAX_TEXT_CHARS
+        if max(map(len, values)) > limit:
+            index = next(i for i, v in present.items() if isinstance(v, str) and len(v) > limit)
+            raise InputError(path, f"a text of {len(present[index]):,} characters (the limit is {limit:,} "
+                             f"for {'a name' if is_name else 'any text'})",
+                             "shorten it: names of models, metrics and sources are short labels",
+                             row=frame.at[index, "row_ref"] if "row_ref" in frame.columns else None, column=column)
+        joined = "".join(values)  # one scan of the column finds the rare cell worth a look
+        for pattern, what in ((_CONTROL, "control characters (NUL, terminal escape codes)"),
+                              (_BIDI, "bidirectional override characters (they reorder what a reader sees)")):
+            if not pattern.search(joined):
+                continue
+            hit = present.map(lambda v, p=pattern: isinstance(v, str) and p.search(v) is not None).astype(bool)
+            if out is frame:
+                out = frame.copy()
+            out.loc[hit[hit].index, column] = present[hit].map(lambda v, p=pattern: p.sub("", v))
+            notes.append(f"stripped {what} from {int(hit.sum())} value(s) of column '{column}', "
+                         f"first at row {_where(frame, hit.idxmax())}")
+        if is_name and not joined.isascii():
+            notes += _lookalikes(out, column)
+    return out, notes
+
+
+def _lookalikes(frame: pd.DataFrame, column: str) -> list[str]:
+    """Names that mix Cyrillic into Latin ("ммlu"), or read like another name of the column but are spelt with
+    other letters ("mmlu" in Greek omicrons and Latin). Latin with Greek alone is common (PanGu-α) and not flagged."""
+    notes = []
+    names = frame[column].dropna()
+    names = names[~names.duplicated()]
+    first: dict[str, object] = {}
+    for index, name in names.items():
+        if not isinstance(name, str):
+            continue
+        other = first.setdefault(name.translate(_SKELETON).casefold(), index)
+        if name.isascii() and (other == index or frame.at[other, column].isascii()):
+            continue
+        looked_at = index if not name.isascii() else other
+        letters = {unicodedata.name(ch, "").split(" ")[0] for ch in frame.at[looked_at, column] if ch.isalpha()}
+        odd = sorted({f"U+{ord(ch):04X} {unicodedata.name(ch, '?')}" for ch in frame.at[looked_at, column]
+                      if ch.isalpha() and not ch.isascii()})[:3]
+        if other != index:
+            notes.append(f"row {_where(frame, looked_at)}, column '{column}': a name that reads like the one at row "
+                         f"{_where(frame, index if looked_at == other else other)} but is spelt with other letters "
+                         f"({', '.join(odd)}), a look-alike?")
+        elif {"LATIN", "CYRILLIC"} <= letters:
+            notes.append(f"row {_where(frame, index)}, column '{column}': a name mixing Cyrillic and Latin letters "
+                         f"({', '.join(odd)}), a look-alike?")
+    return notes
+
+
+MAX_WARNINGS = 10  # text warnings kept in the notes of one source version; the rest are counted
+
+
+def with_warnings(notes: str, warnings: list[str]) -> str:
+    """Notes of a source version with the text warnings of clean_text appended."""
+    kept = list(dict.fromkeys(warnings))
+    kept = kept[:MAX_WARNINGS] + ([f"{len(kept) - MAX_WARNINGS} more text warnings"] if len(kept) > MAX_WARNINGS else [])
+    return "; ".join(filter(None, [notes, *kept]))

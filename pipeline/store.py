@@ -8,17 +8,20 @@ one BEGIN/COMMIT, so a crash or kill leaves the previous state intact.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import socket
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,9 +70,12 @@ def resolve_db(db: str | Path | None = None) -> Path:
     return Path(db or os.environ.get("SCALEGAP_DB") or DEFAULT_DB)
 
 
+MIN_FREE_BYTES = 64 << 20  # room for a stage's writes or a report: a full disk is refused before the work
+
+
 def check_writable(path: Path, what: str) -> None:
     """Fail before any work when a file cannot be written where the user asked (a real probe:
-    permission bits say nothing when running as root)."""
+    permission bits say nothing when running as root; and free space, which an empty probe does not need)."""
     option = "--db" if what == "database" else "--out"
     if what == "database" and path.is_dir():
         raise StoreUnavailable(f"{path}: is a directory. Fix: give a file path for --db")
@@ -88,20 +94,25 @@ def check_writable(path: Path, what: str) -> None:
             problem = exc.strerror or str(exc)
     if problem is None and path.is_file() and not os.access(path, os.W_OK):
         problem = "the file is read-only"
+    if problem is None and (free := shutil.disk_usage(probe).free) < MIN_FREE_BYTES:
+        problem = f"only {free >> 20} MB free on its disk, {MIN_FREE_BYTES >> 20} MB needed"
     if problem:
         raise StoreUnavailable(f"{path}: cannot write the {what} here ({problem}). "
-                               f"Fix: choose a writable location with {option}")
+                               f"Fix: free disk space there, or choose a writable location with {option}")
 
 
 def connect(db: str | Path | None = None, read_only: bool = False,
             timeout_s: float | None = None) -> duckdb.DuckDBPyConnection:
-    """Open the store, waiting with backoff while another process holds the write lock."""
+    """Open the store, waiting with backoff while another process holds the write lock. A file that is not a
+    scalegap store (another format, truncated, unexpected columns) is refused in one line: "cannot read the
+    store"."""
     path = resolve_db(db)
     if read_only and not path.exists():
         raise StoreUnavailable(f"{path}: no database here yet. Fix: run `scalegap ingest` or `scalegap run` first")
     if not read_only:
         check_writable(path, "database")
         path.parent.mkdir(parents=True, exist_ok=True)
+    _check_format(path)
     timeout_s = LOCK_TIMEOUT_S if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout_s
     delay = 0.05
@@ -112,8 +123,7 @@ def connect(db: str | Path | None = None, read_only: bool = False,
         except duckdb.IOException as exc:
             text = str(exc)
             if "lock" not in text.lower():
-                raise StoreUnavailable(f"{path}: cannot open the database ({text.splitlines()[0]}). "
-                                       f"Fix: point --db at a scalegap database file, or remove this one") from None
+                raise _unreadable(path, text) from None
             if time.monotonic() >= deadline:
                 raise StoreBusy(
                     f"{path}: another scalegap process is writing to this database and did not finish "
@@ -123,13 +133,103 @@ def connect(db: str | Path | None = None, read_only: bool = False,
             time.sleep(delay * (1 + random.random()))
             delay = min(delay * 2, 2.0)
         except duckdb.Error as exc:
-            raise StoreUnavailable(
-                f"{path}: not a readable scalegap database ({str(exc).splitlines()[0]}). "
-                f"Fix: point --db at another file or remove this one"
-            ) from None
-    if not read_only:
-        ensure_schema(con)
+            raise _unreadable(path, str(exc)) from None
+    try:
+        con.execute("SET enable_progress_bar = false")  # a long query must not draw on the user's terminal
+        _check_store(con, path)
+        if not read_only:
+            ensure_schema(con)
+    except (duckdb.Error, StoreUnavailable) as exc:
+        con.close()
+        raise exc if isinstance(exc, StoreUnavailable) else _unreadable(path, str(exc)) from None
     return con
+
+
+STORE_FIX = "restore it from a backup, or point --db at another file (`scalegap ingest` builds a new store)"
+# Tables the ingest stage and the run records write: their columns are checked on every open.
+FOUNDATION = ("runs", "run_stages", "sources", "observations", "rejected", "model_aliases", "model_compute",
+              "metr_release_dates", "metr_runs")
+
+# Foundation columns a numbered migration adds (001): a read-only look at an older store may lack them.
+ADDED_COLUMNS = (("observations", "inference_budget", "DOUBLE"),)
+
+
+def _unreadable(path: Path, problem: str, fix: str = STORE_FIX) -> StoreUnavailable:
+    return StoreUnavailable(f"cannot read the store {path}: {problem.splitlines()[0] if problem else 'unknown error'}. "
+                            f"Fix: {fix}")
+
+
+def _check_format(path: Path) -> None:
+    """A DuckDB file says so in its header; anything else (a SQLite file would make DuckDB fetch an extension
+    from the network to read it) is refused before DuckDB opens it."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+    if head[8:12] != b"DUCK":
+        kind = "a SQLite database" if head.startswith(b"SQLite") else "not a DuckDB database file"
+        raise _unreadable(path, f"{kind}, not a scalegap store")
+
+
+@functools.lru_cache(maxsize=1)
+def _expected_columns() -> dict[str, dict[str, str]]:
+    """table -> {column: type} of this version's schema (TABLES with ADDED_COLUMNS), from an in-memory store."""
+    con = duckdb.connect()
+    try:
+        ensure_schema(con)
+        return {t: dict(con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ?",
+                                    [t]).fetchall()) for t in TABLES}
+    finally:
+        con.close()
+
+
+def _check_store(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Refuse foundation tables whose columns are not this version's (an INSERT would fail, or silently drop a
+    column's values), naming the migration to run. (Damaged blocks show when read: see one_line_store_errors.)"""
+    present: dict[str, list[str]] = {}
+    for table, column in con.execute("SELECT table_name, column_name FROM duckdb_columns() WHERE schema_name = 'main' "
+                                     "AND database_name = current_database() ORDER BY table_name, column_index").fetchall():
+        present.setdefault(table, []).append(column)
+    added = {(t, c) for t, c, _ in ADDED_COLUMNS}
+    for table in FOUNDATION:
+        if table not in present:
+            continue
+        expected = _expected_columns()[table]
+        missing = [c for c in expected if c not in present[table] and (table, c) not in added]
+        extra = [c for c in present[table] if c not in expected]
+        if missing:
+            raise _unreadable(path, f"table {table} has no column {missing[0]}",
+                              _migration(path, f"ALTER TABLE {table} ADD COLUMN {missing[0]} {expected[missing[0]]}"))
+        if extra:
+            raise _unreadable(path, f"table {table} has a column {extra[0]} this version does not know",
+                              _migration(path, f"ALTER TABLE {table} DROP COLUMN {extra[0]}"))
+
+
+def _migration(path: Path, sql: str) -> str:
+    return (f"run {sql} on it: python -c \"import duckdb; duckdb.connect('{path}').execute('{sql}')\" "
+            "(or use another --db)")
+
+
+def one_line_store_errors(call: Callable) -> Callable:
+    """`call`, with a store found damaged (a truncated file, a bad checksum), its disk full or its memory exhausted
+    only when some stage reads or writes it turned into a one-line StoreUnavailable; any other error keeps its
+    traceback."""
+    @functools.wraps(call)
+    def checked(*args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except duckdb.Error as exc:
+            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if re.search(r"[Cc]orrupt|checksum|Could not read|not a valid DuckDB", text):
+                raise StoreUnavailable(f"cannot read the store: {text}. Fix: {STORE_FIX}") from None
+            if re.search(r"No space left|[Cc]ould not write|disk (is )?full", text):
+                raise StoreUnavailable(f"cannot write the store ({text}); nothing of this stage was stored. "
+                                       "Fix: free disk space, or use another --db") from None
+            if isinstance(exc, duckdb.OutOfMemoryException):
+                raise StoreUnavailable(f"the store ran out of memory ({text}); nothing of this stage was stored. "
+                                       "Fix: close other programs, or split the input") from None
+            raise
+    return checked
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -297,7 +397,8 @@ def start_run(db: str | Path | None, command: str, parameters: dict, run_id: str
         with transaction(con):
             _mark_dead_runs(con)
             con.execute(
-                "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, NULL, 'running', NULL, ?, ?, NULL, ?, ?)",
+                "INSERT OR REPLACE INTO runs (run_id, command, started_at, finished_at, status, message, parameters, "
+                "code_version, data_digests, host, pid) VALUES (?, ?, ?, NULL, 'running', NULL, ?, ?, NULL, ?, ?)",
                 [run_id, command, now(), json.dumps(parameters, default=str, sort_keys=True),
                  code_version(), socket.gethostname(), os.getpid()],
             )

@@ -47,12 +47,19 @@ def _svg(fig) -> Plot:
     return Plot(text, base64.b64encode(picture.getvalue()).decode("ascii"))
 
 
+def literal(value) -> str:
+    """A name from a user's file as literal text: matplotlib reads a pair of '$' as math (mathtext), and a
+    metric named 'cost $\\notacommand{x}$' would fail the whole report."""
+    return str(value).replace("$", r"\$")
+
+
 def x_label(x_axis: str) -> str:
     return {"compute": "training compute, log10 FLOP", "inference": "inference budget, log10 samples per task"}.get(
         x_axis, "release date (year)")
 
 
 def y_label(unit: str, metric: str) -> str:
+    metric = literal(metric)
     return {"fraction": f"{metric} (fraction correct)", "elo": f"{metric} (Elo)", "minutes": f"{metric} (minutes, log scale)",
             "nats": f"{metric} (nats/token)", "index": f"{metric} (index)"}.get(unit, metric)
 
@@ -64,7 +71,7 @@ def fit_plot(points: pd.DataFrame, bands: pd.DataFrame, fits: pd.DataFrame, best
     ax.scatter(points["x"], points["y"], s=9, color="black", alpha=0.6, label="published", zorder=3)
     for family, part in bands.sort_values("x").groupby("family", sort=False):
         weight = fits.loc[fits["family"] == family, "weight"]
-        label = f"{family} (w={float(weight.iloc[0]):.2f})" if len(weight) else family
+        label = literal(f"{family} (w={float(weight.iloc[0]):.2f})" if len(weight) else family)
         ax.plot(part["x"], part["fit"], color=COLORS.get(family, "grey"), lw=1.8 if family == best else 0.9,
                 label=label)
         if family == best:
@@ -112,7 +119,7 @@ def gap_plot(trajectory: pd.DataFrame, title: str, unit: str) -> Plot:
         top.set_yscale("log")
     top.set_ylabel(unit or "value")
     top.legend(fontsize=7, frameon=False)
-    top.set_title(title, fontsize=8)
+    top.set_title(literal(title), fontsize=8)
     bottom.plot(trajectory[t_col], trajectory["gap"], color="black", label="gap (frontier - meek)")
     if "gap_lo" in trajectory and trajectory["gap_lo"].notna().any():
         bottom.fill_between(trajectory[t_col], trajectory["gap_lo"], trajectory["gap_hi"], color="grey", alpha=0.3,
@@ -134,10 +141,10 @@ def pair_plot(panels: list[tuple[str, pd.DataFrame, pd.DataFrame | None]], x_axi
     for col, (title, frame, gap) in enumerate(panels):
         ax = axes[0, col]
         ax.scatter(frame["x"], frame["y"], s=5, color="black", alpha=0.6)
-        ax.set_title(textwrap.fill(title, 38), fontsize=7)  # long metric names must not run into the next panel
+        ax.set_title(literal(textwrap.fill(title, 38)), fontsize=7)  # long metric names must not run into the next panel
         ax.set_xlabel(x_label(x_axis), fontsize=7)
         scale = title.split(" (")[0].rsplit(":", 1)[-1]
-        ax.set_ylabel(scale if len(scale) <= 24 else scale[:23] + "…", fontsize=7)
+        ax.set_ylabel(literal(scale if len(scale) <= 24 else scale[:23] + "…"), fontsize=7)
         ax.tick_params(labelsize=6)
         if with_gap:
             below = axes[1, col]
@@ -189,7 +196,7 @@ def sensitivity_plot(sens: pd.DataFrame, until_year: float | None = None) -> Plo
             c = part[part["curve"] == curve].sort_values("factor_value")
             if c.empty:
                 continue
-            colour, label = f"C{i % 10}", textwrap.shorten(curve, 48, placeholder="…")
+            colour, label = f"C{i % 10}", literal(textwrap.shorten(curve, 48, placeholder="…"))
             peaks_inside = c["peak_year"] < end - 0.05
             # a gap still growing at the window's end has no peak year to show
             axes[0, col].plot(c["factor_value"].where(peaks_inside), c["peak_year"].where(peaks_inside),

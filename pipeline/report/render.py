@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -323,10 +324,28 @@ def figure(plot: plots.Plot | None, medium: str = "html") -> Markup:
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=f".{path.name}.") as tmp:
-        tmp.write(payload)
-    os.chmod(tmp.name, 0o644)  # temp files are private; a report is meant to be read and shared
-    os.replace(tmp.name, path)
+    """Through a temp file in the same folder, renamed over `path`: a reader never sees half a report, and a
+    failed write (a full disk) leaves no temp file behind and ends in one line."""
+    try:
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise _unwritable(path, exc) from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.chmod(temp, 0o644)  # temp files are private; a report is meant to be read and shared
+        os.replace(temp, path)
+    except BaseException as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise _unwritable(path, exc) from None
+        raise
+
+
+def _unwritable(path: Path, exc: OSError) -> ScalegapError:
+    return ScalegapError(f"{path}: cannot write the report ({exc.strerror or exc}). "
+                         "Fix: free disk space there, or choose another folder with --out")
 
 
 def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "reports", scenario: str | None = None,
@@ -336,6 +355,7 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
 
     out_dir = Path(out_dir)
     store.check_writable(out_dir, "report")
+    store.check_writable(store.resolve_db(db), "database")  # the stage is recorded there once the report is written
     data = load(db, run_id, scenario)
     if data["run"].empty:
         raise ScalegapError(f"run {run_id} is not in the store. Fix: `scalegap status` lists the runs; "
@@ -344,7 +364,10 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
     context = build_context(data, run_id, figures, progress)
     html = render_html(context)
     folder = out_dir / run_id
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _unwritable(folder, exc) from None
     html_path, pdf_path = folder / "report.html", folder / "report.pdf"
     _atomic_write(html_path, html.encode("utf-8"))
     if progress:

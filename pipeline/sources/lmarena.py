@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.schema import InputError
-from pipeline.sources import SourceData
+from pipeline.sources import SourceData, json_depth_error
 
 CITATION = "LMArena / Chiang et al. (2024), Chatbot Arena, arXiv 2403.04132"
 LICENSE = "none stated (cite LMArena)"
@@ -23,7 +23,8 @@ def _organizations(path: Path) -> dict[str, str]:
     """Arena key (and display name), lower-cased -> organisation, from scatterplot-data.json when it
     sits next to the leaderboard file (the leaderboard itself names no developer)."""
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        entries = [] if json_depth_error(text, path) else json.loads(text)
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return {}
     out: dict[str, str] = {}
@@ -43,7 +44,10 @@ class LmarenaCatalogAdapter:
 
     def read(self, path: Path) -> list[SourceData]:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            if error := json_depth_error(text, path):
+                raise error
+            data = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InputError(str(path), f"not valid JSON ({exc})", "give LMArena's leaderboard export",
                              row=getattr(exc, "lineno", None)) from None

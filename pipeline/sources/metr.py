@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 
 from pipeline.schema import InputError
-from pipeline.sources import SourceData
+from pipeline.sources import MAX_COLUMNS, MAX_YAML_ALIASES, SourceData, json_depth_error, open_data
 
 CITATION = "METR (2025), Measuring AI Ability to Complete Long Tasks, arXiv 2503.14499"
 LICENSE = "public, cite METR (no explicit data licence)"
@@ -31,9 +31,23 @@ RUN_COLUMNS = ("run_key", "task_id", "task_family", "alias", "model", "score", "
 REQUIRED_RUN_KEYS = ("run_id", "task_id", "alias", "score_binarized", "human_minutes")
 
 
+class _TooManyAliases(yaml.YAMLError):
+    pass
+
+
 class _Loader(yaml.SafeLoader):
     """Safe loader that keeps a date-like scalar which is not a real date (2024-02-30) as its text, so the
-    reader can name the key instead of yaml failing with a bare ValueError."""
+    reader can name the key instead of yaml failing with a bare ValueError; and that refuses more than
+    MAX_YAML_ALIASES aliases: a few hundred bytes of nested aliases ("billion laughs") expand to gigabytes."""
+
+    aliases = 0
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise _TooManyAliases(self.peek_event().start_mark.line + 1)
+        return super().compose_node(parent, index)
 
 
 def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
@@ -52,9 +66,15 @@ class _Yaml:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            text = path.read_text(encoding="utf-8")
-            self.data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-            self.root = yaml.compose(text, Loader=yaml.SafeLoader)
+            loader = _Loader(path.read_text(encoding="utf-8"))
+            try:  # composed once: the node tree gives the data and the line of each key
+                self.root = loader.get_single_node()
+                self.data = loader.construct_document(self.root) if self.root is not None else None
+            finally:
+                loader.dispose()
+        except _TooManyAliases as exc:
+            raise InputError(str(path), f"more than {MAX_YAML_ALIASES} YAML aliases (*name)",
+                             "write the values out instead of repeating anchors", row=exc.args[0]) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             raise InputError(str(path), f"not valid YAML ({getattr(exc, 'problem', exc)})", "fix the YAML syntax",
@@ -237,6 +257,8 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
+        if error := json_depth_error(line, path, row=number):
+            raise error
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
@@ -244,6 +266,9 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                              row=number) from None
         if not isinstance(record, dict):
             raise InputError(str(path), "line is not a JSON object", "one object per line", row=number)
+        if len(record) > MAX_COLUMNS:
+            raise InputError(str(path), f"{len(record)} fields (the limit is {MAX_COLUMNS})",
+                             "give METR's run fields, one object per line", row=number)
         for key in REQUIRED_RUN_KEYS:
             if key not in record:
                 raise InputError(str(path), f"missing key {key!r}", "give METR's run fields", row=number, column=key)
@@ -261,7 +286,8 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
 
 def _read_runs_csv(path: Path) -> pd.DataFrame:
     try:
-        raw = pd.read_csv(path, dtype={"run_key": str, "source_version": str})
+        with open_data(path) as handle:  # a .gz is decompressed within the limits, once
+            raw = pd.read_csv(handle, dtype={"run_key": str, "source_version": str})
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError, EOFError, OSError) as exc:
         raise InputError(str(path), f"not a readable CSV ({exc})", "give the snapshot's metr_runs.csv.gz") from None
     for column in ("run_key", "task_id", "alias", "score_binarized", "human_minutes"):

@@ -88,13 +88,14 @@ def fit_cache_key(context: Any, parameters: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------------------ tasks
-@task(name="fetch-source", retries=2, retry_delay_seconds=exponential_backoff(backoff_factor=10),
+@task(name="fetch-source", retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=10),
       cache_policy=NO_CACHE, persist_result=False)
 def fetch_source(target: str, download_dir: str) -> list[str]:
     """Download one URL or named public source (network: retried with backoff)."""
     from pipeline import ingest
 
-    return [str(p) for p in ingest.expand_targets([target], Path(download_dir))]
+    # one attempt per task run: the task's own retries (with backoff, visible in Prefect) are the only layer
+    return [str(p) for p in ingest.expand_targets([target], Path(download_dir), retries=1)]
 
 
 @task(name="ingest", cache_policy=NO_CACHE, persist_result=False)

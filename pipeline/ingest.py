@@ -69,13 +69,14 @@ class IngestSummary:
         }
 
 
-def expand_targets(targets: list[str], download_dir: Path | None = None) -> list[Path]:
-    """PATH (file or folder), URL, or a NAME from data/raw/sources.toml -> local files."""
+def expand_targets(targets: list[str], download_dir: Path | None = None, retries: int = 3) -> list[Path]:
+    """PATH (file or folder), URL, or a NAME from data/raw/sources.toml -> local files. `retries`: attempts per
+    download (the refresh flow retries whole fetches as Prefect tasks, so it asks for one)."""
     files: list[Path] = []
     for target in targets:
         path = Path(target)
         if URL_LIKE.match(target) and not path.exists():  # fetch_url refuses schemes other than http(s)
-            files.append(fetch_url(target, download_dir))
+            files.append(fetch_url(target, download_dir, retries=retries))
             continue
         if path.is_dir():
             # In a folder, files no adapter knows (lookup tables, notes) are passed over, not errors.
@@ -89,7 +90,7 @@ def expand_targets(targets: list[str], download_dir: Path | None = None) -> list
                                  "give an existing path, an http(s) URL, or a name listed in "
                                  f"{SOURCES_TOML} ({', '.join(sorted(named_sources())) or 'none'})")
             for url in named:
-                files.append(fetch_url(url, download_dir))
+                files.append(fetch_url(url, download_dir, retries=retries))
     return files
 
 

@@ -303,7 +303,7 @@ def test_served_deployment_registers_and_a_triggered_run_completes(tmp_path):
 
 @pytest.mark.slow
 def test_network_fetch_retries_until_the_source_answers(harness, tmp_path):
-    """A source that fails more often than one download's own retries is retried by the task."""
+    """A source that fails three times is fetched on the task's third retry (the only retry layer in a flow)."""
     import http.server
     import threading
 
@@ -315,7 +315,7 @@ def test_network_fetch_retries_until_the_source_answers(harness, tmp_path):
     class Flaky(http.server.BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 (http.server's name)
             requests.append(self.path)
-            if len(requests) <= 3:  # fetch_url tries 3 times, so the first attempt of the task fails
+            if len(requests) <= 3:  # each task attempt fetches once: only the task's own retries reach the 4th
                 self.send_error(503, "busy")
                 return
             self.send_response(200)

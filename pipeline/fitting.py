@@ -721,8 +721,8 @@ def select(fits: list[FitResult], higher_is_better: bool = True, n_drawn: np.nda
                      f"{best.weight:.0%} on {best.family}: the two weightings disagree")
             if np.isfinite(p_stack) and np.isfinite(p_for_decision) and abs(p_stack - p_for_decision) >= 0.1:
                 note += f" (P(bounded) {p_stack:.0%} by held-out skill against {p_for_decision:.0%})"
-        note += (f". {'Stacking' if weighting == 'stacking' else 'Akaike'} weights carry the forecast and the "
-                 f"verdict: {skill}")
+        note += (f". The forecast mixes the families by their stacking weights; "
+                 f"{'stacking' if weighting == 'stacking' else 'Akaike'} weights carry the verdict: {skill}")
     return Selection(best.family, best.weight, aicc_bounded, p, valid, excluded, not_increasing, bool(decisive),
                      backtest_best, note, stacking_best, p_stack, weighting, n_points)
 
@@ -746,11 +746,17 @@ def stacking_p_bounded(fits: list[FitResult], stacking: dict[str, float], higher
     return total / weight if weight > 0 else math.nan
 
 
+ELPD_SMALL = 4.0   # nats: a smaller difference in summed held-out log density is not evidence
+
+
 def preferred_weighting(points: pd.DataFrame | None, stacking: dict[str, float], akaike: dict[str, float]
                         ) -> tuple[str, int, str]:
-    """Which weighting the backtests support: stacking weights fitted on the other cutoffs, scored on each
-    cutoff's held-out points in turn (leave one cutoff out), against the Akaike weights on the same points.
-    Returns (weighting, points compared, a sentence)."""
+    """Which weighting the backtests support for the verdict: stacking weights fitted on the other cutoffs are
+    scored on each cutoff's held-out points in turn (leave one cutoff out) against the Akaike weights on the
+    same points; stacking only when its summed log predictive density is higher by more than ELPD_SMALL nats and
+    by more than twice the standard error of the paired difference (how loo-compare differences are read:
+    Sivula, Magnusson, Matamoros & Vehtari 2020 call differences under 4 small). Returns (weighting, points
+    compared, a sentence)."""
     if points is None or points.empty or not stacking:
         return "akaike", 0, "no held-out points to compare the weightings on"
     families = list(stacking)
@@ -762,18 +768,25 @@ def preferred_weighting(points: pd.DataFrame | None, stacking: dict[str, float],
     if len(cutoffs) < 2 or a.sum() <= 0:
         return "stacking", n, f"stacking fitted on {n} held-out points (too few cutoffs to cross-check it)"
     a = a / a.sum()
-    stack_score, akaike_score = 0.0, 0.0
+    diffs, stack_score, akaike_score = [], 0.0, 0.0
     for c in cutoffs:
         inside = table.index.get_level_values(0) == c
         w = scoring.stacking_weights(table[~inside].to_numpy())
         ld = table[inside].to_numpy()
         with np.errstate(divide="ignore"):
-            stack_score += float(np.sum(special.logsumexp(ld + np.log(np.maximum(w, 1e-300)), axis=1)))
-            akaike_score += float(np.sum(special.logsumexp(ld + np.log(np.maximum(a, 1e-300)), axis=1)))
-    better = stack_score >= akaike_score
+            by_stacking = special.logsumexp(ld + np.log(np.maximum(w, 1e-300)), axis=1)
+            by_akaike = special.logsumexp(ld + np.log(np.maximum(a, 1e-300)), axis=1)
+        diffs.append(by_stacking - by_akaike)
+        stack_score += float(np.sum(by_stacking))
+        akaike_score += float(np.sum(by_akaike))
+    d = np.concatenate(diffs)
+    gain, se = float(d.sum()), float(np.sqrt(len(d) * np.var(d)))
+    supported = gain > ELPD_SMALL and gain > 2 * se
     words = (f"on {n} held-out points the mean log predictive density is {stack_score / n:.3g} with stacking "
-             f"weights fitted on the other cutoffs, {akaike_score / n:.3g} with the Akaike weights")
-    return ("stacking" if better else "akaike"), n, words
+             f"weights fitted on the other cutoffs, {akaike_score / n:.3g} with the Akaike weights (difference "
+             f"{gain:.3g} nats, standard error {se:.3g}: "
+             + ("stacking is clearly better)" if supported else "not a clear difference, Akaike kept)"))
+    return ("stacking" if supported else "akaike"), n, words
 
 
 # ------------------------------------------------------------------------------ predictive distributions
@@ -1015,16 +1028,18 @@ def fit_series(series: Series, families: list[str] | None = None, bootstrap_draw
                        tests.stacking, tests.points)
     points = tests.points
     if options.average and len(points):
-        average = tests.average(mixture_weights(fits, selection), rng)
+        average = tests.average(mixture_weights(fits)[0], rng)
         points = pd.concat([points, average], ignore_index=True)
     return SeriesFit(series, fits, selection, tests.summary, points)
 
 
-def mixture_weights(fits: list[FitResult], selection: Selection) -> dict[str, float]:
-    """The weights of the model-averaged predictive: stacking where the backtests support it, else Akaike."""
-    if selection.weighting == "stacking":
-        return {f.family: f.stacking_weight for f in fits if f.converged and f.stacking_weight > 0}
-    return {f.family: f.weight for f in fits if f.converged and f.weight > 0}
+def mixture_weights(fits: list[FitResult]) -> tuple[dict[str, float], str]:
+    """(weights, which) of the model-averaged predictive, the headline forecast: the stacking weights (held-out
+    skill) where the backtests gave them, else the Akaike weights."""
+    stacking = {f.family: f.stacking_weight for f in fits if f.converged and np.isfinite(f.stacking_weight)}
+    if stacking and sum(stacking.values()) > 0:
+        return {f: w for f, w in stacking.items() if w > 0}, "stacking"
+    return {f.family: f.weight for f in fits if f.converged and f.weight > 0}, "akaike"
 
 
 # ------------------------------------------------------------------------------ results as tables

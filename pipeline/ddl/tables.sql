@@ -217,7 +217,7 @@ CREATE TABLE IF NOT EXISTS selection (
     backtest_best VARCHAR,     -- lowest out-of-sample error
     stacking_best VARCHAR,     -- the family held-out skill (stacking) weights most
     p_bounded_stacking DOUBLE, -- bounded share under the stacking weights
-    weighting VARCHAR,         -- akaike | stacking: the weighting the backtests support (forecast and verdict)
+    weighting VARCHAR,         -- akaike | stacking: the weighting the backtests support, which the verdict uses
     held_out_points INTEGER,   -- backtest points the stacking weights rest on
     n_clusters INTEGER,
     x_min DOUBLE,

@@ -1,0 +1,243 @@
+"""Forecast stage: every run keeps its forecasts, and scores every earlier run's forecasts against the
+observations that have arrived since.
+
+Forecasts. For each fitted series, predictive quantiles (2.5, 5, 10, 25, 50, 75, 90, 95, 97.5%) of a new
+observation of the metric, from the model-averaged predictive (`fitting.average_predictive`: every family's
+bootstrap curves plus residual noise, mixed by their stacking weights, or Akaike weights without backtests), on a grid of x: eight
+points across the data and 0.25, 0.5, 1, 1.5 and 2 decades of compute (or inference budget) past the largest,
+or 3, 6, 12, 18 and 24 months past the latest release for date series. Two variants are stored: `model`, the
+predictive as fitted, and `calibrated` (the headline), its central intervals stretched about the median by the
+split-conformal factors the run's pooled backtests give (`forecast_calibration`).
+
+Scores. An earlier run is one whose fit finished before this run's. Its forecasts of a metric are scored
+against observations of that metric on the same axis that come from a source version the earlier run did not
+have (a newer copy of the same source, or another source) and from a model it did not have (names compared
+after `aliases.normalise`), at an x inside the forecast's grid; the quantiles are interpolated linearly in x
+between grid points. CRPS, log score, PIT and coverage (`scoring.score_quantiles`) are averaged per
+(forecast run, forecast series, variant) into `forecast_scores`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+
+from pipeline import aliases, fitting, scoring, store
+from pipeline.config import RunConfig
+from pipeline.stages.fit import KEYS, load_results
+
+LEVELS = scoring.QUANTILE_LEVELS
+QCOLS = list(scoring.COLUMNS)
+STEPS_PAST = {"compute": (0.25, 0.5, 1.0, 1.5, 2.0), "inference": (0.25, 0.5, 1.0, 1.5, 2.0),
+              "date": (0.25, 0.5, 1.0, 1.5, 2.0)}      # decades of compute / of budget; years
+INSIDE = 8                                           # grid points across the data
+MIN_CALIBRATION_POINTS = 30                          # backtest points (over >= 3 series) to recalibrate on
+MIN_CALIBRATION_SERIES = 3
+MISSED_LISTED = 20
+
+
+# ------------------------------------------------------------------------------ grid and forecasts
+def grid(x_min: float, x_max: float, x_axis: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x, distance past the data) of a series' forecast points."""
+    inside = np.linspace(x_min, x_max, INSIDE) if x_max > x_min else np.array([x_max])
+    past = np.asarray(STEPS_PAST.get(x_axis, STEPS_PAST["compute"]), float)
+    x = np.concatenate([inside, x_max + past])
+    return x, np.maximum(x - x_max, 0.0)
+
+
+def calibration_factors(points: pd.DataFrame) -> tuple[dict[float, float], pd.DataFrame]:
+    """Split-conformal factors per central level from the model-averaged backtest points of every series, and a
+    table of what they do: pooled coverage as fitted, and with factors fitted leaving each series out in turn."""
+    avg = points[points["family"] == fitting.AVERAGE] if len(points) else points
+    series_of = avg[KEYS].astype(str).agg("\x1f".join, axis=1) if len(avg) else pd.Series(dtype=str)
+    n_series = int(series_of.nunique()) if len(avg) else 0
+    if len(avg) < MIN_CALIBRATION_POINTS or n_series < MIN_CALIBRATION_SERIES:
+        return {}, pd.DataFrame([{"nominal": level, "factor": 1.0, "n": len(avg), "n_series": n_series,
+                                  "coverage_model": _coverage(avg, level), "coverage_calibrated": math.nan,
+                                  "method": "none: too few backtest points to recalibrate on"}
+                                 for level in scoring.CENTRAL])
+    factors, rows = {}, []
+    for level, (lo_level, hi_level) in scoring.CENTRAL.items():
+        need = scoring.stretch_needed(avg["q500"], avg[scoring.column(lo_level)], avg[scoring.column(hi_level)],
+                                      avg["y"])
+        factors[level] = scoring.conformal_factor(need, level)
+        # honest coverage: each series' points judged by the factor the other series give
+        inside = np.zeros(len(avg), bool)
+        for key in series_of.unique():
+            mine = (series_of == key).to_numpy()
+            inside[mine] = need[mine] <= scoring.conformal_factor(need[~mine], level)
+        rows.append({"nominal": level, "factor": factors[level], "n": len(avg), "n_series": n_series,
+                     "coverage_model": float(np.mean(need <= 1.0)), "coverage_calibrated": float(inside.mean()),
+                     "method": "split conformal on the model-averaged backtest points, pooled over series "
+                               "(coverage_calibrated: each series left out of its own factor)"})
+    return factors, pd.DataFrame(rows)
+
+
+def _coverage(points: pd.DataFrame, level: float) -> float:
+    if points is None or not len(points):
+        return math.nan
+    lo, hi = scoring.CENTRAL[level]
+    return float(np.mean((points["y"] >= points[scoring.column(lo)]) & (points["y"] <= points[scoring.column(hi)])))
+
+
+def forecast_rows(key: tuple, sel: dict, fits: dict[str, fitting.FitResult], points: pd.DataFrame,
+                  factors: dict[float, float], seed: int) -> list[dict]:
+    """Both variants of one series' forecasts as table rows (quantiles in the metric's unit)."""
+    if not len(points):
+        return []
+    log_scale = any(f.log_scale for f in fits.values())
+    weights, weighting = fitting.mixture_weights(list(fits.values()))
+    x_min, x_max = float(points["x"].min()), float(points["x"].max())
+    x, beyond = grid(x_min, x_max, key[3])
+    pred = fitting.average_predictive(list(fits.values()), x, weights)
+    if pred is None:
+        return []
+    rng = np.random.default_rng([seed, int(store.series_id(*key)[:8], 16)])
+    q = pred.quantiles(rng, LEVELS)
+    variants = {"model": q, "calibrated": scoring.recalibrate(LEVELS, q, factors) if factors else q}
+    base = {**dict(zip(KEYS, key, strict=True)), "kind": sel.get("kind"), "unit": sel.get("unit"),
+            "error_scale": "log10" if log_scale else sel.get("unit"), "weighting": weighting,
+            "families": json.dumps({f: round(float(w), 6) for f, w in weights.items()}),
+            "x_min": x_min, "x_max": x_max, "n_points": int(len(points))}
+    rows = []
+    for variant, values in variants.items():
+        metric_units = 10.0 ** values if log_scale else values
+        for j in range(len(x)):
+            rows.append({**base, "variant": variant, "x": float(x[j]), "beyond": float(beyond[j]),
+                         **{c: float(metric_units[i, j]) for i, c in enumerate(QCOLS)}})
+    return rows
+
+
+# ------------------------------------------------------------------------------ scoring earlier runs
+def new_observations(observations: pd.DataFrame, had_versions: set, had_models: set) -> pd.DataFrame:
+    """Observations from a source version the forecast run did not have, of a model it did not have."""
+    if observations.empty:
+        return observations
+    version = list(zip(observations["source"], observations["source_version"], strict=True))
+    fresh_version = np.array([v not in had_versions for v in version], bool)
+    fresh_model = ~observations["model"].map(aliases.normalise).isin(had_models).to_numpy()
+    return observations[fresh_version & fresh_model]
+
+
+def score_forecast(forecast: pd.DataFrame, observations: pd.DataFrame, x_axis: str) -> dict | None:
+    """One forecast series (one variant, rows sorted by x) scored on observations of its metric."""
+    if observations.empty:
+        return None
+    part, x = fitting.on_axis(observations, x_axis)
+    log_scale = forecast["error_scale"].iloc[0] == "log10"
+    y = part["value"].to_numpy(float)
+    keep = np.isfinite(x) & (x >= forecast["x"].min()) & (x <= forecast["x"].max()) & np.isfinite(y)
+    if log_scale:
+        keep &= y > 0
+    if not keep.any():
+        return None
+    part, x, y = part[keep], x[keep], y[keep]
+    q = np.stack([np.interp(x, forecast["x"].to_numpy(), _error_scale(forecast[c].to_numpy(), log_scale))
+                  for c in QCOLS])
+    ye = _error_scale(y, log_scale)
+    scores = scoring.score_quantiles(LEVELS, q, ye)
+    outside = ~scores["covered95"].to_numpy()
+    back = (lambda v: 10.0 ** v) if log_scale else (lambda v: v)
+    missed = [{"model": m, "source": f"{s}@{v}", "x": round(float(xi), 4), "value": float(yi),
+               "q025": float(back(lo)), "q975": float(back(hi))}
+              for m, s, v, xi, yi, lo, hi in zip(part["model"][outside], part["source"][outside],
+                                                part["source_version"][outside], x[outside], y[outside],
+                                                q[0][outside], q[-1][outside], strict=True)][:MISSED_LISTED]
+    log_scores = scores["log_score"].to_numpy(float)
+    return {"n": int(len(part)), "n_beyond": int(np.sum(x > forecast["x_max"].iloc[0])),
+            "coverage50": float(scores["covered50"].mean()), "coverage80": float(scores["covered80"].mean()),
+            "coverage95": float(scores["covered95"].mean()), "crps": float(scores["crps"].mean()),
+            "log_score": float(np.nanmean(log_scores)) if np.isfinite(log_scores).any() else math.nan,
+            "mean_pit": float(scores["pit"].mean()), "error_scale": forecast["error_scale"].iloc[0],
+            "observed_sources": json.dumps(sorted({f"{s}@{v}" for s, v in zip(part["source"], part["source_version"],
+                                                                              strict=True)})),
+            "missed": json.dumps(missed)}
+
+
+def _error_scale(values: np.ndarray, log_scale: bool) -> np.ndarray:
+    values = np.asarray(values, float)
+    if not log_scale:
+        return values
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.log10(np.where(values > 0, values, np.nan))
+
+
+def score_earlier(con, run_id: str) -> pd.DataFrame:
+    """Scores of every earlier run's forecasts against what this run's store holds that they did not have."""
+    fitted = dict(con.execute("SELECT run_id, max(finished_at) FROM run_stages WHERE stage = 'fit' AND "
+                              "status = 'succeeded' GROUP BY run_id").fetchall())
+    mine = fitted.get(run_id)
+    if mine is None:
+        return pd.DataFrame()
+    earlier = [r for r, t in fitted.items() if r != run_id and t is not None and t < mine]
+    if not earlier:
+        return pd.DataFrame()
+    marks = ", ".join("?" * len(earlier))
+    forecasts = con.execute(f"SELECT * FROM forecasts WHERE run_id IN ({marks}) ORDER BY run_id, metric, source, "
+                            "source_version, x_axis, variant, x", earlier).df()
+    if forecasts.empty:
+        return pd.DataFrame()
+    had = con.execute(f"SELECT DISTINCT run_id, metric, source, source_version, model FROM series_points "
+                      f"WHERE run_id IN ({marks})", earlier).df()
+    observations = con.execute("SELECT * FROM observations ORDER BY source, source_version, metric, model").df()
+    versions = con.execute("SELECT source, source_version, retrieved_at FROM sources ORDER BY ALL").df()
+    observations = fitting._newest_copies(observations, versions, None)
+    by_metric = {m: g for m, g in observations.groupby("metric")}
+    had_by = {k: g for k, g in had.groupby(["run_id", "metric"])}
+    rows = []
+    for (frun, metric), group in forecasts.groupby(["run_id", "metric"], sort=True):
+        known = had_by.get((frun, metric), pd.DataFrame(columns=["source", "source_version", "model"]))
+        fresh = new_observations(by_metric.get(metric, pd.DataFrame()),
+                                 set(zip(known["source"], known["source_version"], strict=True)),
+                                 set(known["model"].map(aliases.normalise)))
+        if fresh.empty:
+            continue
+        for key, one in group.groupby(KEYS[1:] + ["variant"], sort=True):
+            source, version, x_axis, variant = key
+            scored = score_forecast(one.sort_values("x"), fresh, x_axis)
+            if scored is not None:
+                rows.append({"scored_run_id": run_id, "forecast_run_id": frun, "metric": metric, "source": source,
+                             "source_version": version, "x_axis": x_axis, "variant": variant, **scored})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------------------ the stage
+def forecasts(con, run_id: str, config: RunConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(forecast rows, calibration rows) of a fit run; reads only."""
+    selection = con.execute("SELECT * FROM selection WHERE run_id = ? AND best_family IS NOT NULL "
+                            "ORDER BY metric, source, source_version, x_axis", [run_id]).df()
+    points = con.execute("SELECT * FROM series_points WHERE run_id = ? ORDER BY ALL", [run_id]).df()
+    held = con.execute("SELECT * FROM backtest_points WHERE run_id = ? ORDER BY ALL", [run_id]).df()
+    if config.metrics:
+        selection = selection[selection["metric"].isin(config.metrics)]
+    factors, calibration = calibration_factors(held)
+    results = load_results(con, run_id)
+    by_series = {k: g for k, g in points.groupby(KEYS)} if len(points) else {}
+    rows = []
+    for sel in selection.to_dict("records"):
+        key = tuple(sel[k] for k in KEYS)
+        fits = {f: r for f, r in results.get(key, {}).items() if r.converged and r.params}
+        rows.extend(forecast_rows(key, sel, fits, by_series.get(key, pd.DataFrame()), factors, config.seed))
+    return pd.DataFrame(rows), calibration
+
+
+def run(db, run_id: str, config: RunConfig) -> dict:
+    con = store.connect(db, read_only=True)
+    try:  # every computation before the write lock is taken
+        made, calibration = forecasts(con, run_id, config)
+    finally:
+        con.close()
+    with store.open_stage(db, run_id, "forecast") as con:
+        n = store.replace_run_rows(con, "forecasts", run_id, made)
+        store.replace_run_rows(con, "forecast_calibration", run_id, calibration)
+        scores = score_earlier(con, run_id)   # inside the transaction: sees the forecasts just written
+        con.execute("DELETE FROM forecast_scores WHERE scored_run_id = ?", [run_id])
+        store.upsert(con, "forecast_scores", scores)
+    headline = scores[scores["variant"] == "calibrated"] if len(scores) else scores
+    return {"forecasts": n, "series": int(made[KEYS].drop_duplicates().shape[0]) if len(made) else 0,
+            "scored": len(headline),
+            "earlier_runs_scored": int(headline["forecast_run_id"].nunique()) if len(headline) else 0,
+            "calibration": {f"{r['nominal']:.0%}": r["factor"] for r in calibration.to_dict("records")}}

@@ -241,3 +241,58 @@ def run(db, run_id: str, config: RunConfig) -> dict:
             "scored": len(headline),
             "earlier_runs_scored": int(headline["forecast_run_id"].nunique()) if len(headline) else 0,
             "calibration": {f"{r['nominal']:.0%}": r["factor"] for r in calibration.to_dict("records")}}
+
+
+# ------------------------------------------------------------------------------ reading the archive
+SCORE_FIELDS = ["metric", "source", "x_axis", "forecast_run_id", "scored_run_id", "n", "coverage80", "coverage95",
+                "crps"]
+
+
+def scores_table(con, scored_run_id: str | None = None, metrics=None, variant: str | None = "calibrated"
+                 ) -> pd.DataFrame:
+    """Stored forecast scores, newest scoring run first (one variant unless `variant` is None)."""
+    where, params = [], []
+    if scored_run_id:
+        where.append("scored_run_id = ?")
+        params.append(scored_run_id)
+    if variant:
+        where.append("variant = ?")
+        params.append(variant)
+    sql = ("SELECT s.*, r.finished_at AS scored_at FROM forecast_scores s LEFT JOIN (SELECT run_id, "
+           "max(finished_at) AS finished_at FROM run_stages WHERE stage = 'forecast' GROUP BY run_id) r "
+           "ON r.run_id = s.scored_run_id" + (" WHERE " + " AND ".join(where) if where else "")
+           + " ORDER BY scored_at DESC NULLS LAST, scored_run_id, forecast_run_id, metric, source, x_axis")
+    frame = con.execute(sql, params).df()
+    if metrics:
+        frame = frame[frame["metric"].isin(metrics)]
+    front = SCORE_FIELDS + ["source_version", "variant", "n_beyond", "coverage50", "log_score", "mean_pit",
+                            "error_scale", "observed_sources", "missed"]
+    return frame[[c for c in front if c in frame.columns]].reset_index(drop=True)
+
+
+def backtest_summary(con, run_id: str) -> dict:
+    """Pooled backtest coverage of a run: of the headline forecast (recalibrated, each series judged by factors
+    fitted without it), of the model average as fitted, and of each family alone (held-out points pooled over
+    series and cutoffs)."""
+    points = con.execute("SELECT metric, source, source_version, x_axis, family, y, q025, q100, q500, q900, q975 "
+                         "FROM backtest_points WHERE run_id = ?", [run_id]).df()
+    calibration = con.execute("SELECT * FROM forecast_calibration WHERE run_id = ? ORDER BY nominal", [run_id]).df()
+    avg = points[points["family"] == fitting.AVERAGE]
+    fam = points[points["family"] != fitting.AVERAGE]
+    out = {"run_id": run_id, "backtest_points": int(len(avg)),
+           "backtest_series": int(avg[KEYS].drop_duplicates().shape[0]) if len(avg) else 0,
+           "backtest_coverage80_model": _coverage(avg, 0.8), "backtest_coverage95_model": _coverage(avg, 0.95),
+           "backtest_coverage80_families": _coverage(fam, 0.8), "backtest_coverage95_families": _coverage(fam, 0.95)}
+    by_level = {round(r["nominal"], 3): r for r in calibration.to_dict("records")}
+    calibrated = all(level in by_level and np.isfinite(by_level[level]["coverage_calibrated"]) for level in (0.8, 0.95))
+    for level in (0.8, 0.95):
+        name = f"backtest_coverage{round(level * 100)}"
+        out[name] = float(by_level[level]["coverage_calibrated"]) if calibrated else out[f"{name}_model"]
+        out[f"factor{round(level * 100)}"] = float(by_level[level]["factor"]) if level in by_level else None
+    out["calibration"] = (by_level[0.8]["method"] if calibrated else
+                          "none: the model-averaged predictive as fitted")
+    if avg.empty and not points.empty:
+        out["calibration"] = "none: no model-averaged backtest points; families pooled"
+        out["backtest_coverage80"], out["backtest_coverage95"] = out["backtest_coverage80_families"], \
+            out["backtest_coverage95_families"]
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in out.items()}

@@ -797,17 +797,74 @@ class PredictiveOptions:
 
     average: bool = True             # mix the families by their held-out (stacking) weights, not one family alone
     measurement_error: bool = True   # a new point's own value_lo/value_hi scale its noise, as they weight the fit
+    bounded_noise: bool = True       # noise respects a known range (logit of a fraction; censored at a ceiling)
+
+
+def noise_bounds(series: Series) -> tuple[float, float] | None:
+    """The known bounds a new observation must respect: both ends of a fraction or percentage (noise normal on
+    the logit of the position in the range, so it shrinks near either end), or the ceiling of a metric bounded
+    above by construction (Elo relative to perfect play: noise on the value, censored at the ceiling; a
+    logarithm of the distance to it made the noise vanish near perfect play while the fits' extrapolation error
+    did not, and the backtests covered far less). None otherwise (horizons are already on log10; a loss's floor
+    of 0 lies far below any loss seen)."""
+    return bounds_for(series.kind, series.unit, series.floor, series.ceiling)
+
+
+def bounds_for(kind: str | None, unit: str | None, floor=None, ceiling=None) -> tuple[float, float] | None:
+    """noise_bounds from a series' kind, unit, floor and ceiling."""
+    if kind in ("horizon", "loss"):
+        return None
+    r = known_range(kind, unit, floor, ceiling)
+    if math.isfinite(r.lo) and math.isfinite(r.hi) and r.hi > r.lo:
+        return (r.lo, r.hi)
+    if math.isfinite(r.hi) and r.higher_is_better:
+        return (-math.inf, r.hi)
+    return None
+
+
+def to_noise_scale(y, bounds: tuple[float, float] | None) -> np.ndarray:
+    """The scale on which noise is normal: logit of the position in a two-sided range, the value otherwise."""
+    y = np.asarray(y, float)
+    if bounds is None or not math.isfinite(bounds[0]):
+        return y
+    lo, hi = bounds
+    with np.errstate(all="ignore"):
+        u = np.clip((y - lo) / (hi - lo), 1e-9, 1 - 1e-9)
+        return np.log(u) - np.log1p(-u)
+
+
+def from_noise_scale(z, bounds: tuple[float, float] | None) -> np.ndarray:
+    """Values from the noise scale; a ceiling censors what lies above it."""
+    z = np.asarray(z, float)
+    if bounds is None:
+        return z
+    lo, hi = bounds
+    if not math.isfinite(lo):
+        return np.minimum(z, hi)
+    return lo + (hi - lo) * special.expit(z)
+
+
+def slope_to_noise_scale(y, bounds: tuple[float, float] | None) -> np.ndarray:
+    """dz/dy of to_noise_scale at y."""
+    y = np.asarray(y, float)
+    if bounds is None or not math.isfinite(bounds[0]):
+        return np.ones_like(y)
+    lo, hi = bounds
+    u = np.clip((y - lo) / (hi - lo), 1e-9, 1 - 1e-9)
+    return 1.0 / ((hi - lo) * u * (1 - u))
 
 
 @dataclass
 class Predictive:
     """The predictive distribution of new observations at points x on the series' error scale (log10 of the
     value for horizons, the value otherwise): a weighted mixture of normals, one per (family, bootstrap draw),
-    each centred on the drawn curve with that draw's residual scale (times the point's own noise factor)."""
+    each centred on the drawn curve with that draw's residual scale (times the point's own noise factor). With
+    `bounds` the normals live on the noise scale (`to_noise_scale`) and values are mapped back from it."""
 
     center: np.ndarray   # (M, X)
     scale: np.ndarray    # (M, X)
     weight: np.ndarray   # (M,), sums to 1
+    bounds: tuple[float, float] | None = None
 
     @classmethod
     def mix(cls, parts: list[tuple[Predictive, float]]) -> Predictive | None:
@@ -816,22 +873,35 @@ class Predictive:
         if not parts:
             return None
         total = sum(w for _, w in parts)
+        if len({p.bounds for p, _ in parts}) > 1:
+            raise ValueError("predictives on different noise scales cannot be mixed")
         return cls(np.concatenate([p.center for p, _ in parts]), np.concatenate([p.scale for p, _ in parts]),
-                   np.concatenate([p.weight * (w / total) for p, w in parts]))
+                   np.concatenate([p.weight * (w / total) for p, w in parts]), parts[0][0].bounds)
 
     def sample(self, rng: np.random.Generator, n: int = 2000) -> np.ndarray:
         idx = rng.choice(len(self.weight), size=n, p=self.weight)
-        return self.center[idx] + self.scale[idx] * rng.standard_normal((n, self.center.shape[1]))
+        z = self.center[idx] + self.scale[idx] * rng.standard_normal((n, self.center.shape[1]))
+        return from_noise_scale(z, self.bounds)
 
     def cdf(self, y) -> np.ndarray:
-        z = (np.asarray(y, float)[None, :] - self.center) / self.scale
-        return self.weight @ stats.norm.cdf(z)
+        y = np.asarray(y, float)
+        z = (to_noise_scale(y, self.bounds)[None, :] - self.center) / self.scale
+        out = self.weight @ stats.norm.cdf(z)
+        if self.bounds is not None:   # beyond a bound: all of the mass lies on one side
+            lo, hi = self.bounds
+            out = np.where(y >= hi, 1.0, np.where(y <= lo, 0.0, out))
+        return out
 
     def logpdf(self, y) -> np.ndarray:
-        z = (np.asarray(y, float)[None, :] - self.center) / self.scale
+        y = np.asarray(y, float)
+        z = (to_noise_scale(y, self.bounds)[None, :] - self.center) / self.scale
         with np.errstate(divide="ignore"):
             terms = stats.norm.logpdf(z) - np.log(self.scale) + np.log(self.weight)[:, None]
-        return special.logsumexp(terms, axis=0)
+            out = special.logsumexp(terms, axis=0) + np.log(slope_to_noise_scale(y, self.bounds))
+        if self.bounds is not None:
+            lo, hi = self.bounds
+            out = np.where((y > lo) & (y <= hi) if not math.isfinite(lo) else (y > lo) & (y < hi), out, -np.inf)
+        return out
 
     def quantiles(self, rng: np.random.Generator, levels=scoring.QUANTILE_LEVELS, n: int = 4000) -> np.ndarray:
         """(L, X) quantiles from `n` draws of the mixture."""
@@ -848,9 +918,13 @@ def draw_sigma(fit: FitResult) -> np.ndarray:
     return np.full(len(fit.draws), fit.sigma)
 
 
-def family_predictive(fit: FitResult, x, noise: np.ndarray | None = None) -> Predictive | None:
+def family_predictive(fit: FitResult, x, noise: np.ndarray | None = None,
+                      bounds: tuple[float, float] | None = None, train_x=None) -> Predictive | None:
     """One family's predictive at x: each usable bootstrap curve plus normal noise of that draw's residual
-    scale times `noise` (per point: 1 for a typical point of the series). None without usable draws."""
+    scale times `noise` (per point: 1 for a typical point of the series). With `bounds` (noise_bounds) the
+    noise is normal on the bounded noise scale instead, its scale set by the delta method so that its mean
+    variance over the fitted points `train_x` matches the residual variance: it shrinks where the curve nears
+    a bound and never crosses it. None without usable draws."""
     if fit.draws is None or not len(fit.draws) or not fit.params:
         return None
     x = np.atleast_1d(np.asarray(x, float))
@@ -865,12 +939,22 @@ def family_predictive(fit: FitResult, x, noise: np.ndarray | None = None) -> Pre
         return None
     factor = np.ones(len(x)) if noise is None else np.asarray(noise, float)
     scale = sigma[good, None] * factor[None, :]
-    return Predictive(curves[good], scale, np.full(int(good.sum()), 1.0 / good.sum()))
+    curves = curves[good]
+    if bounds is not None and train_x is not None and len(np.atleast_1d(train_x)):
+        fitted = fit.model.value(np.atleast_1d(np.asarray(train_x, float)), fit.vector)
+        gain = np.sqrt(np.mean(1.0 / slope_to_noise_scale(fitted, bounds) ** 2))   # rms dy/dz over the data
+        scale = scale / gain
+        curves = to_noise_scale(curves, bounds)
+    else:
+        bounds = None
+    return Predictive(curves, scale, np.full(int(good.sum()), 1.0 / good.sum()), bounds)
 
 
-def average_predictive(fits: list[FitResult], x, weights: dict[str, float], noise=None) -> Predictive | None:
+def average_predictive(fits: list[FitResult], x, weights: dict[str, float], noise=None,
+                       bounds: tuple[float, float] | None = None, train_x=None) -> Predictive | None:
     """The model-averaged predictive: every family's predictive mixed by its weight."""
-    return Predictive.mix([(family_predictive(f, x, noise), float(weights.get(f.family, 0.0))) for f in fits])
+    return Predictive.mix([(family_predictive(f, x, noise, bounds, train_x), float(weights.get(f.family, 0.0)))
+                           for f in fits])
 
 
 def describe(pred: Predictive, y: np.ndarray, rng: np.random.Generator, n: int = 2000) -> pd.DataFrame:
@@ -918,6 +1002,7 @@ def held_out(series: Series, families: list[str], rng: np.random.Generator, draw
     value_lo/value_hi when it has them). Stacking weights come from the held-out log densities of the points
     every family predicted."""
     options = options or PredictiveOptions()
+    bounds = noise_bounds(series) if options.bounded_noise else None
     frame = series.frame
     by_date = series.x_axis == "date" or frame["release_year"].notna().mean() >= 0.6
     order = frame["release_year"] if by_date else frame["x"]
@@ -949,7 +1034,7 @@ def held_out(series: Series, families: list[str], rng: np.random.Generator, draw
             if not fit.converged or not fit.params or counts is None:
                 continue
             bootstrap(fam, train, fit, counts, unit, rng)
-            pred = family_predictive(fit, tx, noise)
+            pred = family_predictive(fit, tx, noise, bounds, x_train)
             if pred is None:
                 continue
             preds[name] = pred

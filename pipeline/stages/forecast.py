@@ -49,38 +49,15 @@ def grid(x_min: float, x_max: float, x_axis: str) -> tuple[np.ndarray, np.ndarra
 
 
 def calibration_factors(points: pd.DataFrame) -> tuple[dict[float, float], pd.DataFrame]:
-    """Split-conformal factors per central level from the model-averaged backtest points of every series, and a
-    table of what they do: pooled coverage as fitted, and with factors fitted leaving each series out in turn."""
+    """Split-conformal factors per central level from the model-averaged backtest points of every series
+    (scoring.conformal_calibration), with pooled coverage before and after (each series left out)."""
     avg = points[points["family"] == fitting.AVERAGE] if len(points) else points
-    series_of = avg[KEYS].astype(str).agg("\x1f".join, axis=1) if len(avg) else pd.Series(dtype=str)
-    n_series = int(series_of.nunique()) if len(avg) else 0
-    if len(avg) < MIN_CALIBRATION_POINTS or n_series < MIN_CALIBRATION_SERIES:
-        return {}, pd.DataFrame([{"nominal": level, "factor": 1.0, "n": len(avg), "n_series": n_series,
-                                  "coverage_model": _coverage(avg, level), "coverage_calibrated": math.nan,
-                                  "method": "none: too few backtest points to recalibrate on"}
-                                 for level in scoring.CENTRAL])
-    factors, rows = {}, []
-    for level, (lo_level, hi_level) in scoring.CENTRAL.items():
-        need = scoring.stretch_needed(avg["q500"], avg[scoring.column(lo_level)], avg[scoring.column(hi_level)],
-                                      avg["y"])
-        factors[level] = scoring.conformal_factor(need, level)
-        # honest coverage: each series' points judged by the factor the other series give
-        inside = np.zeros(len(avg), bool)
-        for key in series_of.unique():
-            mine = (series_of == key).to_numpy()
-            inside[mine] = need[mine] <= scoring.conformal_factor(need[~mine], level)
-        rows.append({"nominal": level, "factor": factors[level], "n": len(avg), "n_series": n_series,
-                     "coverage_model": float(np.mean(need <= 1.0)), "coverage_calibrated": float(inside.mean()),
-                     "method": "split conformal on the model-averaged backtest points, pooled over series "
-                               "(coverage_calibrated: each series left out of its own factor)"})
-    return factors, pd.DataFrame(rows)
+    groups = avg[KEYS].astype(str).agg("\x1f".join, axis=1) if len(avg) else pd.Series(dtype=str)
+    return scoring.conformal_calibration(avg, groups, MIN_CALIBRATION_POINTS, MIN_CALIBRATION_SERIES)
 
 
 def _coverage(points: pd.DataFrame, level: float) -> float:
-    if points is None or not len(points):
-        return math.nan
-    lo, hi = scoring.CENTRAL[level]
-    return float(np.mean((points["y"] >= points[scoring.column(lo)]) & (points["y"] <= points[scoring.column(hi)])))
+    return scoring.central_coverage(points, level)
 
 
 def forecast_rows(key: tuple, sel: dict, fits: dict[str, fitting.FitResult], points: pd.DataFrame,
@@ -92,7 +69,8 @@ def forecast_rows(key: tuple, sel: dict, fits: dict[str, fitting.FitResult], poi
     weights, weighting = fitting.mixture_weights(list(fits.values()))
     x_min, x_max = float(points["x"].min()), float(points["x"].max())
     x, beyond = grid(x_min, x_max, key[3])
-    pred = fitting.average_predictive(list(fits.values()), x, weights)
+    bounds = fitting.bounds_for(sel.get("kind"), sel.get("unit"), sel.get("floor"), sel.get("ceiling"))
+    pred = fitting.average_predictive(list(fits.values()), x, weights, None, bounds, points["x"].to_numpy())
     if pred is None:
         return []
     rng = np.random.default_rng([seed, int(store.series_id(*key)[:8], 16)])
@@ -209,6 +187,9 @@ def forecasts(con, run_id: str, config: RunConfig) -> tuple[pd.DataFrame, pd.Dat
     """(forecast rows, calibration rows) of a fit run; reads only."""
     selection = con.execute("SELECT * FROM selection WHERE run_id = ? AND best_family IS NOT NULL "
                             "ORDER BY metric, source, source_version, x_axis", [run_id]).df()
+    limits = con.execute("SELECT metric, source, source_version, max(floor) AS floor, max(ceiling) AS ceiling "
+                         "FROM observations GROUP BY ALL ORDER BY ALL").df()
+    selection = selection.merge(limits, on=["metric", "source", "source_version"], how="left")
     points = con.execute("SELECT * FROM series_points WHERE run_id = ? ORDER BY ALL", [run_id]).df()
     held = con.execute("SELECT * FROM backtest_points WHERE run_id = ? ORDER BY ALL", [run_id]).df()
     if config.metrics:

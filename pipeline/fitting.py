@@ -135,6 +135,13 @@ class Series:
         return np.sqrt(w.mean() / w_new)
 
     @property
+    def x_sd(self) -> np.ndarray:
+        """sd of each row's x from its compute's stated uncertainty (0: exact, or not on a compute axis)."""
+        if "x_sd" not in self.frame:
+            return np.zeros(len(self.frame))
+        return np.nan_to_num(self.frame["x_sd"].to_numpy(dtype=float), nan=0.0)
+
+    @property
     def label(self) -> str:
         return f"{self.metric} [{self.source}@{self.source_version}] vs {self.x_axis}"
 
@@ -174,6 +181,41 @@ def on_axis(part: pd.DataFrame, x_axis: str) -> tuple[pd.DataFrame, np.ndarray]:
     return part, (decimal_year(part["release_date"]) if len(part) else np.array([]))
 
 
+# Errors in variables for training compute. Epoch grades each estimate Confident / Likely / Speculative; we read
+# the grades as 90% intervals of a factor 3, 10 and 30 either way (Unknown and Unverified as Speculative): our
+# reading of the grades, to be checked against Epoch's documentation, and roughly what the three models with
+# stated lower and upper bounds in Epoch's frontier file show (Likely: x2.3 either way; Speculative: x17).
+# A source's own interval (train_flop_lo / train_flop_hi, read as 90%) wins over the grade; a row stating
+# neither is taken as exact.
+COMPUTE_SPREAD_90 = {"confident": 3.0, "likely": 10.0, "speculative": 30.0, "unknown": 30.0, "unverified": 30.0}
+Z90 = float(stats.norm.ppf(0.95))
+_CONFIDENCE = r"[Cc]onfidence:\s*([A-Za-z]+)"
+
+
+def compute_sd(part: pd.DataFrame) -> np.ndarray:
+    """sd of log10 training compute per observation row, from its stated interval or its confidence grade."""
+    sd = np.zeros(len(part))
+    if "train_flop_note" in part:
+        grade = part["train_flop_note"].astype("string").str.extract(_CONFIDENCE, expand=False).str.lower()
+        factor = grade.map(COMPUTE_SPREAD_90).to_numpy(dtype=float)
+        sd = np.where(np.isfinite(factor), np.log10(np.where(np.isfinite(factor), factor, 1.0)) / Z90, 0.0)
+    if "train_flop_lo" in part and "train_flop_hi" in part:
+        lo, hi = part["train_flop_lo"].to_numpy(dtype=float), part["train_flop_hi"].to_numpy(dtype=float)
+        ok = np.isfinite(lo) & np.isfinite(hi) & (lo > 0) & (hi > lo)
+        with np.errstate(all="ignore"):
+            sd = np.where(ok, (np.log10(hi) - np.log10(lo)) / (2 * Z90), sd)
+    return sd
+
+
+def compute_jitter(series: Series, draws: int, rng: np.random.Generator) -> np.ndarray | None:
+    """(draws, N) x of every bootstrap draw, each row's compute redrawn from its uncertainty; None (and no random
+    numbers used) when every row's compute is exact."""
+    sd = series.x_sd
+    if draws <= 0 or not (sd > 0).any():
+        return None
+    return series.frame["x"].to_numpy(float)[None, :] + sd[None, :] * rng.standard_normal((draws, len(sd)))
+
+
 def series_from_frame(frame: pd.DataFrame, x_axis: str, skipped: list[str] | None = None) -> list[Series]:
     """Observations (store columns) -> series, one per (metric, source, source_version)."""
     out = []
@@ -189,7 +231,8 @@ def series_from_frame(frame: pd.DataFrame, x_axis: str, skipped: list[str] | Non
         cluster = part["cluster"].fillna(part["model"]) if "cluster" in part else part["model"]
         sub = pd.DataFrame({"model": part["model"].to_numpy(), "x": x, "y": part["value"].to_numpy(dtype=float),
                             "value_lo": part["value_lo"].to_numpy(dtype=float), "value_hi": part["value_hi"].to_numpy(dtype=float),
-                            "release_year": release_year, "cluster": cluster.astype(str).to_numpy()})
+                            "release_year": release_year, "cluster": cluster.astype(str).to_numpy(),
+                            "x_sd": compute_sd(part) if x_axis == "compute" else np.zeros(len(part))})
         sub = sub.sort_values(["x", "model"]).reset_index(drop=True)
         first = part.iloc[0]
         floor = first["floor"] if pd.notna(first["floor"]) else None
@@ -235,8 +278,9 @@ def _jac(fam: Family, x, p, log_response: bool):
 
 
 def batched_lm(fam: Family, x, y, weights, p0, free, lower, upper, log_response=False, iterations=100, tol=1e-8):
-    """Weighted Levenberg–Marquardt for D problems at once. weights: (D, N); p0: (P,) or (D, P).
-    Bounds by clipping each step. Only problems still iterating are computed (the active set).
+    """Weighted Levenberg–Marquardt for D problems at once. weights: (D, N); p0: (P,) or (D, P); x: (N,), or (D, N)
+    when each problem has its own x (compute drawn from its uncertainty). Bounds by clipping each step. Only
+    problems still iterating are computed (the active set).
     Returns (params (D, P), converged (D,), weighted RSS (D,))."""
     weights = np.asarray(weights, dtype=float)
     d = weights.shape[0]
@@ -246,9 +290,12 @@ def batched_lm(fam: Family, x, y, weights, p0, free, lower, upper, log_response=
     lam = np.full(d, 1e-3)
     eye = np.eye(len(idx))
 
-    def cost_of(params, w):
+    x = np.asarray(x, float)
+    per_problem = x.ndim == 2
+
+    def cost_of(params, w, xs=x):
         with np.errstate(all="ignore"):
-            r = _residuals(fam, x, y, params, log_response)
+            r = _residuals(fam, xs, y, params, log_response)
             c = np.sum(w * r**2, axis=1)
         return np.where(np.isfinite(c), c, np.inf), r
 
@@ -259,9 +306,10 @@ def batched_lm(fam: Family, x, y, weights, p0, free, lower, upper, log_response=
         if not len(act):
             break
         pa, wa = p[act], weights[act]
+        xa = x[act] if per_problem else x
         with np.errstate(all="ignore"):
-            r = _residuals(fam, x, y, pa, log_response)
-            j = _jac(fam, x, pa, log_response)[..., idx]                 # (A, N, F)
+            r = _residuals(fam, xa, y, pa, log_response)
+            j = _jac(fam, xa, pa, log_response)[..., idx]                 # (A, N, F)
             jw = j * wa[..., None]
             a = np.einsum("dnf,dng->dfg", jw, j)
             g = np.einsum("dnf,dn->df", jw, r)
@@ -281,7 +329,7 @@ def batched_lm(fam: Family, x, y, weights, p0, free, lower, upper, log_response=
                 step = np.stack([np.linalg.lstsq(m, -v, rcond=None)[0] for m, v in zip(damped, g, strict=True)])
         trial = pa.copy()
         trial[:, idx] = np.clip(pa[:, idx] + np.nan_to_num(step), lo, hi)
-        new_cost, _ = cost_of(trial, wa)
+        new_cost, _ = cost_of(trial, wa, xa)
         better = new_cost < cost[act]
         improvement = np.where(better, (cost[act] - new_cost) / np.maximum(cost[act], 1e-300), 0.0)
         p[act[better]] = trial[better]
@@ -557,8 +605,9 @@ def resample_weights(series: Series, draws: int, rng: np.random.Generator) -> tu
 
 
 def bootstrap(fam: Family, series: Series, fit: FitResult, counts: np.ndarray, unit: str,
-              rng: np.random.Generator) -> None:
-    """Refit `fam` on every resample at once (batched LM); intervals and bands from the converged draws."""
+              rng: np.random.Generator, x_draws: np.ndarray | None = None) -> None:
+    """Refit `fam` on every resample at once (batched LM); intervals and bands from the converged draws.
+    `x_draws` (D, N): each draw's x, the stated compute redrawn from its uncertainty (errors in variables)."""
     x, y = series.frame["x"].to_numpy(), series.frame["y"].to_numpy()
     lower, upper = fam.bounds(x, y, series.meta)
     free = np.array([name not in fit.fixed for name in fam.param_names])
@@ -571,7 +620,12 @@ def bootstrap(fam: Family, series: Series, fit: FitResult, counts: np.ndarray, u
                         "independent: these intervals understate the uncertainty.")
     log_scale = log_fit(fam, series)
     weights = counts * series.obs_weights[None, :]
-    params, converged, cost = batched_lm(fam, x, y, weights, p0, free, lower, upper, log_scale)
+    if x_draws is not None:
+        fit.message += (f" Compute redrawn from its stated uncertainty in every draw (median sd "
+                        f"{np.median(series.x_sd[series.x_sd > 0]):.2g} decades over {int((series.x_sd > 0).sum())} "
+                        "rows).")
+    params, converged, cost = batched_lm(fam, x if x_draws is None else x_draws, y, weights, p0, free, lower, upper,
+                                         log_scale)
     fit.draws, fit.draw_cost, fit.draw_ok = params, cost, converged
     fit.draws_converged = float(converged.mean())
     # Intervals and bands from the draws that converged; a solve stopped mid-way is not a sample of the fit.
@@ -798,6 +852,7 @@ class PredictiveOptions:
     average: bool = True             # mix the families by their held-out (stacking) weights, not one family alone
     measurement_error: bool = True   # a new point's own value_lo/value_hi scale its noise, as they weight the fit
     bounded_noise: bool = True       # noise respects a known range (logit of a fraction; censored at a ceiling)
+    compute_error: bool = True       # each model's compute redrawn from its stated uncertainty (errors in variables)
 
 
 def noise_bounds(series: Series) -> tuple[float, float] | None:
@@ -919,18 +974,25 @@ def draw_sigma(fit: FitResult) -> np.ndarray:
 
 
 def family_predictive(fit: FitResult, x, noise: np.ndarray | None = None,
-                      bounds: tuple[float, float] | None = None, train_x=None) -> Predictive | None:
+                      bounds: tuple[float, float] | None = None, train_x=None, x_sd=None,
+                      rng: np.random.Generator | None = None) -> Predictive | None:
     """One family's predictive at x: each usable bootstrap curve plus normal noise of that draw's residual
     scale times `noise` (per point: 1 for a typical point of the series). With `bounds` (noise_bounds) the
     noise is normal on the bounded noise scale instead, its scale set by the delta method so that its mean
     variance over the fitted points `train_x` matches the residual variance: it shrinks where the curve nears
-    a bound and never crosses it. None without usable draws."""
+    a bound and never crosses it. With `x_sd` (per point, and `rng`), each draw evaluates its curve at the point's
+    compute redrawn from that uncertainty: a new model's stated compute is uncertain too. None without usable
+    draws."""
     if fit.draws is None or not len(fit.draws) or not fit.params:
         return None
     x = np.atleast_1d(np.asarray(x, float))
     ok = fit.draw_ok if fit.draw_ok is not None and fit.draw_ok.mean() >= 0.5 else np.ones(len(fit.draws), bool)
+    xs = x
+    if x_sd is not None and rng is not None and np.any(np.asarray(x_sd) > 0):
+        xs = x[None, :] + np.broadcast_to(np.asarray(x_sd, float), x.shape)[None, :] * \
+            rng.standard_normal((int(ok.sum()), len(x)))
     with np.errstate(all="ignore"):
-        curves = fit.model.value(x, fit.draws[ok])
+        curves = fit.model.value(xs, fit.draws[ok])
         if fit.log_scale:
             curves = np.log10(np.maximum(curves, 1e-300))
     sigma = draw_sigma(fit)[ok]
@@ -951,10 +1013,11 @@ def family_predictive(fit: FitResult, x, noise: np.ndarray | None = None,
 
 
 def average_predictive(fits: list[FitResult], x, weights: dict[str, float], noise=None,
-                       bounds: tuple[float, float] | None = None, train_x=None) -> Predictive | None:
+                       bounds: tuple[float, float] | None = None, train_x=None, x_sd=None,
+                       rng: np.random.Generator | None = None) -> Predictive | None:
     """The model-averaged predictive: every family's predictive mixed by its weight."""
-    return Predictive.mix([(family_predictive(f, x, noise, bounds, train_x), float(weights.get(f.family, 0.0)))
-                           for f in fits])
+    return Predictive.mix([(family_predictive(f, x, noise, bounds, train_x, x_sd, rng),
+                            float(weights.get(f.family, 0.0))) for f in fits])
 
 
 def describe(pred: Predictive, y: np.ndarray, rng: np.random.Generator, n: int = 2000) -> pd.DataFrame:
@@ -1016,6 +1079,9 @@ def held_out(series: Series, families: list[str], rng: np.random.Generator, draw
         train = Series(**{**series.__dict__, "frame": frame[train_mask].reset_index(drop=True)})
         test = frame[test_mask].reset_index(drop=True)
         counts, unit = resample_weights(train, draws, rng) if draws else (None, "")
+        jitter = compute_jitter(train, draws, rng) if options.compute_error else None
+        test_sd = (np.nan_to_num(test["x_sd"].to_numpy(float)) if options.compute_error and "x_sd" in test
+                   else None)
         tx, ty = test["x"].to_numpy(), test["y"].to_numpy()
         ye = np.log10(ty) if series.log_response else ty
         noise = (train.noise_factor(test["value_lo"].to_numpy(float), test["value_hi"].to_numpy(float))
@@ -1033,8 +1099,8 @@ def held_out(series: Series, families: list[str], rng: np.random.Generator, draw
             fit = _quick_fit(fam, train, train.obs_weights)
             if not fit.converged or not fit.params or counts is None:
                 continue
-            bootstrap(fam, train, fit, counts, unit, rng)
-            pred = family_predictive(fit, tx, noise, bounds, x_train)
+            bootstrap(fam, train, fit, counts, unit, rng, jitter)
+            pred = family_predictive(fit, tx, noise, bounds, x_train, test_sd, rng)
             if pred is None:
                 continue
             preds[name] = pred
@@ -1087,7 +1153,9 @@ def fit_series(series: Series, families: list[str] | None = None, bootstrap_draw
     names = list(families or families_for(series))
     fits = []
     y = series.frame["y"].to_numpy()
+    options = options or PredictiveOptions()
     counts, unit = resample_weights(series, bootstrap_draws, rng) if bootstrap_draws > 0 else (None, "")
+    jitter = compute_jitter(series, bootstrap_draws, rng) if options.compute_error else None
     for name in names:
         fam = FAMILIES[name]
         if fam.x_axis in ("date", "inference") and fam.x_axis != series.x_axis:
@@ -1101,11 +1169,10 @@ def fit_series(series: Series, families: list[str] | None = None, bootstrap_draw
         try:
             fit = _point_fit(fam, series)
             if fit.params and counts is not None:
-                bootstrap(fam, series, fit, counts, unit, rng)
+                bootstrap(fam, series, fit, counts, unit, rng, jitter)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError, OverflowError) as exc:
             fit = FitResult(name, False, f"fit failed: {exc}")
         fits.append(fit)
-    options = options or PredictiveOptions()
     tests = held_out(series, [f.family for f in fits if f.converged], rng, draws=backtest_draws, options=options)
     for fit in fits:
         fit.stacking_weight = float(tests.stacking.get(fit.family, 0.0)) if tests.stacking else math.nan

@@ -211,3 +211,41 @@ def test_forecasts_cover_the_grid_past_the_data_in_both_variants(two_versions):
     assert (one[list(scoring.COLUMNS)].diff(axis=1).iloc[:, 1:] >= -1e-12).all().all()
     model = rows[(rows["run_id"] == rows["run_id"].iloc[0]) & (rows["variant"] == "model")]
     assert model["q500"].to_numpy() == pytest.approx(one["q500"].to_numpy())   # recalibration keeps the median
+
+
+# ------------------------------------------------------------------ errors in variables for compute
+def test_compute_spread_from_the_grade_or_the_stated_interval():
+    part = pd.DataFrame({"train_flop_note": ["Epoch ECI file (Confidence: Confident)", "joined (Confidence: Likely)",
+                                             "x (Confidence: Speculative)", "raw FLOP from the figure", None],
+                         "train_flop_lo": [np.nan, np.nan, 1e22, np.nan, 1e23],
+                         "train_flop_hi": [np.nan, np.nan, 1e24, np.nan, 1e25]})
+    sd = fitting.compute_sd(part)
+    z = stats.norm.ppf(0.95)
+    assert sd == pytest.approx([math.log10(3) / z, 1 / z, 1 / z, 0.0, 1 / z])   # an interval beats the grade
+
+
+def test_uncertain_compute_widens_the_forecast_and_a_csv_states_it(tmp_path):
+    rng = np.random.default_rng(6)
+    x = np.linspace(21, 25, 30)
+    y = 0.25 + 0.7 / (1 + np.exp(-1.2 * (x - 23))) + rng.normal(0, 0.01, len(x))
+    exact = _series(x, y, unit="fraction")
+    exact.floor, exact.ceiling = 0.25, 1.0
+    vague = fitting.Series(**{**exact.__dict__, "frame": exact.frame.assign(x_sd=0.6)})
+    widths = []
+    for s in (exact, vague):
+        res = fitting.fit_series(s, ["logistic"], 200, seed=0, backtest_draws=0)
+        pred = fitting.family_predictive(res.fits[0], np.array([23.0]), None, None, None, s.x_sd[:1],
+                                         np.random.default_rng(0))
+        q = pred.quantiles(np.random.default_rng(1))
+        widths.append(float(q[-3, 0] - q[2, 0]))       # the 80% interval where the curve is steepest
+    assert widths[1] > 1.5 * widths[0]
+    path = tmp_path / "mine.csv"
+    path.write_text("model,metric,value,train_flop,train_flop_lo,train_flop_hi\n"
+                    + "\n".join(f"m{i},b,{0.3 + 0.02 * i:.3f},{10 ** (21 + 0.2 * i):.4g},{10 ** (20.5 + 0.2 * i):.4g},"
+                                f"{10 ** (21.5 + 0.2 * i):.4g}" for i in range(8)) + "\n")
+    from pipeline import ingest
+
+    db = tmp_path / "s.duckdb"
+    ingest.ingest([str(path)], db=db)
+    series = fit_stage.load_series(db, ["b"], ("compute",))
+    assert series[0].x_sd == pytest.approx(np.full(8, 1.0 / (2 * stats.norm.ppf(0.95))))

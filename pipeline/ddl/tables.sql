@@ -73,6 +73,8 @@ CREATE TABLE IF NOT EXISTS observations (
     row_ref VARCHAR,
     citation VARCHAR,
     ingest_run_id VARCHAR,
+    train_flop_lo DOUBLE,        -- the training compute's stated 90% interval, where a source gives one
+    train_flop_hi DOUBLE,
     PRIMARY KEY (source, source_version, model, metric)
 );
 
@@ -359,6 +361,7 @@ CREATE TABLE IF NOT EXISTS series_points (
     value_hi DOUBLE,
     release_year DOUBLE,
     "cluster" VARCHAR,
+    x_sd DOUBLE,                 -- sd of x from the compute's stated uncertainty (decades; 0 when exact)
     PRIMARY KEY (run_id, metric, source, source_version, x_axis, model)
 );
 

@@ -5,7 +5,8 @@ Forecasts. For each fitted series, predictive quantiles (2.5, 5, 10, 25, 50, 75,
 observation of the metric, from the model-averaged predictive (`fitting.average_predictive`: every family's
 bootstrap curves plus residual noise, mixed by their stacking weights, or Akaike weights without backtests), on a grid of x: eight
 points across the data and 0.25, 0.5, 1, 1.5 and 2 decades of compute (or inference budget) past the largest,
-or 3, 6, 12, 18 and 24 months past the latest release for date series. Two variants are stored: `model`, the
+or 3, 6, 12, 18 and 24 months past the latest release for date series (on a compute axis each point's
+compute is as uncertain as the series' median row's). Two variants are stored: `model`, the
 predictive as fitted, and `calibrated` (the headline), its central intervals stretched about the median by the
 split-conformal factors the run's pooled backtests give (`forecast_calibration`).
 
@@ -70,10 +71,13 @@ def forecast_rows(key: tuple, sel: dict, fits: dict[str, fitting.FitResult], poi
     x_min, x_max = float(points["x"].min()), float(points["x"].max())
     x, beyond = grid(x_min, x_max, key[3])
     bounds = fitting.bounds_for(sel.get("kind"), sel.get("unit"), sel.get("floor"), sel.get("ceiling"))
-    pred = fitting.average_predictive(list(fits.values()), x, weights, None, bounds, points["x"].to_numpy())
+    rng = np.random.default_rng([seed, int(store.series_id(*key)[:8], 16)])
+    # a future model's stated compute is as uncertain as a typical fitted one's
+    x_sd = float(np.nanmedian(points["x_sd"])) if "x_sd" in points and points["x_sd"].notna().any() else 0.0
+    pred = fitting.average_predictive(list(fits.values()), x, weights, None, bounds, points["x"].to_numpy(),
+                                      np.full(len(x), x_sd), rng)
     if pred is None:
         return []
-    rng = np.random.default_rng([seed, int(store.series_id(*key)[:8], 16)])
     q = pred.quantiles(rng, LEVELS)
     variants = {"model": q, "calibrated": scoring.recalibrate(LEVELS, q, factors) if factors else q}
     base = {**dict(zip(KEYS, key, strict=True)), "kind": sel.get("kind"), "unit": sel.get("unit"),

@@ -9,3 +9,7 @@ ALTER TABLE selection ADD COLUMN IF NOT EXISTS held_out_points INTEGER;
 ALTER TABLE backtests ADD COLUMN IF NOT EXISTS coverage50 DOUBLE;
 ALTER TABLE backtests ADD COLUMN IF NOT EXISTS crps DOUBLE;
 ALTER TABLE backtests ADD COLUMN IF NOT EXISTS log_score DOUBLE;
+-- Errors in variables for compute: a stated 90% interval per observation, the sd of x each fitted point carries.
+ALTER TABLE observations ADD COLUMN IF NOT EXISTS train_flop_lo DOUBLE;
+ALTER TABLE observations ADD COLUMN IF NOT EXISTS train_flop_hi DOUBLE;
+ALTER TABLE series_points ADD COLUMN IF NOT EXISTS x_sd DOUBLE;

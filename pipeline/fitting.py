@@ -73,7 +73,9 @@ class Series:
     unit: str
     floor: float | None
     ceiling: float | None
-    frame: pd.DataFrame = field(repr=False)   # model, x, y, value_lo, value_hi, release_year, cluster
+    frame: pd.DataFrame = field(repr=False)   # model, x, y, value_lo, value_hi, release_year, cluster, x_sd
+    models: str = "all"                       # all | frontier (date trends on record-setting models only)
+    n_models: int = 0                         # models of the series before a frontier selection
 
     @property
     def key(self) -> dict:
@@ -143,7 +145,10 @@ class Series:
 
     @property
     def label(self) -> str:
-        return f"{self.metric} [{self.source}@{self.source_version}] vs {self.x_axis}"
+        text = f"{self.metric} [{self.source}@{self.source_version}] vs {self.x_axis}"
+        if self.models == "frontier":
+            text += f" (frontier: {len(self.frame)} of {self.n_models} models set a record when released)"
+        return text
 
     def seed_offset(self) -> int:
         text = json.dumps(self.key, sort_keys=True).encode()
@@ -216,16 +221,44 @@ def compute_jitter(series: Series, draws: int, rng: np.random.Generator) -> np.n
     return series.frame["x"].to_numpy(float)[None, :] + sd[None, :] * rng.standard_normal((draws, len(sd)))
 
 
-def series_from_frame(frame: pd.DataFrame, x_axis: str, skipped: list[str] | None = None) -> list[Series]:
-    """Observations (store columns) -> series, one per (metric, source, source_version)."""
+def frontier_mask(dates, values, higher_is_better: bool = True) -> np.ndarray:
+    """The models that set a new record when released: better than every model released strictly before them
+    (the first release is a record; models released the same day are each compared with the earlier ones)."""
+    dates = pd.to_datetime(pd.Series(dates)).to_numpy()
+    v = np.asarray(values, float) * (1.0 if higher_is_better else -1.0)
+    known = ~pd.isna(dates) & np.isfinite(v)
+    keep = np.zeros(len(v), bool)
+    order = np.argsort(np.where(known, dates, np.datetime64("NaT")), kind="stable")
+    best, i = -np.inf, 0
+    order = [j for j in order if known[j]]
+    while i < len(order):
+        day = dates[order[i]]
+        same = [j for j in order[i:] if dates[j] == day]
+        for j in same:
+            keep[j] = v[j] > best
+        best = max(best, max(v[j] for j in same))
+        i += len(same)
+    return keep
+
+
+def series_from_frame(frame: pd.DataFrame, x_axis: str, skipped: list[str] | None = None,
+                      frontier_kinds: tuple[str, ...] = ()) -> list[Series]:
+    """Observations (store columns) -> series, one per (metric, source, source_version). Date series of a kind
+    in `frontier_kinds` keep only the models that set a record when released (`frontier_mask`), as METR fits
+    its horizon trend on state-of-the-art models."""
     out = []
     for (metric, source, version), part in frame.groupby(["metric", "source", "source_version"], sort=True):
         part, x = on_axis(part, x_axis)
+        n_models, models = len(part), "all"
+        if x_axis == "date" and len(part) and part["kind"].iloc[0] in frontier_kinds:
+            keep = frontier_mask(part["release_date"], part["value"], part["kind"].iloc[0] != "loss")
+            part, x, models = part[keep], x[keep], "frontier"
         if len(part) < MIN_POINTS:
             if skipped is not None and len(part):
                 skipped.append(f"{metric} [{source}@{version}] vs {x_axis}: {len(part)} point(s) with "
-                               f"{ {'compute': 'train_flop', 'inference': 'inference_budget'}.get(x_axis, 'release_date')}, "
-                               f"fewer than {MIN_POINTS}")
+                               f"{ {'compute': 'train_flop', 'inference': 'inference_budget'}.get(x_axis, 'release_date')}"
+                               + (" that set a record when released" if models == "frontier" else "")
+                               + f", fewer than {MIN_POINTS}")
             continue
         release_year = decimal_year(part["release_date"])
         cluster = part["cluster"].fillna(part["model"]) if "cluster" in part else part["model"]
@@ -237,7 +270,8 @@ def series_from_frame(frame: pd.DataFrame, x_axis: str, skipped: list[str] | Non
         first = part.iloc[0]
         floor = first["floor"] if pd.notna(first["floor"]) else None
         ceiling = first["ceiling"] if pd.notna(first["ceiling"]) else None
-        out.append(Series(metric, source, version, x_axis, first["kind"], first["unit"], floor, ceiling, sub))
+        out.append(Series(metric, source, version, x_axis, first["kind"], first["unit"], floor, ceiling, sub,
+                          models, n_models))
     return out
 
 

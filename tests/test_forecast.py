@@ -249,3 +249,29 @@ def test_uncertain_compute_widens_the_forecast_and_a_csv_states_it(tmp_path):
     ingest.ingest([str(path)], db=db)
     series = fit_stage.load_series(db, ["b"], ("compute",))
     assert series[0].x_sd == pytest.approx(np.full(8, 1.0 / (2 * stats.norm.ppf(0.95))))
+
+
+# ------------------------------------------------------------------ frontier date trends
+def test_frontier_models_are_the_records_when_released():
+    dates = pd.to_datetime(["2020-01-01", "2020-06-01", "2020-06-01", "2021-01-01", "2021-03-01", None])
+    value = [1.0, 0.5, 2.0, 1.5, 3.0, 9.0]
+    assert list(fitting.frontier_mask(dates, value)) == [True, False, True, False, True, False]
+    assert list(fitting.frontier_mask(dates, [5, 4, 6, 3, 2, 1], higher_is_better=False)) == \
+        [True, True, False, True, True, False]
+
+
+def test_horizon_date_trends_are_fitted_on_the_frontier_by_default():
+    assert RunConfig.build().frontier_kinds == ("horizon",)
+    n = 18
+    frame = pd.DataFrame({"metric": "h", "source": "s", "source_version": "v", "model": [f"m{i}" for i in range(n)],
+                          "kind": "horizon", "unit": "minutes", "value": [2.0 ** (i / 2) * (0.3 if i % 3 else 1)
+                                                                          for i in range(n)],
+                          "value_lo": np.nan, "value_hi": np.nan, "floor": 0.0, "ceiling": np.nan, "cluster": None,
+                          "train_flop": np.nan, "train_flop_note": None, "inference_budget": np.nan,
+                          "release_date": pd.date_range("2020-01-01", periods=n, freq="90D")})
+    everything = fitting.series_from_frame(frame, "date")[0]
+    frontier = fitting.series_from_frame(frame, "date", frontier_kinds=("horizon",))[0]
+    assert len(everything.frame) == n and everything.models == "all"
+    assert frontier.models == "frontier" and len(frontier.frame) < n
+    assert "set a record" in frontier.label
+    assert sorted(frontier.frame["model"], key=lambda m: int(m[1:])) == ["m0", "m3", "m6", "m9", "m12", "m15"]

@@ -297,6 +297,7 @@ CREATE TABLE IF NOT EXISTS forecasts (
     error_scale VARCHAR,         -- log10 | the unit: the scale forecasts are scored on
     weighting VARCHAR,           -- akaike | stacking: how the families were mixed
     families JSON,               -- family -> weight in the mixture
+    models VARCHAR,              -- all | frontier: the date trend was fitted on record-setting models only
     q025 DOUBLE,                 -- predictive quantiles of a new observation, in the metric's unit
     q050 DOUBLE,
     q100 DOUBLE,

@@ -10,15 +10,16 @@ import numpy as np
 import pandas as pd
 
 from pipeline import fitting, store
-from pipeline.config import RunConfig
+from pipeline.config import FRONTIER_KINDS, RunConfig
 from pipeline.schema import ScalegapError
 
 KEYS = ["metric", "source", "source_version", "x_axis"]
 
 
 def load_series(db, metrics=None, x_axes=("compute", "date", "inference"),
-                skipped: list[str] | None = None) -> list[fitting.Series]:
-    """Series from the observations table; `skipped` (if given) collects why a series was left out."""
+                skipped: list[str] | None = None, frontier_kinds=FRONTIER_KINDS) -> list[fitting.Series]:
+    """Series from the observations table; `skipped` (if given) collects why a series was left out. Date
+    series of `frontier_kinds` are fitted on the models that set a record when released."""
     con = store.connect(db, read_only=True)
     try:
         frame = con.execute("SELECT * FROM observations ORDER BY source, source_version, metric, model").df()
@@ -33,7 +34,7 @@ def load_series(db, metrics=None, x_axes=("compute", "date", "inference"),
             raise ScalegapError(f"no observations for metric(s) {', '.join(unknown)}. "
                                 f"Fix: see `scalegap status` for the stored metrics")
         frame = frame[frame["metric"].isin(metrics)]
-    return [s for axis in x_axes for s in fitting.series_from_frame(frame, axis, skipped)]
+    return [s for axis in x_axes for s in fitting.series_from_frame(frame, axis, skipped, tuple(frontier_kinds))]
 
 
 def store_fits(db, run_id: str, results: list[fitting.SeriesFit]) -> dict[str, int]:
@@ -58,7 +59,7 @@ def fit_one(series: fitting.Series, config: RunConfig) -> fitting.SeriesFit:
 
 def run(db, run_id: str, config: RunConfig, progress=None) -> dict:
     skipped: list[str] = []
-    series = load_series(db, config.metrics, config.x_axes, skipped)
+    series = load_series(db, config.metrics, config.x_axes, skipped, config.frontier_kinds)
     results = []
     for i, s in enumerate(series):
         if progress:

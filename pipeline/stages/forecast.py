@@ -10,6 +10,9 @@ compute is as uncertain as the series' median row's). Two variants are stored: `
 predictive as fitted, and `calibrated` (the headline), its central intervals stretched about the median by the
 split-conformal factors the run's pooled backtests give (`forecast_calibration`).
 
+Date trends fitted on record-setting models only (RunConfig.frontier_kinds; horizons by default) forecast the
+next records, and are scored on new observations that set a record of their source when released.
+
 Scores. An earlier run is one whose fit finished before this run's. Its forecasts of a metric are scored
 against observations of that metric on the same axis that come from a source version the earlier run did not
 have (a newer copy of the same source, or another source) and from a model it did not have (names compared
@@ -62,7 +65,7 @@ def _coverage(points: pd.DataFrame, level: float) -> float:
 
 
 def forecast_rows(key: tuple, sel: dict, fits: dict[str, fitting.FitResult], points: pd.DataFrame,
-                  factors: dict[float, float], seed: int) -> list[dict]:
+                  factors: dict[float, float], seed: int, frontier_kinds=()) -> list[dict]:
     """Both variants of one series' forecasts as table rows (quantiles in the metric's unit)."""
     if not len(points):
         return []
@@ -83,6 +86,7 @@ def forecast_rows(key: tuple, sel: dict, fits: dict[str, fitting.FitResult], poi
     base = {**dict(zip(KEYS, key, strict=True)), "kind": sel.get("kind"), "unit": sel.get("unit"),
             "error_scale": "log10" if log_scale else sel.get("unit"), "weighting": weighting,
             "families": json.dumps({f: round(float(w), 6) for f, w in weights.items()}),
+            "models": "frontier" if key[3] == "date" and sel.get("kind") in frontier_kinds else "all",
             "x_min": x_min, "x_max": x_max, "n_points": int(len(points))}
     rows = []
     for variant, values in variants.items():
@@ -139,6 +143,15 @@ def score_forecast(forecast: pd.DataFrame, observations: pd.DataFrame, x_axis: s
             "missed": json.dumps(missed)}
 
 
+def _records(observations: pd.DataFrame) -> np.ndarray:
+    """Which observations set a record of their source version when released."""
+    out = np.zeros(len(observations), bool)
+    for _, idx in observations.groupby(["source", "source_version"]).indices.items():
+        part = observations.iloc[idx]
+        out[idx] = fitting.frontier_mask(part["release_date"], part["value"], part["kind"].iloc[0] != "loss")
+    return out
+
+
 def _error_scale(values: np.ndarray, log_scale: bool) -> np.ndarray:
     values = np.asarray(values, float)
     if not log_scale:
@@ -167,7 +180,7 @@ def score_earlier(con, run_id: str) -> pd.DataFrame:
     observations = con.execute("SELECT * FROM observations ORDER BY source, source_version, metric, model").df()
     versions = con.execute("SELECT source, source_version, retrieved_at FROM sources ORDER BY ALL").df()
     observations = fitting._newest_copies(observations, versions, None)
-    by_metric = {m: g for m, g in observations.groupby("metric")}
+    by_metric = {m: g.assign(record=_records(g)) for m, g in observations.groupby("metric")}
     had_by = {k: g for k, g in had.groupby(["run_id", "metric"])}
     rows = []
     for (frun, metric), group in forecasts.groupby(["run_id", "metric"], sort=True):
@@ -179,7 +192,9 @@ def score_earlier(con, run_id: str) -> pd.DataFrame:
             continue
         for key, one in group.groupby(KEYS[1:] + ["variant"], sort=True):
             source, version, x_axis, variant = key
-            scored = score_forecast(one.sort_values("x"), fresh, x_axis)
+            # a trend of record-setting models forecasts the next records, not every model
+            frontier = "models" in one and (one["models"] == "frontier").any()
+            scored = score_forecast(one.sort_values("x"), fresh[fresh["record"]] if frontier else fresh, x_axis)
             if scored is not None:
                 rows.append({"scored_run_id": run_id, "forecast_run_id": frun, "metric": metric, "source": source,
                              "source_version": version, "x_axis": x_axis, "variant": variant, **scored})
@@ -205,7 +220,8 @@ def forecasts(con, run_id: str, config: RunConfig) -> tuple[pd.DataFrame, pd.Dat
     for sel in selection.to_dict("records"):
         key = tuple(sel[k] for k in KEYS)
         fits = {f: r for f, r in results.get(key, {}).items() if r.converged and r.params}
-        rows.extend(forecast_rows(key, sel, fits, by_series.get(key, pd.DataFrame()), factors, config.seed))
+        rows.extend(forecast_rows(key, sel, fits, by_series.get(key, pd.DataFrame()), factors, config.seed,
+                                  config.frontier_kinds))
     return pd.DataFrame(rows), calibration
 
 

@@ -87,8 +87,8 @@ def selection_table(db, run_id: str, metrics=None) -> pd.DataFrame:
     con = store.connect(db, read_only=True)
     try:
         frame = con.execute("SELECT metric, source, source_version, x_axis, best_family, best_weight, bounded_weight, "
-                            "p_bounded, backtest_best, decisive, note FROM selection WHERE run_id = ? ORDER BY ALL",
-                            [run_id]).df()
+                            "p_bounded, backtest_best, stacking_best, p_bounded_stacking, weighting, held_out_points, "
+                            "decisive, note FROM selection WHERE run_id = ? ORDER BY ALL", [run_id]).df()
     finally:
         con.close()
     return frame[frame["metric"].isin(metrics)] if metrics else frame
@@ -99,7 +99,7 @@ def fit_table(db, run_id: str, metrics: list[str] | None = None) -> pd.DataFrame
     con = store.connect(db, read_only=True)
     try:
         fits = con.execute("SELECT metric, source, source_version, x_axis, family, n, converged, aicc, bic, weight, "
-                           "backtest_mae FROM fits WHERE run_id = ? "
+                           "stacking_weight, backtest_mae FROM fits WHERE run_id = ? "
                            "ORDER BY metric, source, x_axis, weight DESC, family", [run_id]).df()
         params = con.execute("SELECT metric, source, source_version, x_axis, family, param, value, lo95, hi95, fixed "
                              "FROM fit_params WHERE run_id = ? ORDER BY ALL", [run_id]).df()

@@ -16,8 +16,9 @@ every row pools the held-out points of all series:
                 model evaluated at its own redrawn compute
   frontier      date trends of horizons fitted on the models that set a record when released (as METR does);
                 every earlier step fits them on all models
-  conformal     split-conformal stretch of each central interval, pooled over series; each series judged by
-                factors fitted on the other series only (leave one series out)
+  conformal     split-conformal stretch of each central interval, pooled over series, by extrapolation distance
+                (up to a quarter of the fitted span past the data, and beyond); each series judged by factors
+                fitted on the other series only (leave one series out)
 
 Columns: pooled coverage of the 50/80/95% central intervals (target 80% within 0.72-0.88, 95% within
 0.88-0.98), the median over series of the 80% coverage, and CRPS divided by the standard deviation of the
@@ -148,14 +149,14 @@ def main() -> None:
         rows.append({"step": name, **summary(points), "seconds": time.perf_counter() - t0})
     last = kept[STEPS[-1][0]]
     groups = last[KEYS].astype(str).agg("\x1f".join, axis=1)
-    _, table = scoring.conformal_calibration(last, groups)
-    recalibrated = scoring.loso_recalibrated(last, groups)
+    _, table = scoring.conformal_calibration(last, groups, last["beyond_span"])
+    recalibrated = scoring.loso_recalibrated(last, groups, last["beyond_span"])
     rows.append({"step": "+ conformal (leave one series out)", **summary(recalibrated), "seconds": 0.0})
     frame = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
         print("\nconformal factors (fitted on every series; what a run applies to its forecasts):")
-        print(table[["nominal", "factor", "n", "n_series", "coverage_model", "coverage_calibrated"]]
+        print(table[["beyond_span", "nominal", "factor", "n", "n_series", "coverage_model", "coverage_calibrated"]]
               .to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     final = frame.iloc[-1]
     ok80, ok95 = 0.72 <= final["cov80"] <= 0.88, 0.88 <= final["cov95"] <= 0.98

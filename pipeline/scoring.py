@@ -219,47 +219,93 @@ def central_coverage(points: pd.DataFrame, level: float) -> float:
     return float(np.mean((points["y"] >= points[column(lo)]) & (points["y"] <= points[column(hi)])))
 
 
-def conformal_calibration(points: pd.DataFrame, groups: pd.Series, min_points: int = 30, min_groups: int = 3
-                          ) -> tuple[dict[float, float], pd.DataFrame]:
-    """Split-conformal stretch factors per central level, pooled over held-out points (columns y, q500 and the
-    stored quantiles) of several series (`groups`, one label per point), and a table of what they do: pooled
-    coverage as fitted, and pooled coverage when each group's points are judged by factors fitted on the
-    other groups only (leave one series out: the honest estimate). No factors below `min_points` points or
-    `min_groups` groups."""
-    n_groups = int(groups.nunique()) if len(points) else 0
-    if len(points) < min_points or n_groups < min_groups:
-        return {}, pd.DataFrame([{"nominal": level, "factor": 1.0, "n": len(points), "n_series": n_groups,
-                                  "coverage_model": central_coverage(points, level), "coverage_calibrated": math.nan,
-                                  "method": "none: too few backtest points to recalibrate on"} for level in CENTRAL])
-    labels = groups.to_numpy()
-    factors, rows = {}, []
+DISTANCE_EDGES = (0.25,)          # distance past the fitted data over the fitted span: <= 0.25 | > 0.25
+DISTANCE_LABELS = ("<= 0.25", "> 0.25")
+
+
+def distance_bin(beyond_span) -> np.ndarray:
+    """Index of each point's extrapolation-distance bin (distance past the fitted x over the fitted span)."""
+    d = np.nan_to_num(np.asarray(beyond_span, float), nan=0.0)
+    return np.searchsorted(np.asarray(DISTANCE_EDGES), d, side="left")
+
+
+def _factors(points: pd.DataFrame) -> dict[float, float]:
+    out = {}
     for level, (lo_level, hi_level) in CENTRAL.items():
         need = stretch_needed(points["q500"], points[column(lo_level)], points[column(hi_level)], points["y"])
-        factors[level] = conformal_factor(need, level)
-        inside = np.zeros(len(points), bool)
-        for label in np.unique(labels):
-            mine = labels == label
-            inside[mine] = need[mine] <= conformal_factor(need[~mine], level)
-        rows.append({"nominal": level, "factor": factors[level], "n": len(points), "n_series": n_groups,
-                     "coverage_model": float(np.mean(need <= 1.0)), "coverage_calibrated": float(inside.mean()),
-                     "method": "split conformal on the model-averaged backtest points, pooled over series "
-                               "(coverage_calibrated: each series judged by factors fitted without it)"})
+        out[level] = conformal_factor(need, level)
+    return out
+
+
+def conformal_calibration(points: pd.DataFrame, groups: pd.Series, distance=None, min_points: int = 30,
+                          min_groups: int = 3) -> tuple[dict[int, dict[float, float]], pd.DataFrame]:
+    """Split-conformal stretch factors per central level and extrapolation-distance bin (`distance`: per point,
+    distance past the fitted data over its span; far extrapolations miss more), pooled over the held-out points
+    (columns y, q500 and the stored quantiles) of several series (`groups`, one label per point); a bin with fewer
+    than `min_points` points or `min_groups` series takes the factors of all points. Also a table of what they
+    do: coverage as fitted, and coverage when each series' points are judged by factors fitted on the other
+    series only (leave one series out: the honest estimate). Returns ({bin: {level: factor}}, table); no factors
+    when all points together are too few."""
+    n_groups = int(groups.nunique()) if len(points) else 0
+    if len(points) < min_points or n_groups < min_groups:
+        return {}, pd.DataFrame([{"beyond_span": "all", "nominal": level, "factor": 1.0, "n": len(points),
+                                  "n_series": n_groups, "coverage_model": central_coverage(points, level),
+                                  "coverage_calibrated": math.nan,
+                                  "method": "none: too few backtest points to recalibrate on"} for level in CENTRAL])
+    labels = groups.to_numpy()
+    bins = distance_bin(distance) if distance is not None else np.zeros(len(points), int)
+    pooled = _factors(points)
+    factors, rows = {}, []
+    recalibrated = loso_recalibrated(points, groups, distance, min_points, min_groups)
+    for b, label in enumerate(DISTANCE_LABELS if distance is not None else ("all",)):
+        here = bins == b
+        enough = here.sum() >= min_points and len(np.unique(labels[here])) >= min_groups
+        factors[b] = _factors(points[here]) if enough else pooled
+        for level in CENTRAL:
+            rows.append({"beyond_span": label, "nominal": level, "factor": factors[b][level], "n": int(here.sum()),
+                         "n_series": int(len(np.unique(labels[here]))),
+                         "coverage_model": central_coverage(points[here], level),
+                         "coverage_calibrated": central_coverage(recalibrated[here], level),
+                         "method": ("split conformal on the model-averaged backtest points of every series, "
+                                    + ("by extrapolation distance" if enough else "all distances pooled")
+                                    + "; coverage_calibrated: each series judged by factors fitted without it")})
     return factors, pd.DataFrame(rows)
 
 
-def loso_recalibrated(points: pd.DataFrame, groups: pd.Series) -> pd.DataFrame:
-    """The points' quantiles stretched by conformal factors fitted on the other groups (for scoring what
-    recalibration does out of sample)."""
+def recalibrate_by_distance(levels, q: np.ndarray, factors: dict[int, dict[float, float]], beyond_span
+                            ) -> np.ndarray:
+    """`recalibrate` each point (column of q) with the factors of its distance bin."""
+    out = np.array(q, float, copy=True)
+    if not factors:
+        return out
+    bins = distance_bin(beyond_span) if len(factors) > 1 else np.zeros(q.shape[1], int)
+    for b in np.unique(bins):
+        cols = bins == b
+        out[:, cols] = recalibrate(levels, q[:, cols], factors.get(int(b), factors[max(factors)]))
+    return out
+
+
+def loso_recalibrated(points: pd.DataFrame, groups: pd.Series, distance=None, min_points: int = 30,
+                      min_groups: int = 3) -> pd.DataFrame:
+    """The points' quantiles stretched by conformal factors fitted on the other series only, in the points' own
+    distance bins (for scoring what recalibration does out of sample)."""
     out = points.copy()
     labels = groups.to_numpy()
+    bins = distance_bin(distance) if distance is not None else np.zeros(len(points), int)
     cols = [column(level) for level in QUANTILE_LEVELS]
     for label in np.unique(labels):
         mine = labels == label
-        others = points[~mine]
-        factors = {}
-        for level, (lo_level, hi_level) in CENTRAL.items():
-            need = stretch_needed(others["q500"], others[column(lo_level)], others[column(hi_level)], others["y"])
-            factors[level] = conformal_factor(need, level)
-        q = recalibrate(QUANTILE_LEVELS, points.loc[mine, cols].to_numpy().T, factors)
-        out.loc[mine, cols] = q.T
+        others = ~mine
+        pooled = _factors(points[others])
+        per_bin = {}
+        for b in np.unique(bins[mine]):
+            pool = others & (bins == b)
+            enough = pool.sum() >= min_points and len(np.unique(labels[pool])) >= min_groups
+            per_bin[int(b)] = _factors(points[pool]) if enough else pooled
+        q = points.loc[mine, cols].to_numpy().T
+        fixed = np.empty_like(q)
+        for b, f in per_bin.items():
+            sel = bins[mine] == b
+            fixed[:, sel] = recalibrate(QUANTILE_LEVELS, q[:, sel], f)
+        out.loc[mine, cols] = fixed.T
     return out

@@ -275,3 +275,22 @@ def test_horizon_date_trends_are_fitted_on_the_frontier_by_default():
     assert frontier.models == "frontier" and len(frontier.frame) < n
     assert "set a record" in frontier.label
     assert sorted(frontier.frame["model"], key=lambda m: int(m[1:])) == ["m0", "m3", "m6", "m9", "m12", "m15"]
+
+
+def test_conformal_factors_by_distance_and_left_out_series():
+    """Points far past the data miss more: their bin gets its own, larger stretch; each series' recalibrated
+    coverage comes from factors fitted without it."""
+    rng = np.random.default_rng(7)
+    n = 3000
+    far = rng.random(n) < 0.4
+    y = rng.normal(0, np.where(far, 3.0, 1.2))        # the forecast says sd 1 everywhere
+    q = {c: np.full(n, stats.norm.ppf(level)) for c, level in zip(scoring.COLUMNS, LEVELS, strict=True)}
+    points = pd.DataFrame({"y": y, **q})
+    groups = pd.Series(rng.integers(0, 10, n).astype(str))
+    distance = np.where(far, 0.6, 0.1)
+    factors, table = scoring.conformal_calibration(points, groups, distance)
+    assert factors[1][0.8] > 2 * factors[0][0.8] > 2.0
+    assert set(table["beyond_span"]) == set(scoring.DISTANCE_LABELS)
+    assert table["coverage_calibrated"].to_numpy() == pytest.approx(table["nominal"].to_numpy(), abs=0.04)
+    fixed = scoring.recalibrate_by_distance(LEVELS, points[list(scoring.COLUMNS)].to_numpy().T, factors, distance)
+    assert scoring.covered(LEVELS, fixed, y, 0.8)[far].mean() == pytest.approx(0.8, abs=0.04)

@@ -338,14 +338,15 @@ CREATE TABLE IF NOT EXISTS forecast_scores (
 
 CREATE TABLE IF NOT EXISTS forecast_calibration (
     run_id VARCHAR,
+    beyond_span VARCHAR,         -- extrapolation distance past the fitted data over its span: <= 0.25 | > 0.25
     nominal DOUBLE,              -- central interval level: 0.5, 0.8, 0.9, 0.95
     factor DOUBLE,               -- conformal stretch of that interval about the median
-    n INTEGER,                   -- backtest points (model average) it rests on
+    n INTEGER,                   -- backtest points (model average) of that distance
     n_series INTEGER,
     coverage_model DOUBLE,       -- pooled backtest coverage of the predictive as fitted
     coverage_calibrated DOUBLE,  -- the same with the factor, each series' factor fitted without it
     method VARCHAR,
-    PRIMARY KEY (run_id, nominal)
+    PRIMARY KEY (run_id, beyond_span, nominal)
 );
 
 CREATE TABLE IF NOT EXISTS series_points (

@@ -8,7 +8,8 @@ points across the data and 0.25, 0.5, 1, 1.5 and 2 decades of compute (or infere
 or 3, 6, 12, 18 and 24 months past the latest release for date series (on a compute axis each point's
 compute is as uncertain as the series' median row's). Two variants are stored: `model`, the
 predictive as fitted, and `calibrated` (the headline), its central intervals stretched about the median by the
-split-conformal factors the run's pooled backtests give (`forecast_calibration`).
+split-conformal factors the run's pooled backtests give for that distance past the data, over the data's span
+(`forecast_calibration`: up to a quarter of the span, and beyond).
 
 Date trends fitted on record-setting models only (RunConfig.frontier_kinds; horizons by default) forecast the
 next records, and are scored on new observations that set a record of their source when released.
@@ -52,12 +53,14 @@ def grid(x_min: float, x_max: float, x_axis: str) -> tuple[np.ndarray, np.ndarra
     return x, np.maximum(x - x_max, 0.0)
 
 
-def calibration_factors(points: pd.DataFrame) -> tuple[dict[float, float], pd.DataFrame]:
-    """Split-conformal factors per central level from the model-averaged backtest points of every series
-    (scoring.conformal_calibration), with pooled coverage before and after (each series left out)."""
+def calibration_factors(points: pd.DataFrame) -> tuple[dict, pd.DataFrame]:
+    """Split-conformal factors per central level and extrapolation-distance bin from the model-averaged backtest
+    points of every series (scoring.conformal_calibration), with coverage before and after (each series left
+    out of its own factors)."""
     avg = points[points["family"] == fitting.AVERAGE] if len(points) else points
     groups = avg[KEYS].astype(str).agg("\x1f".join, axis=1) if len(avg) else pd.Series(dtype=str)
-    return scoring.conformal_calibration(avg, groups, MIN_CALIBRATION_POINTS, MIN_CALIBRATION_SERIES)
+    distance = avg["beyond_span"] if len(avg) else None
+    return scoring.conformal_calibration(avg, groups, distance, MIN_CALIBRATION_POINTS, MIN_CALIBRATION_SERIES)
 
 
 def _coverage(points: pd.DataFrame, level: float) -> float:
@@ -65,7 +68,7 @@ def _coverage(points: pd.DataFrame, level: float) -> float:
 
 
 def forecast_rows(key: tuple, sel: dict, fits: dict[str, fitting.FitResult], points: pd.DataFrame,
-                  factors: dict[float, float], seed: int, frontier_kinds=()) -> list[dict]:
+                  factors: dict, seed: int, frontier_kinds=()) -> list[dict]:
     """Both variants of one series' forecasts as table rows (quantiles in the metric's unit)."""
     if not len(points):
         return []
@@ -82,7 +85,8 @@ def forecast_rows(key: tuple, sel: dict, fits: dict[str, fitting.FitResult], poi
     if pred is None:
         return []
     q = pred.quantiles(rng, LEVELS)
-    variants = {"model": q, "calibrated": scoring.recalibrate(LEVELS, q, factors) if factors else q}
+    span = max(x_max - x_min, 1e-9)
+    variants = {"model": q, "calibrated": scoring.recalibrate_by_distance(LEVELS, q, factors, beyond / span)}
     base = {**dict(zip(KEYS, key, strict=True)), "kind": sel.get("kind"), "unit": sel.get("unit"),
             "error_scale": "log10" if log_scale else sel.get("unit"), "weighting": weighting,
             "families": json.dumps({f: round(float(w), 6) for f, w in weights.items()}),
@@ -241,7 +245,7 @@ def run(db, run_id: str, config: RunConfig) -> dict:
     return {"forecasts": n, "series": int(made[KEYS].drop_duplicates().shape[0]) if len(made) else 0,
             "scored": len(headline),
             "earlier_runs_scored": int(headline["forecast_run_id"].nunique()) if len(headline) else 0,
-            "calibration": {f"{r['nominal']:.0%}": r["factor"] for r in calibration.to_dict("records")}}
+            "calibration": {f"{r['nominal']:.0%} {r['beyond_span']}": r["factor"] for r in calibration.to_dict("records")}}
 
 
 # ------------------------------------------------------------------------------ reading the archive
@@ -284,13 +288,15 @@ def backtest_summary(con, run_id: str) -> dict:
            "backtest_series": int(avg[KEYS].drop_duplicates().shape[0]) if len(avg) else 0,
            "backtest_coverage80_model": _coverage(avg, 0.8), "backtest_coverage95_model": _coverage(avg, 0.95),
            "backtest_coverage80_families": _coverage(fam, 0.8), "backtest_coverage95_families": _coverage(fam, 0.95)}
-    by_level = {round(r["nominal"], 3): r for r in calibration.to_dict("records")}
-    calibrated = all(level in by_level and np.isfinite(by_level[level]["coverage_calibrated"]) for level in (0.8, 0.95))
+    calibrated = len(calibration) and calibration["coverage_calibrated"].notna().all()
     for level in (0.8, 0.95):
         name = f"backtest_coverage{round(level * 100)}"
-        out[name] = float(by_level[level]["coverage_calibrated"]) if calibrated else out[f"{name}_model"]
-        out[f"factor{round(level * 100)}"] = float(by_level[level]["factor"]) if level in by_level else None
-    out["calibration"] = (by_level[0.8]["method"] if calibrated else
+        rows = calibration[np.isclose(calibration["nominal"], level)] if len(calibration) else calibration
+        out[name] = (float(np.average(rows["coverage_calibrated"], weights=np.maximum(rows["n"], 1e-9)))
+                     if calibrated and len(rows) else out[f"{name}_model"])
+        out[f"factor{round(level * 100)}"] = ({r["beyond_span"]: float(r["factor"]) for r in rows.to_dict("records")}
+                                              if len(rows) else None)
+    out["calibration"] = (calibration["method"].iloc[0] if calibrated else
                           "none: the model-averaged predictive as fitted")
     if avg.empty and not points.empty:
         out["calibration"] = "none: no model-averaged backtest points; families pooled"

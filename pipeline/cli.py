@@ -648,10 +648,9 @@ def scores(
         out.print("no scored forecasts yet: a run scores earlier runs' forecasts once new observations of their "
                   "metric arrive (ingest a newer source version, then scalegap run)", markup=False)
     else:
-        shown = table[[c for c in ("metric", "source", "x_axis", "forecast_run_id", "scored_run_id", "variant", "n",
-                                   "n_beyond", "coverage50", "coverage80", "coverage95", "crps", "mean_pit")
-                       if c in table.columns]]
-        print_frame(shown, title="Forecasts scored on observations that arrived later")
+        columns = forecast_stage.SCORE_FIELDS + (["variant"] if variant == "all" else [])
+        print_frame(table[columns], title=f"Forecasts scored on observations that arrived later ({variant})",
+                    float_format="{:.3g}")
         for r in table.to_dict("records"):
             missed = json.loads(r.get("missed") or "[]")
             if missed:

@@ -145,7 +145,7 @@ def make_task_runner(task_runner: str = "default", dask_address: str | None = No
 def fit_flow(db: str | None, run_id: str, config: RunConfig, use_cache: bool = True) -> dict:
     """Map `fit_series` over every selected series on this flow's task runner, then store them."""
     logger = get_run_logger()
-    series = fit_stage.load_series(db, config.metrics, config.x_axes)
+    series = fit_stage.load_series(db, config.metrics, config.x_axes, None, config.frontier_kinds)
     reporter().start("fit", total=len(series))
     if not series:
         raise InputError(str(store.resolve_db(db)), "no series to fit for the selected metrics and axes",

@@ -700,6 +700,70 @@ def report(
     out.print(escape(str(paths["pdf"])))
 
 
+
+# ---------------------------------------------------------------------------------- scores
+@app.command()
+def scores(
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Scoring run to show (default: every scoring run; backtests of the newest fit).")] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s) to show, repeatable or comma-separated (default: all).")] = None,
+    variant: Annotated[str, typer.Option("--variant", help="calibrated (the headline forecast), model (as fitted) or all.")] = "calibrated",
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Past forecasts scored against the observations that arrived since, and the latest run's pooled backtests.
+
+    Each run stores its forecasts (scalegap run); a later run with new models of the same metric scores them:
+    CRPS, log score and 50/80/95% interval coverage per forecast series.
+
+    Example: scalegap scores --json
+    """
+    from pipeline import store
+    from pipeline.stages import forecast as forecast_stage
+
+    if variant not in ("calibrated", "model", "all"):
+        raise ScalegapError(f"--variant {variant}: unknown. Fix: use calibrated, model or all")
+    con = store.connect(db, read_only=True)
+    try:
+        table = forecast_stage.scores_table(con, run_id, _split(metric), None if variant == "all" else variant)
+        fit_run = run_id if run_id and con.execute("SELECT count(*) FROM backtest_points WHERE run_id = ?",
+                                                   [run_id]).fetchone()[0] else store.latest_run(con, "fit")
+        summary = forecast_stage.backtest_summary(con, fit_run) if fit_run else {"run_id": None}
+    finally:
+        con.close()
+    if as_json:
+        records = []
+        for r in jsonable_frame(table):
+            for key in ("observed_sources", "missed"):
+                if isinstance(r.get(key), str):
+                    r[key] = json.loads(r[key])
+            records.append(r)
+        print_json({"scores": records, "backtests": summary})
+        return
+    if table.empty:
+        out.print("no scored forecasts yet: a run scores earlier runs' forecasts once new observations of their "
+                  "metric arrive (ingest a newer source version, then scalegap run)", markup=False)
+    else:
+        columns = forecast_stage.SCORE_FIELDS + (["variant"] if variant == "all" else [])
+        print_frame(table[columns], title=f"Forecasts scored on observations that arrived later ({variant})",
+                    float_format="{:.3g}")
+        for r in table.to_dict("records"):
+            missed = json.loads(r.get("missed") or "[]")
+            if missed:
+                names = ", ".join(f"{m['model']} ({m['value']:.4g}, 95% {m['q025']:.4g} to {m['q975']:.4g})"
+                                  for m in missed[:5])
+                out.print(f"missed: {r['metric']} [{r['source']}] vs {r['x_axis']} from run {r['forecast_run_id']}: "
+                          f"{names}" + (f" and {len(missed) - 5} more" if len(missed) > 5 else ""), markup=False)
+    if summary.get("run_id"):
+        def pct(value):
+            return "n/a" if value is None else f"{value:.1%}"
+        out.print(f"backtests of run {summary['run_id']}: {summary['backtest_points']} held-out points over "
+                  f"{summary['backtest_series']} series; 80% intervals cover {pct(summary['backtest_coverage80'])}, "
+                  f"95% cover {pct(summary['backtest_coverage95'])} ({summary['calibration']}); as fitted "
+                  f"{pct(summary['backtest_coverage80_model'])} / {pct(summary['backtest_coverage95_model'])}, "
+                  f"each family alone {pct(summary['backtest_coverage80_families'])} / "
+                  f"{pct(summary['backtest_coverage95_families'])}", markup=False)
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM, unwinding like Ctrl-C: open stage transactions roll back and the run is
     recorded as cancelled (store.finish_run) before the command exits."""

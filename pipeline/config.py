@@ -19,7 +19,9 @@ from pipeline.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
 from pipeline.schema import InputError
 
 X_AXES = ("compute", "date", "inference")
-STAGES = ("ingest", "horizons", "fit", "classify", "project", "report")
+KINDS = ("benchmark", "elo", "horizon", "loss")
+FRONTIER_KINDS = ("horizon",)   # date trends of these kinds are fitted on record-setting models (as METR does)
+STAGES = ("ingest", "horizons", "fit", "classify", "forecast", "project", "report")
 DEFAULT_THRESHOLD = 0.8
 
 
@@ -56,11 +58,12 @@ class RunConfig:
     x_axes: tuple[str, ...] = X_AXES
     threshold: float = DEFAULT_THRESHOLD
     stages: tuple[str, ...] = STAGES          # a stage left out is off on purpose, recorded as skipped
+    frontier_kinds: tuple[str, ...] = FRONTIER_KINDS   # date trends on record-setting models only
 
     @classmethod
     def build(cls, scenario: str | Path | Scenario | None = None, draws: Draws | None = None, seed: int = 0,
               metrics=None, families=None, x_axes=None, threshold: float = DEFAULT_THRESHOLD,
-              stages=None) -> RunConfig:
+              stages=None, frontier_kinds=FRONTIER_KINDS) -> RunConfig:
         from pipeline.curves import family
 
         loaded = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
@@ -78,9 +81,12 @@ class RunConfig:
         run_stages = tuple(stages or STAGES)
         if unknown := sorted(set(run_stages) - set(STAGES)):
             raise InputError("stages", f"unknown stage {unknown[0]!r}", f"use {', '.join(STAGES)}")
+        frontier = tuple(frontier_kinds or ())
+        if unknown := sorted(set(frontier) - set(KINDS)):
+            raise InputError("frontier kinds", f"unknown kind {unknown[0]!r}", f"use {', '.join(KINDS)}")
         return cls(scenario=loaded, draws=draws, seed=seed, metrics=tuple(metrics) if metrics else None,
                    families=tuple(families) if families else None, x_axes=axes, threshold=float(threshold),
-                   stages=run_stages)
+                   stages=run_stages, frontier_kinds=frontier)
 
     def with_(self, **changes) -> RunConfig:
         return replace(self, **changes)
@@ -99,7 +105,8 @@ class RunConfig:
                 "draws": self.draws.as_dict(), "seed": self.seed,
                 "metrics": list(self.metrics) if self.metrics else None,
                 "families": list(self.families) if self.families else None, "x_axes": list(self.x_axes),
-                "threshold": self.threshold, "stages": list(self.stages)}
+                "threshold": self.threshold, "stages": list(self.stages),
+                "frontier_kinds": list(self.frontier_kinds)}
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), sort_keys=True)

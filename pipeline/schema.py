@@ -41,6 +41,8 @@ OBSERVATION_SPEC: tuple[tuple[str, str, str], ...] = (
     ("cluster", "string", "group of non-independent rows (model family / organisation / run)"),
     ("row_ref", "string", "where in the source file the row came from (line number or key)"),
     ("citation", "string", "short citation of the published figure"),
+    ("train_flop_lo", "float64", "lower end of the training compute's stated 90% interval (raw FLOP), where given"),
+    ("train_flop_hi", "float64", "upper end of the training compute's stated 90% interval (raw FLOP), where given"),
 )
 OBSERVATION_COLUMNS = tuple(name for name, _, _ in OBSERVATION_SPEC)
 OBSERVATION_KEY = ("source", "source_version", "model", "metric")

@@ -105,7 +105,10 @@ def classify_series(sel: dict, fits: dict, y_max: float, a: float, b: float, thr
                 else {"verdict": None, "reason": "no converged fit"})
     warnings: list[str] = []
     p_data = sel.get("p_bounded")
-    p_data = float(p_data) if p_data is not None and np.isfinite(p_data) else math.nan
+    stacked = sel.get("weighting") == "stacking" and _finite(sel.get("p_bounded_stacking"))
+    if stacked:  # the weighting the backtests support (fitting.preferred_weighting)
+        p_data = sel.get("p_bounded_stacking")
+    p_data = float(p_data) if _finite(p_data) else math.nan
     n, clusters = int(sel.get("n") or 0), int(sel.get("n_clusters") or 0)
     small = n < MIN_POINTS_FOR_VERDICT or clusters < MIN_CLUSTERS_FOR_VERDICT
     if n < MIN_POINTS_FOR_VERDICT:
@@ -166,8 +169,17 @@ def classify_series(sel: dict, fits: dict, y_max: float, a: float, b: float, thr
             "p_bounded": p, "p_bounded_data": p_data, "threshold": threshold, "verdict": verdict, "basis": basis,
             "known_lo": kr.lo, "known_hi": kr.hi,
             "reason": f"{why}. Best family: {analytic.get('reason')}", "warnings": warnings,
-            "method": "known range" if basis == "known-range" else "bootstrap model averaging",
+            "method": "known range" if basis == "known-range" else (
+                "bootstrap model averaging, stacking weights (held-out skill)" if stacked
+                else "bootstrap model averaging, Akaike weights"),
             "growth_a": a, "growth_b": b}
+
+
+def _finite(value) -> bool:
+    try:
+        return value is not None and bool(np.isfinite(float(value)))
+    except (TypeError, ValueError):
+        return False
 
 
 def _bound_sentence(message: str, skip: str | None = None) -> str:

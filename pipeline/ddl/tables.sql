@@ -73,6 +73,8 @@ CREATE TABLE IF NOT EXISTS observations (
     row_ref VARCHAR,
     citation VARCHAR,
     ingest_run_id VARCHAR,
+    train_flop_lo DOUBLE,        -- the training compute's stated 90% interval, where a source gives one
+    train_flop_hi DOUBLE,
     PRIMARY KEY (source, source_version, model, metric)
 );
 
@@ -150,6 +152,7 @@ CREATE TABLE IF NOT EXISTS fits (
     bounded_family BOOLEAN,
     log_scale BOOLEAN,          -- residuals in log10 (the series' one error model)
     backtest_mae DOUBLE,        -- mean absolute error out of sample (rolling origin)
+    stacking_weight DOUBLE,     -- weight from held-out skill: stacking over the backtest points
     PRIMARY KEY (run_id, metric, source, source_version, x_axis, family)
 );
 
@@ -222,6 +225,10 @@ CREATE TABLE IF NOT EXISTS selection (
     excluded_draws INTEGER,
     not_increasing JSON,       -- family -> draws that do not increase
     backtest_best VARCHAR,     -- lowest out-of-sample error
+    stacking_best VARCHAR,     -- the family held-out skill (stacking) weights most
+    p_bounded_stacking DOUBLE, -- bounded share under the stacking weights
+    weighting VARCHAR,         -- akaike | stacking: the weighting the backtests support, which the verdict uses
+    held_out_points INTEGER,   -- backtest points the stacking weights rest on
     n_clusters INTEGER,
     x_min DOUBLE,
     x_max DOUBLE,
@@ -248,7 +255,106 @@ CREATE TABLE IF NOT EXISTS backtests (
     coverage95 DOUBLE,
     error_scale VARCHAR,
     undercovers BOOLEAN,
+    coverage50 DOUBLE,
+    crps DOUBLE,                 -- mean CRPS of the held-out points, on the error scale
+    log_score DOUBLE,            -- mean -log predictive density of the held-out points
     PRIMARY KEY (run_id, metric, source, source_version, x_axis, family, cutoff)
+);
+
+CREATE TABLE IF NOT EXISTS backtest_points (
+    run_id VARCHAR,
+    metric VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    x_axis VARCHAR,
+    series_id VARCHAR,           -- series(series_id)
+    family VARCHAR,              -- a family, or 'average' (the families mixed by their stacking weights)
+    cutoff DOUBLE,
+    model VARCHAR,
+    x DOUBLE,
+    y DOUBLE,                    -- observed, on the error scale (log10 for horizons)
+    beyond DOUBLE,               -- distance past the largest x the cutoff's fit saw (axis units)
+    beyond_span DOUBLE,          -- that distance over the fitted span of x
+    q025 DOUBLE,                 -- predictive quantiles on the error scale
+    q050 DOUBLE,
+    q100 DOUBLE,
+    q250 DOUBLE,
+    q500 DOUBLE,
+    q750 DOUBLE,
+    q900 DOUBLE,
+    q950 DOUBLE,
+    q975 DOUBLE,
+    pit DOUBLE,                  -- predictive CDF at y
+    log_density DOUBLE,
+    crps DOUBLE,
+    PRIMARY KEY (run_id, metric, source, source_version, x_axis, family, cutoff, model)
+);
+
+CREATE TABLE IF NOT EXISTS forecasts (
+    run_id VARCHAR,
+    metric VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    x_axis VARCHAR,
+    series_id VARCHAR,           -- series(series_id)
+    variant VARCHAR,             -- model (the predictive as fitted) | calibrated (conformal, the headline)
+    x DOUBLE,                    -- log10 FLOP, decimal year or log10 inference budget
+    beyond DOUBLE,               -- distance past the series' largest x (0 inside the data)
+    kind VARCHAR,
+    unit VARCHAR,
+    error_scale VARCHAR,         -- log10 | the unit: the scale forecasts are scored on
+    weighting VARCHAR,           -- akaike | stacking: how the families were mixed
+    families JSON,               -- family -> weight in the mixture
+    models VARCHAR,              -- all | frontier: the date trend was fitted on record-setting models only
+    q025 DOUBLE,                 -- predictive quantiles of a new observation, in the metric's unit
+    q050 DOUBLE,
+    q100 DOUBLE,
+    q250 DOUBLE,
+    q500 DOUBLE,
+    q750 DOUBLE,
+    q900 DOUBLE,
+    q950 DOUBLE,
+    q975 DOUBLE,
+    x_min DOUBLE,                -- the data the forecast was made from
+    x_max DOUBLE,
+    n_points INTEGER,
+    PRIMARY KEY (run_id, metric, source, source_version, x_axis, variant, x)
+);
+
+CREATE TABLE IF NOT EXISTS forecast_scores (
+    scored_run_id VARCHAR,       -- the run whose observations scored the forecast
+    forecast_run_id VARCHAR,     -- the run that made it
+    metric VARCHAR,
+    source VARCHAR,              -- the forecast's series
+    source_version VARCHAR,
+    x_axis VARCHAR,
+    series_id VARCHAR,           -- series(series_id)
+    variant VARCHAR,             -- model | calibrated
+    n INTEGER,                   -- new observations scored
+    n_beyond INTEGER,            -- of them, past the forecast's data
+    coverage50 DOUBLE,
+    coverage80 DOUBLE,
+    coverage95 DOUBLE,
+    crps DOUBLE,                 -- mean, on the error scale
+    log_score DOUBLE,            -- mean -log density where defined
+    mean_pit DOUBLE,             -- 0.5 when unbiased; near 0 or 1, the forecast was too high or too low
+    error_scale VARCHAR,
+    observed_sources JSON,       -- source@version the new observations came from
+    missed JSON,                 -- observations outside the 95% interval: model, x, value, q025, q975
+    PRIMARY KEY (scored_run_id, forecast_run_id, metric, source, source_version, x_axis, variant)
+);
+
+CREATE TABLE IF NOT EXISTS forecast_calibration (
+    run_id VARCHAR,
+    beyond_span VARCHAR,         -- extrapolation distance past the fitted data over its span: <= 0.25 | > 0.25
+    nominal DOUBLE,              -- central interval level: 0.5, 0.8, 0.9, 0.95
+    factor DOUBLE,               -- conformal stretch of that interval about the median
+    n INTEGER,                   -- backtest points (model average) of that distance
+    n_series INTEGER,
+    coverage_model DOUBLE,       -- pooled backtest coverage of the predictive as fitted
+    coverage_calibrated DOUBLE,  -- the same with the factor, each series' factor fitted without it
+    method VARCHAR,
+    PRIMARY KEY (run_id, beyond_span, nominal)
 );
 
 CREATE TABLE IF NOT EXISTS series_points (
@@ -265,6 +371,7 @@ CREATE TABLE IF NOT EXISTS series_points (
     value_hi DOUBLE,
     release_year DOUBLE,
     "cluster" VARCHAR,
+    x_sd DOUBLE,                 -- sd of x from the compute's stated uncertainty (decades; 0 when exact)
     PRIMARY KEY (run_id, metric, source, source_version, x_axis, model)
 );
 

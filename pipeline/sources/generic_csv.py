@@ -2,7 +2,7 @@
 `train_flop` or `release_date` (or `inference_budget`, samples k per task, for inference scaling such as
 pass@k; a model at several budgets becomes one observation per budget). Optional: value_lo, value_hi,
 unit, kind, floor, ceiling, organization, params, source, source_version, citation, license,
-train_flop_note, cluster.
+train_flop_note, cluster, train_flop_lo / train_flop_hi (a 90% interval of the compute, raw FLOP).
 
 Rows are grouped by `source` (default: the file's stem). Structural problems raise InputError naming
 file, line and column; rows that are merely unusable (neither compute nor date) are rejected.
@@ -39,12 +39,12 @@ KNOWN = REQUIRED + (
     "train_flop", "train_flop_log10", "train_flop_1e21", "release_date", "value_lo", "value_hi", "unit",
     "inference_budget",
     "kind", "floor", "ceiling", "organization", "params", "source", "source_version", "citation",
-    "license", "train_flop_note", "cluster", "original_unit",
+    "license", "train_flop_note", "cluster", "original_unit", "train_flop_lo", "train_flop_hi",
 )
 UNIT_KIND = {"fraction": "benchmark", "percent": "benchmark", "elo": "elo", "minutes": "horizon",
              "nats": "loss", "index": "benchmark", "score": "benchmark"}
 NUMERIC = ("value", "value_lo", "value_hi", "floor", "ceiling", "params", "inference_budget", "train_flop",
-           "train_flop_log10", "train_flop_1e21")
+           "train_flop_log10", "train_flop_1e21", "train_flop_lo", "train_flop_hi")
 CHUNK_ROWS = 100_000
 
 

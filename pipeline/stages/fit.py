@@ -10,15 +10,16 @@ import numpy as np
 import pandas as pd
 
 from pipeline import fitting, store
-from pipeline.config import RunConfig
+from pipeline.config import FRONTIER_KINDS, RunConfig
 from pipeline.schema import ScalegapError
 
 KEYS = ["metric", "source", "source_version", "x_axis"]
 
 
 def load_series(db, metrics=None, x_axes=("compute", "date", "inference"),
-                skipped: list[str] | None = None) -> list[fitting.Series]:
-    """Series from the observations table; `skipped` (if given) collects why a series was left out."""
+                skipped: list[str] | None = None, frontier_kinds=FRONTIER_KINDS) -> list[fitting.Series]:
+    """Series from the observations table; `skipped` (if given) collects why a series was left out. Date
+    series of `frontier_kinds` are fitted on the models that set a record when released."""
     con = store.connect(db, read_only=True)
     try:
         # a forgotten version leaves future fits (the previous copy of its label, if any, takes its place)
@@ -35,7 +36,7 @@ def load_series(db, metrics=None, x_axes=("compute", "date", "inference"),
             raise ScalegapError(f"no observations for metric(s) {', '.join(unknown)}. "
                                 f"Fix: see `scalegap status` for the stored metrics")
         frame = frame[frame["metric"].isin(metrics)]
-    return [s for axis in x_axes for s in fitting.series_from_frame(frame, axis, skipped)]
+    return [s for axis in x_axes for s in fitting.series_from_frame(frame, axis, skipped, tuple(frontier_kinds))]
 
 
 def store_fits(db, run_id: str, results: list[fitting.SeriesFit]) -> dict[str, int]:
@@ -60,7 +61,7 @@ def fit_one(series: fitting.Series, config: RunConfig) -> fitting.SeriesFit:
 
 def run(db, run_id: str, config: RunConfig, progress=None) -> dict:
     skipped: list[str] = []
-    series = load_series(db, config.metrics, config.x_axes, skipped)
+    series = load_series(db, config.metrics, config.x_axes, skipped, config.frontier_kinds)
     results = []
     for i, s in enumerate(series):
         if progress:
@@ -88,8 +89,8 @@ def selection_table(db, run_id: str, metrics=None) -> pd.DataFrame:
     con = store.connect(db, read_only=True)
     try:
         frame = con.execute("SELECT metric, source, source_version, x_axis, best_family, best_weight, bounded_weight, "
-                            "p_bounded, backtest_best, decisive, note FROM selection WHERE run_id = ? ORDER BY ALL",
-                            [run_id]).df()
+                            "p_bounded, backtest_best, stacking_best, p_bounded_stacking, weighting, held_out_points, "
+                            "decisive, note FROM selection WHERE run_id = ? ORDER BY ALL", [run_id]).df()
     finally:
         con.close()
     return frame[frame["metric"].isin(metrics)] if metrics else frame
@@ -100,7 +101,7 @@ def fit_table(db, run_id: str, metrics: list[str] | None = None) -> pd.DataFrame
     con = store.connect(db, read_only=True)
     try:
         fits = con.execute("SELECT metric, source, source_version, x_axis, family, n, converged, aicc, bic, weight, "
-                           "backtest_mae FROM fits WHERE run_id = ? "
+                           "stacking_weight, backtest_mae FROM fits WHERE run_id = ? "
                            "ORDER BY metric, source, x_axis, weight DESC, family", [run_id]).df()
         params = con.execute("SELECT metric, source, source_version, x_axis, family, param, value, lo95, hi95, fixed "
                              "FROM fit_params WHERE run_id = ? ORDER BY ALL", [run_id]).df()

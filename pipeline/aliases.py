@@ -137,6 +137,12 @@ def attach_compute(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | Non
 REGISTRY_NOTE = "joined through the model registry"
 
 
+def registry_note(model, field_sources, confidence) -> str:
+    """How a row's compute came from the registry (the note a rebuild recognises and redoes)."""
+    origin = json.loads(field_sources).get("train_flop", "unknown") if isinstance(field_sources, str) else "unknown"
+    return f"{REGISTRY_NOTE} as {model!r} from {origin} (Confidence: {confidence or 'Unknown'})"
+
+
 def _unfill(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(f"UPDATE observations SET train_flop = NULL, train_flop_note = NULL "
                 f"WHERE train_flop_note LIKE '{REGISTRY_NOTE}%'")

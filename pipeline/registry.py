@@ -347,7 +347,7 @@ def _resolve_groups(alias_file: AliasFile, ents: _Entities, notes: list[str]) ->
         found: set[str] = set()
         for name in group.names:
             how, candidates = ents.lookup(name)
-            if how in ("same name", "same key"):
+            if how in ("same name", "same key") or len(candidates) == 1:
                 found |= candidates
         if group.model:
             _, candidates = ents.lookup(group.model)

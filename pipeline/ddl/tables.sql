@@ -362,6 +362,9 @@ CREATE TABLE IF NOT EXISTS horizons (
     weighting VARCHAR,
     regularization DOUBLE,
     note VARCHAR,
+    organization VARCHAR,        -- through the model registry
+    registry_model VARCHAR,      -- the registry's model for this METR alias
+    train_flop_note VARCHAR,     -- where the compute came from
     PRIMARY KEY (run_id, source, source_version, model)
 );
 

@@ -17,6 +17,9 @@ CREATE TABLE model_aliases (
     note VARCHAR,
     PRIMARY KEY (source, alias)
 );
+ALTER TABLE horizons ADD COLUMN IF NOT EXISTS organization VARCHAR;
+ALTER TABLE horizons ADD COLUMN IF NOT EXISTS registry_model VARCHAR;
+ALTER TABLE horizons ADD COLUMN IF NOT EXISTS train_flop_note VARCHAR;
 CREATE TABLE IF NOT EXISTS models (
     model VARCHAR PRIMARY KEY,
     organization VARCHAR,

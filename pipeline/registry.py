@@ -40,10 +40,11 @@ ACCESS = (("open weights", "open weights"), ("api", "API"), ("hosted", "hosted")
 OPEN_WEIGHTS = "open weights"
 
 _ORG_PREFIX = re.compile(r"^[a-z0-9][\w.-]*/")
-# Run settings of one model (reasoning effort, thinking budget, harness, packaging): the same model and release.
+# Run settings of one model (reasoning effort, thinking budget, harness, packaging, the base checkpoint of a
+# model Epoch lists by its plain name): the same model and release.
 _SETTING = re.compile(
     r"(?:\s*\((?:x?high|medium|low|minimal|inspect|elicited|retry \d+x|\d+k thinking|thinking[-_ ]\d+k)\)"
-    r"|[_-](?:x?high|medium|low|minimal|inspect|elicited|hf)"
+    r"|[_-](?:x?high|medium|low|minimal|inspect|elicited|hf|base)"
     r"|[_-]\d+k(?:[_-]thinking)?|[_-]thinking[_-]\d+k)$")
 # A full date (2024-08-06, 20241022, (2024-05-13)); a bare 0314 is left alone: 'GPT-4 1106' is GPT-4 Turbo.
 _DATE = re.compile(r"[-_ ]?\(?(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\)?(?=$|[-_ )(])")
@@ -53,6 +54,7 @@ _ANY_DATE = re.compile(r"((?:19|20)\d{2})[-_ ]?(0[1-9]|1[0-2])[-_ ]?(0[1-9]|[12]
 def _stripped(name: str) -> str:
     s = str(name).strip().lower().replace("+", " plus ")
     s = _ORG_PREFIX.sub("", s)
+    s = re.sub(r"^meta[-_ ](?=llama)", "", s)  # Meta-Llama-3.1-70B is Llama 3.1-70B
     s = _ANY_DATE.sub(r"\1\2\3", s)  # one form for a date: 2024-12-17, 2024_12_17 and 20241217 alike
     while True:
         shorter = _SETTING.sub("", s).strip()

@@ -19,7 +19,7 @@ from pipeline.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
 from pipeline.schema import InputError
 
 X_AXES = ("compute", "date", "inference")
-STAGES = ("ingest", "horizons", "fit", "classify", "project", "report")
+STAGES = ("ingest", "horizons", "fit", "classify", "gaps", "project", "report")
 DEFAULT_THRESHOLD = 0.8
 
 

@@ -134,18 +134,21 @@ def attach_compute(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | Non
     return rebuild(con, alias_paths)["gained_compute"]
 
 
-REGISTRY_NOTE = "joined through the model registry"
+REGISTRY_NOTE = "through the model registry"
 
 
 def registry_note(model, field_sources, confidence) -> str:
     """How a row's compute came from the registry (the note a rebuild recognises and redoes)."""
     origin = json.loads(field_sources).get("train_flop", "unknown") if isinstance(field_sources, str) else "unknown"
-    return f"{REGISTRY_NOTE} as {model!r} from {origin} (Confidence: {confidence or 'Unknown'})"
+    label = f"Epoch {origin}" if origin.startswith("epoch") else origin
+    return f"joined from {label} {REGISTRY_NOTE} as {model!r} (Confidence: {confidence or 'Unknown'})"
 
 
 def _unfill(con: duckdb.DuckDBPyConnection) -> None:
+    # this registry's notes, and those of the name join it replaced ("joined from Epoch <version> as '<model>'")
     con.execute(f"UPDATE observations SET train_flop = NULL, train_flop_note = NULL "
-                f"WHERE train_flop_note LIKE '{REGISTRY_NOTE}%'")
+                f"WHERE train_flop_note LIKE 'joined from % {REGISTRY_NOTE} as %' "
+                f"OR regexp_matches(train_flop_note, '^joined from Epoch [^ ]+ as ')")
     for column in ("release_date", "organization"):
         con.execute(f"""UPDATE observations SET {column} = NULL FROM model_aliases a
                         WHERE observations.source = a.source AND observations.model = a.alias
@@ -184,8 +187,10 @@ def _fill_observations(con: duckdb.DuckDBPyConnection) -> int:
         WHERE observations.source = a.source AND observations.model = a.alias AND a.status = 'matched'"""
     con.execute(f"""
         UPDATE observations SET train_flop = m.train_flop,
-            train_flop_note = '{REGISTRY_NOTE} as ' || chr(39) || m.model || chr(39) || ' from '
+            train_flop_note = 'joined from ' || CASE WHEN json_extract_string(m.field_sources, '$.train_flop')
+                    LIKE 'epoch%' THEN 'Epoch ' ELSE '' END
                 || coalesce(json_extract_string(m.field_sources, '$.train_flop'), 'unknown')
+                || ' {REGISTRY_NOTE} as ' || chr(39) || m.model || chr(39)
                 || ' (Confidence: ' || coalesce(m.confidence, 'Unknown') || ')'
         {joined} AND observations.train_flop IS NULL AND m.train_flop IS NOT NULL
             AND coalesce(observations.train_flop_note, '') NOT LIKE '{NO_COMPUTE}'""")

@@ -275,8 +275,9 @@ def _log_sd(frame: pd.DataFrame) -> np.ndarray:
 # ------------------------------------------------------------------------------ theory against history
 def trajectory_shape(grid: np.ndarray, gap: np.ndarray, scale: str) -> tuple[str, int | None]:
     """How the observed gap moved: 'narrowing after a peak' (now at most 3/4 of its peak, the peak not in the
-    last quarter of the span), 'growing' (at or near its peak now, and rising over the second half), else
-    'persisting'; 'too short to tell' with fewer than 4 dates or under a year of history."""
+    last quarter of the span, a rise to it seen), 'narrowing' (the same from a peak where history starts),
+    'growing' (at or near its peak now, and rising over the second half), else 'persisting'; 'too short to
+    tell' with fewer than 4 dates or under a year of history."""
     ok = np.isfinite(gap)
     if ok.sum() < 4:
         return "too short to tell", (int(np.flatnonzero(ok)[np.argmax(gap[ok])]) if ok.any() else None)
@@ -289,7 +290,9 @@ def trajectory_shape(grid: np.ndarray, gap: np.ndarray, scale: str) -> tuple[str
         return "too short to tell", peak_i
     top, now = size[peak], size[-1]
     if top > 0 and now <= 0.75 * top and t[peak] <= t[0] + 0.75 * span:
-        return "narrowing after a peak", peak_i
+        # a rise seen before the peak, or history that starts at it (already past its peak)
+        risen = t[peak] > t[0] + 0.1 * span and size[0] < 0.9 * top
+        return ("narrowing after a peak" if risen else "narrowing"), peak_i
     half = t >= t[0] + span / 2
     slope = np.polyfit(t[half], size[half], 1)[0] if half.sum() >= 2 and np.ptp(t[half]) > 0 else 0.0
     if slope > 0 and now >= 0.9 * top:
@@ -301,6 +304,6 @@ def agreement(verdict: str | None, shape: str) -> str:
     """Does the observed shape agree with what the metric's class predicts? yes | no | cannot tell."""
     if shape == "too short to tell" or verdict not in ("meek", "mighty"):
         return "cannot tell"
-    if verdict == "meek":
-        return {"narrowing after a peak": "yes", "growing": "no"}.get(shape, "cannot tell")
-    return {"narrowing after a peak": "no"}.get(shape, "yes")
+    if verdict == "meek":  # persisting: the peak may still be ahead
+        return {"narrowing after a peak": "yes", "narrowing": "yes", "growing": "no"}.get(shape, "cannot tell")
+    return "no" if shape.startswith("narrowing") else "yes"

@@ -36,7 +36,7 @@ from pipeline.schema import InputError
 # the factors 3 / 10 / 30 are this project's reading of those words, stated wherever a bound is used.
 CONFIDENCE_FACTOR = {"confident": 3.0, "likely": 10.0, "speculative": 30.0}
 # Epoch's 'Model accessibility' -> the registry's four groups.
-ACCESS = (("open weights", "open weights"), ("api", "API"), ("hosted", "hosted"), ("unreleased", "unreleased"))
+ACCESS = (("open weights", "open weights"), ("hosted", "hosted"), ("unreleased", "unreleased"), ("api", "API"))
 OPEN_WEIGHTS = "open weights"
 
 _ORG_PREFIX = re.compile(r"^[a-z0-9][\w.-]*/")
@@ -73,6 +73,12 @@ def _compact(s: str) -> str:
 def key(name: str) -> str:
     """The spelling with case, organisation prefix, run settings and punctuation dropped."""
     return _compact(_stripped(name))
+
+
+def strict_key(name: str) -> str:
+    """Case, punctuation and date format only: how Epoch's own names of one model can differ."""
+    s = str(name).strip().lower().replace("+", " plus ")
+    return _compact(_ANY_DATE.sub(r"\1\2\3", s))
 
 
 def base_key(name: str) -> str:
@@ -302,7 +308,7 @@ def _frame(frame: pd.DataFrame | None, columns) -> pd.DataFrame:
 
 def _merge_epoch_names(facts: pd.DataFrame) -> tuple[dict[str, str], dict[str, pd.Timestamp]]:
     """Epoch's names of one model across its snapshots -> one canonical name. Names are one model when their
-    keys are equal or when Epoch files one release under both (the Dec 2025 ECI files gpt-4-0314 under
+    strict keys are equal or when Epoch files one release under both (the Dec 2025 ECI files gpt-4-0314 under
     'GPT-4', the Mar 2026 one under 'GPT-4 (Mar 2023)'). The canonical name is the shortest (the model rather
     than one release of it), the newest snapshot's on a tie. Also returns each name's own first date."""
     parent: dict[str, str] = {}
@@ -318,15 +324,17 @@ def _merge_epoch_names(facts: pd.DataFrame) -> tuple[dict[str, str], dict[str, p
         if ra != rb:
             parent[max(ra, rb)] = min(ra, rb)
 
+    # Epoch's own spellings differ only in punctuation or date format when they are one model: run settings
+    # are not dropped here (MiniMax-M1-40k and -80k are two models), nor provider prefixes
     by_key: dict[str, str] = {}
     for name in facts["name"]:
         find(name)
-        k = key(name)
+        k = strict_key(name)
         if k:
             union(by_key.setdefault(k, name), name)
     releases = facts[facts["version_name"].notna()]
     for release, name in zip(releases["version_name"], releases["name"], strict=True):
-        k = key(release)
+        k = strict_key(release)
         if k:
             union(by_key.setdefault(k, name), name)
     order = {name: i for i, name in enumerate(dict.fromkeys(facts["name"]))}  # newest snapshot first
@@ -459,8 +467,12 @@ def _models(ents: _Entities, facts: pd.DataFrame, names: pd.DataFrame, aliases: 
     take(model_level, "release_date")
     take(facts.sort_values("release_date", kind="stable"), "release_date", label=lambda o: f"{o} (first release)")
     take(seen.sort_values("release_date", kind="stable"), "release_date", label=lambda o: f"{o} (earliest date given)")
-    # compute: the newest Epoch estimate (with its bounds and grade), else a figure a source published itself
-    with_flop = facts[facts["train_flop"].notna() & (facts["train_flop"] > 0)].drop_duplicates("model")
+    # compute: the newest Epoch model-table estimate (with its bounds and grade), then the ECI file's, else a
+    # figure a source published itself
+    # Epoch's model tables (its compute database, with bounds where published) before the ECI file's copy
+    with_flop = facts[facts["train_flop"].notna() & (facts["train_flop"] > 0)]
+    with_flop = with_flop.assign(_release=with_flop["version_name"].notna()).sort_values(
+        ["_release", "rank"], ascending=[True, False], kind="stable").drop_duplicates("model")
     published = seen[seen["train_flop"].notna() & (seen["train_flop"] > 0)
                      & ~seen["train_flop_note"].fillna("").str.startswith("joined")].drop_duplicates("model")
     published = published.assign(confidence=published["train_flop_note"].map(_grade), train_flop_lo=np.nan,
@@ -479,7 +491,7 @@ def _models(ents: _Entities, facts: pd.DataFrame, names: pd.DataFrame, aliases: 
             sources_of[model]["train_flop"] = origin
     out["accessibility_detail"] = out.pop("accessibility")
     out["accessibility"] = out["accessibility_detail"].map(access_group)
-    spellings = matched.groupby("model")["alias"].nunique()
+    spellings = aliases[aliases["status"] == "matched"].groupby("model")["alias"].nunique()
     out["n_aliases"] = out["model"].map(spellings).fillna(0).astype(int)
     out["field_sources"] = [json.dumps(sources_of[m], sort_keys=True) for m in out["model"]]
     origins = pd.concat([facts[["model", "origin"]], seen[["model", "origin"]]]).dropna().drop_duplicates()

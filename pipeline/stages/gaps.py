@@ -102,4 +102,26 @@ def load(con, run_id: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     return summary, series
 
 
-__all__ = ["run", "load", "compute", "dated_observations"]
+SERIES_FIELDS = ("date", "frontier", "frontier_model", "laggard", "laggard_model", "gap", "gap_lo", "gap_hi",
+                 "months_behind", "months_lo", "months_hi")
+
+
+def records(summary: pd.DataFrame, series: pd.DataFrame) -> list[dict]:
+    """Per metric, source and comparison: the summary, its `series` and its `latest` point (JSON-ready)."""
+    import json
+
+    def plain(frame: pd.DataFrame) -> list[dict]:
+        return json.loads(frame.to_json(orient="records", date_format="iso"))
+
+    by_key = {k: g for k, g in series.groupby(KEYS + ["comparison"], sort=False)} if len(series) else {}
+    out = []
+    for row in plain(summary.drop(columns=["run_id"])):
+        points = by_key.get(tuple(row[k] for k in KEYS + ["comparison"]), series.iloc[0:0])
+        listed = plain(points[list(SERIES_FIELDS)])
+        row["series"] = listed
+        row["latest"] = listed[-1] if listed else None
+        out.append(row)
+    return out
+
+
+__all__ = ["run", "load", "compute", "dated_observations", "records"]

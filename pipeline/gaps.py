@@ -37,6 +37,15 @@ OPEN, CLOSED = "open weights", ("API", "hosted", "unreleased")
 COMPARISONS = ("open_vs_closed", "compute_tier_10x")
 SERIES_COLUMNS = ("date", "frontier", "frontier_model", "laggard", "laggard_model", "gap", "gap_lo", "gap_hi",
                   "months_behind", "months_lo", "months_hi")
+# Published open-weights lags on ECI, to set beside ours: (who and when, months, 90% interval, what was measured).
+PUBLISHED_LAGS = (
+    ("Epoch AI, data insight of 30 Oct 2025 ('Open-weight models lag state-of-the-art by around 3 months on "
+     "average')", 3.5, 1.1, 5.3, "the horizontal distance between the closed and open best-to-date ECI lines, "
+     "averaged over the ECI values both reached; an open model counts as caught up when its score is within "
+     "noise of the earlier best"),
+    ("Epoch AI, data insight of May 2026 ('Open models lag closed models by 4 months')", 4.0, None, None,
+     "the average time the best open-weight models take to match the state of the art on ECI"),
+)
 PREDICTION = {"meek": "the gap peaks, then narrows", "mighty": "the gap persists or grows",
               "indeterminate": "no prediction (the class is undecided)"}
 
@@ -298,6 +307,44 @@ def trajectory_shape(grid: np.ndarray, gap: np.ndarray, scale: str) -> tuple[str
     if slope > 0 and now >= 0.9 * top:
         return "growing", peak_i
     return "persisting", peak_i
+
+
+def published_comparison(summary: dict, series: pd.DataFrame) -> list[str]:
+    """Sentences setting our ECI open-weights lag (a gap_summary row and its gap_series) beside the published
+    ones, with the reasons they differ."""
+    out = []
+    first = PUBLISHED_LAGS[0]
+    mean, lo, hi = (summary.get(k, np.nan) for k in ("mean_months", "mean_months_lo", "mean_months_hi"))
+    if mean is not None and np.isfinite(mean):
+        inside = first[2] <= mean <= first[3]
+        overlap = np.isfinite(lo) and np.isfinite(hi) and lo <= first[3] and hi >= first[2]
+        out.append(f"Measured as Epoch measures it (mean horizontal distance), the open-weights lag on the ECI file of "
+                   f"{summary['source_version']} is {mean:.1f} months (90% band {lo:.1f} to {hi:.1f}): "
+                   + ("inside Epoch's published interval of 1.1 to 5.3 months around 3.5." if inside else
+                      "its band overlaps Epoch's published interval of 1.1 to 5.3 months." if overlap else
+                      "outside Epoch's published interval of 1.1 to 5.3 months."))
+    latest = summary.get("latest_months", np.nan)
+    if latest is not None and np.isfinite(latest) and len(series):
+        series = series.sort_values("date")
+        last = series.iloc[-1]
+        lag_since = series[series["laggard"] == last["laggard"]]["date"].min()
+        lead_since = series[series["frontier"] == last["frontier"]]["date"].min()
+        when = pd.Timestamp(last["date"]).strftime("%Y-%m-%d")
+        out.append(f"At the latest date in the file ({when}) the open best ({last['laggard_model']}, since "
+                   f"{pd.Timestamp(lag_since):%Y-%m-%d}) had been reached by closed models {latest:.1f} months earlier; "
+                   f"the closed best was {last['frontier_model']} (since {pd.Timestamp(lead_since):%Y-%m-%d}). That is "
+                   "one date, not an average over the values both groups reached: it counts the "
+                   f"{(pd.Timestamp(last['date']) - pd.Timestamp(lag_since)).days / DAYS_PER_MONTH:.1f} months since "
+                   "the open best last rose, so it sits above the average.")
+    out.append("Why the figures can differ: (1) ECI is re-fitted with every release of Epoch's data, so the same model "
+               "scores differently in the October 2025, December 2025 and May 2026 files; (2) the open-weight releases "
+               "of late 2025 are missing from the December 2025 file's scores (gpt-oss-120b is listed without an ECI "
+               "score; MiniMax-M2 and Kimi K2 Thinking are not listed), which Epoch also notes makes the current gap "
+               "look larger than it is; (3) Epoch counts an open model as having caught up when the difference is not "
+               "statistically significant, while the file carries no standard errors, so here a score must reach the "
+               "earlier best, which lengthens the lag; (4) the May 2026 figure averages catch-up times over its own, "
+               "later set of models and scores.")
+    return out
 
 
 def agreement(verdict: str | None, shape: str) -> str:

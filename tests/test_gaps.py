@@ -204,3 +204,16 @@ def test_gaps_command_json_contract(bundle):
     assert "country=China" in {g["comparison"] for g in json.loads(result.stdout)["gaps"]}
     bad = CliRunner().invoke(app, ["gaps", "--db", str(bundle), "--group", "planet=Mars"])
     assert bad.exit_code != 0
+
+
+def test_report_page_of_observed_gaps(bundle):
+    from pipeline.report import render
+
+    context = render.build_context(render.load(bundle, "g"), "g")
+    gaps = context["gaps"]
+    assert gaps["eci"]["comparison"] == "open_vs_closed" and len(gaps["rows"]) >= 10
+    html = render.render_html(context)
+    assert 'id="observed-gaps"' in html and "Open-weight models lag state-of-the-art" in html
+    text = " ".join(gaps["eci_text"])
+    assert "Epoch measures it" in text and "Why the figures can differ" in text
+    assert f"{gaps['eci']['mean_months']:.1f} months" in text

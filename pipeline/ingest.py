@@ -208,6 +208,7 @@ def ingest(targets: list[str], db: str | Path | None = None, run_id: str | None 
         built = aliases.rebuild(con, aliases.alias_files(targets))
         summary.notes.append(f"model registry: {built['models']} models; spellings {built['status']}; "
                              f"{built['gained_compute']} observations gained compute")
+        summary.notes.extend(f"model registry: {note}" for note in built["notes"])
     return summary
 
 

@@ -168,7 +168,6 @@ FACT_COLUMNS = ("origin", "name", "version_name", "display_name", "organization"
                 "train_flop", "train_flop_lo", "train_flop_hi", "confidence", "accessibility", "params")
 NAME_COLUMNS = ("source", "name", "release_date", "organization", "train_flop", "train_flop_note",
                 "n_observations", "creates")
-FIELDS = ("organization", "country", "accessibility", "params")
 
 
 @dataclass
@@ -248,7 +247,6 @@ def build(facts: pd.DataFrame, names: pd.DataFrame, alias_file: AliasFile | None
 
     ents = _Entities()
     canonical, first_dates = _merge_epoch_names(facts)
-    facts["epoch_name"] = facts["name"]
     facts["name"] = facts["name"].map(canonical)
     for model in sorted(set(canonical.values())):
         ents.add_model(model)

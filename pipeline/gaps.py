@@ -4,7 +4,7 @@ metric's own terms and in months. Pure: plain tables in, plain tables out (the s
 For one series (a metric from one source and version, every model with a release date):
 
 * each group's *best to date* is a step function of time: the best value among the group's models released
-  (or admitted to the group) by that date;
+  (or admitted to the group) by that date; history starts once each group has three models;
 * the **gap** at a date is leading minus laggard in points for a bounded metric (percentage points for a
   fraction), their ratio for a positive unbounded one (minutes of task horizon), and their difference on an
   interval scale with no natural zero (an index, Elo), where a ratio means nothing;
@@ -195,7 +195,9 @@ def observed_gap(frame: pd.DataFrame, name: str, known: KnownRange, unit: str | 
     if np.isfinite(lead_t).sum() < MIN_GROUP or np.isfinite(lag_t).sum() < MIN_GROUP:
         return None
     scale = gap_scale(known, unit)
-    start = max(np.nanmin(lead_t), np.nanmin(lag_t))
+    # history starts once each group has MIN_GROUP models: before that a group's "best" is one or two models
+    # (METR's only open-weight model until mid 2024 is GPT-2, which would make a peak of the coverage gap)
+    start = max(np.sort(lead_t[np.isfinite(lead_t)])[MIN_GROUP - 1], np.sort(lag_t[np.isfinite(lag_t)])[MIN_GROUP - 1])
     grid = np.unique(np.concatenate([lead_t[np.isfinite(lead_t)], lag_t[np.isfinite(lag_t)]]))
     grid = grid[grid >= start]
     point = evaluate(lead_t, value, lag_t, value, grid, scale, unit)

@@ -51,8 +51,9 @@ def test_open_vs_closed_by_hand():
     assert (last["frontier_model"], last["laggard_model"]) == ("c3", "o3")
     # the closed models first reached 25 on 2022-01-01: 181 days before
     assert last["months_behind"] == pytest.approx(181 / G.DAYS_PER_MONTH)
-    # history starts once both groups have a model; the unknown-access model never counts
-    assert s.index.min() == pd.Timestamp("2020-07-01") and (s["frontier"] < 99).all()
+    # history starts once both groups have three models (the third open one: 2022-07-01); the model of unknown
+    # access counts in neither group
+    assert list(s.index) == [pd.Timestamp("2022-07-01")] and (s["frontier"] < 99).all()
     assert result.summary["gap_scale"] == "difference" and result.summary["n_laggard"] == 3
 
 
@@ -64,6 +65,18 @@ def test_mean_horizontal_lag_recomputed_independently():
     result = G.observed_gap(TOY, "open_vs_closed", INDEX, "index", draws=0)
     assert result.summary["mean_months"] == pytest.approx(by_hand, rel=0.01)
     assert 9 < by_hand < 11   # (6 + 18 + 6) / 3 months
+
+
+def test_a_lone_early_laggard_makes_no_peak():
+    """METR evaluated one open-weight model (GPT-2, 2019) before mid 2024: the gap against it is a gap in coverage.
+    History starts once the laggard group has three models, so that stretch is neither stored nor called a peak."""
+    closed = [(f"c{i}", f"{2020 + i}-01-01", 2.0 ** (2 * i), "API") for i in range(6)]
+    opened = [("gpt2", "2019-02-14", 0.04, "open weights")] + \
+             [(f"o{i}", f"{2023 + i // 2}-{1 + 6 * (i % 2):02d}-01", 2.0 ** (2 * i + 1), "open weights") for i in range(2, 6)]
+    frame = _frame(closed + opened)
+    result = G.observed_gap(frame, "open_vs_closed", known_range("horizon", "minutes"), "minutes", draws=0)
+    assert result.series["date"].min() == pd.Timestamp("2024-07-01")   # the third open model (GPT-2 is the first)
+    assert result.series["gap"].max() < 100
 
 
 def test_laggard_ahead_is_negative():

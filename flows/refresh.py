@@ -1,4 +1,4 @@
-"""The `refresh` parent flow: ingest -> horizons -> fit -> classify -> project -> report.
+"""The `refresh` parent flow: ingest -> horizons -> fit -> classify -> gaps -> project -> report.
 
 The flow builds one `RunConfig` from its parameters and calls each stage of `pipeline.stages` with it. A
 stage that does not run fails the run, unless the configuration turned it off (then it is recorded as

@@ -1,24 +1,29 @@
-"""Model names differ between sources; a normalised name joins them to Epoch's compute estimates."""
+"""The model registry in the store: every source's spellings joined to one model (pipeline.registry), rebuilt
+inside the ingest transaction, and the observations that gain compute, dates and organisations through it."""
 
 from __future__ import annotations
 
-import re
+import json
+import os
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from pipeline import store
+from pipeline import registry, store
 
-# Names that normalisation alone does not join (source spelling -> Epoch 'Model').
-MANUAL = {
-    "gpt4_0314": "GPT-4", "gpt-4-0314": "GPT-4", "gpt_4": "GPT-4", "gpt-4o": "GPT-4o", "gpt_4o": "GPT-4o",
-    "claude_3_opus": "Claude 3 Opus", "claude-3-opus-20240229": "Claude 3 Opus",
-    "davinci_002": "davinci-002", "gpt_3_5_turbo_instruct": "GPT-3.5 Turbo",
-}
+ALIAS_FILE = "aliases.toml"
+PROJECT_ALIASES = Path(__file__).resolve().parents[1] / "data" / "raw" / ALIAS_FILE
+# Sources whose names are not released models: training runs of one paper, board-game agents, and a
+# leaderboard of community fine-tunes whose names collide with the models they were tuned from.
+UNREGISTERED = {"jones2021_": "board-game agents of one paper", "chinchilla_": "training runs of one paper",
+                "chatbot_arena_history_by_org": "organisations, not models",
+                "open_llm_leaderboard": "community fine-tunes (names are not model identities)"}
+NO_COMPUTE = "no training compute published%"
 
-
-# METR run aliases -> names the same model carries in other stored sources (METR yaml keys, Epoch
-# hub rows), most trusted first. Used only to find release dates and training compute.
+# METR run aliases -> names the same model carries in METR's published results (the keys of
+# benchmark_results*.yaml), used to compare our per-run horizons with METR's own (tests, benchmarks).
+# The registry reads the same equivalences from data/raw/aliases.toml.
 RUN_ALIASES: dict[str, tuple[str, ...]] = {
     "Claude 3 Opus": ("claude_3_opus", "claude-3-opus-20240229"),
     "Claude 3.5 Sonnet (Old)": ("claude_3_5_sonnet", "claude-3-5-sonnet-20240620"),
@@ -34,51 +39,203 @@ RUN_ALIASES: dict[str, tuple[str, ...]] = {
 
 
 def normalise(name: str) -> str:
-    """Lower-case, drop punctuation, dates and effort suffixes: 'GPT-4o (2024-05-13)' -> 'gpt4o'."""
-    s = str(name).lower()
-    s = re.sub(r"_(high|medium|low|minimal)$", "", s)
-    s = re.sub(r"[-_ ]?\(?20\d{2}-?\d{2}-?\d{2}\)?", "", s)
-    return re.sub(r"[^a-z0-9.]", "", s)
+    """The registry's key of a spelling (see pipeline.registry.key)."""
+    return registry.key(name)
 
 
-def attach_compute(con: duckdb.DuckDBPyConnection) -> int:
-    """Fill missing train_flop from the Epoch compute lookup; returns how many rows gained compute."""
-    lookup = con.execute(
-        "SELECT model, train_flop, confidence, source_version, release_date FROM model_compute "
-        "ORDER BY source_version DESC").df()
-    if lookup.empty:
-        return 0
-    lookup["key"] = lookup["model"].map(normalise)
-    lookup = lookup.drop_duplicates("key")
-    aliases = pd.DataFrame({"alias": list(MANUAL), "canonical": list(MANUAL.values()), "note": "manual"})
-    aliases = pd.concat([aliases, pd.DataFrame({"alias": lookup["key"], "canonical": lookup["model"],
-                                                "note": "normalised name"})]).drop_duplicates("alias")
+def alias_files(targets: list[str] | None = None) -> list[Path]:
+    """Alias files for an ingest: every `aliases.toml` in a folder being ingested and $SCALEGAP_ALIASES; with
+    none of those, data/raw/aliases.toml under the working directory, else the project's own."""
+    found: list[Path] = []
+    for target in targets or []:
+        path = Path(target)
+        if path.is_dir() and (path / ALIAS_FILE).is_file():
+            found.append(path / ALIAS_FILE)
+    for item in filter(None, os.environ.get("SCALEGAP_ALIASES", "").split(os.pathsep)):
+        found.append(Path(item))
+    if not found:
+        local = Path("data") / "raw" / ALIAS_FILE
+        found.append(local if local.is_file() else PROJECT_ALIASES)
+    unique: list[Path] = []
+    for path in found:
+        if path.resolve() not in {p.resolve() for p in unique}:
+            unique.append(path)
+    return [p for p in unique if p.is_file() or p != PROJECT_ALIASES]
+
+
+def load_alias_files(paths: list[Path]) -> registry.AliasFile:
+    merged = registry.AliasFile()
+    for path in paths:
+        if not Path(path).is_file():
+            from pipeline.schema import InputError
+
+            raise InputError(str(path), "alias file not found", "fix $SCALEGAP_ALIASES or create the file")
+        merged = merged.merged(registry.load_alias_file(path))
+    return merged
+
+
+def _unregistered_sql(column: str = "source") -> str:
+    return " AND ".join(f"{column} NOT LIKE '{prefix}%'" for prefix in UNREGISTERED)
+
+
+def registry_inputs(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(facts, names, own dates) as stored: Epoch's model facts (and the older compute lookup), every
+    spelling an observation or a METR run uses, and METR's release-date tables."""
+    facts = con.execute("SELECT origin, name, version_name, display_name, organization, country, release_date, "
+                        "train_flop, train_flop_lo, train_flop_hi, confidence, accessibility, params "
+                        "FROM model_facts ORDER BY origin, row_ref").df()
+    legacy = con.execute("SELECT source || '@' || source_version AS origin, model AS name, organization, "
+                         "release_date, train_flop, confidence, params FROM model_compute c WHERE NOT EXISTS "
+                         "(SELECT 1 FROM model_facts f WHERE f.origin = c.source || '@' || c.source_version) "
+                         "ORDER BY origin, name").df()
+    facts = pd.concat([facts, legacy], ignore_index=True) if len(legacy) else facts
+    obs = con.execute(f"""
+        SELECT source, model AS name, min(release_date) AS release_date,
+               min(organization) AS organization,
+               max(train_flop) FILTER (WHERE coalesce(train_flop_note, '') NOT LIKE 'joined%') AS train_flop,
+               min(train_flop_note) FILTER (WHERE coalesce(train_flop_note, '') NOT LIKE 'joined%'
+                                            AND train_flop IS NOT NULL) AS train_flop_note,
+               count(*) AS n_observations, source LIKE 'epoch_%' AS creates
+        FROM observations WHERE {_unregistered_sql()} GROUP BY source, model ORDER BY source, model""").df()
+    runs = con.execute("SELECT source, alias AS name, count(*) AS n_observations, false AS creates FROM metr_runs "
+                       "GROUP BY source, alias ORDER BY source, alias").df()
+    names = pd.concat([obs, runs], ignore_index=True) if len(runs) else obs
+    dates = con.execute("SELECT alias, release_date FROM metr_release_dates ORDER BY source_version DESC, alias").df()
+    own_dates = dates.drop_duplicates("alias").set_index("alias")["release_date"].to_dict()
+    return facts, names, own_dates
+
+
+def rebuild(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | None = None) -> dict:
+    """Rebuild `models` and `model_aliases` from everything stored; fill the observations' missing compute,
+    release dates and organisations through it. Runs inside the caller's transaction.
+
+    What an earlier build wrote into the observations is undone first (compute by its note, dates and
+    organisations by the spellings' `filled` record), so the registry never reads its own output back as a
+    source's, and a rebuild of unchanged inputs changes nothing."""
+    paths = alias_files() if alias_paths is None else alias_paths
+    alias_file = load_alias_files(paths)
+    _unfill(con)
+    facts, names, own_dates = registry_inputs(con)
+    built = registry.build(facts, names, alias_file, own_dates)
+    aliases = built.aliases.assign(release_date=pd.to_datetime(built.aliases["release_date"]))
+    aliases["filled"] = _what_fills(aliases, names, built.models)
+    con.execute("DELETE FROM models")
+    con.execute("DELETE FROM model_aliases")
+    store.upsert(con, "models", built.models)
     store.upsert(con, "model_aliases", aliases)
-    # Sources that publish no compute on purpose (parameters only) stay off the compute axis.
-    missing = con.execute("SELECT DISTINCT model FROM observations WHERE train_flop IS NULL AND "
-                          "coalesce(train_flop_note, '') NOT LIKE 'no training compute published%'").df()
-    if missing.empty:
-        return 0
-    by_key = lookup.set_index("key")
-    rows = []
-    for model in missing["model"]:
-        canonical = MANUAL.get(str(model))
-        key = normalise(canonical) if canonical else normalise(model)
-        if key in by_key.index:
-            hit = by_key.loc[key]
-            rows.append({"model": model, "train_flop": hit["train_flop"],
-                         "note": f"joined from Epoch {hit['source_version']} as {hit['model']!r} "
-                                 f"(Confidence: {hit['confidence'] if isinstance(hit['confidence'], str) else 'Unknown'})",
-                         "release_date": hit["release_date"]})
-    if not rows:
-        return 0
-    joined = pd.DataFrame(rows)
-    con.register("_joined", joined)
-    try:
-        con.execute("""UPDATE observations SET train_flop = j.train_flop, train_flop_note = j.note,
-                       release_date = coalesce(observations.release_date, j.release_date)
-                       FROM _joined j WHERE observations.model = j.model AND observations.train_flop IS NULL
-                       AND coalesce(observations.train_flop_note, '') NOT LIKE 'no training compute published%'""")
-    finally:
-        con.unregister("_joined")
-    return len(rows)
+    gained = _fill_observations(con)
+    counts = built.aliases[built.aliases["source"] != "registry"]["status"].value_counts().to_dict()
+    return {"models": len(built.models), "spellings": int(sum(counts.values())), "status": counts,
+            "gained_compute": gained, "alias_files": [str(p) for p in paths], "notes": built.notes}
+
+
+def attach_compute(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | None = None) -> int:
+    """Rebuild the registry and join it to the observations; returns how many rows gained compute."""
+    return rebuild(con, alias_paths)["gained_compute"]
+
+
+REGISTRY_NOTE = "through the model registry"
+
+
+def registry_note(model, field_sources, confidence) -> str:
+    """How a row's compute came from the registry (the note a rebuild recognises and redoes)."""
+    origin = json.loads(field_sources).get("train_flop", "unknown") if isinstance(field_sources, str) else "unknown"
+    label = f"Epoch {origin}" if origin.startswith("epoch") else origin
+    return f"joined from {label} {REGISTRY_NOTE} as {model!r} (Confidence: {confidence or 'Unknown'})"
+
+
+def _unfill(con: duckdb.DuckDBPyConnection) -> None:
+    # this registry's notes, and those of the name join it replaced ("joined from Epoch <version> as '<model>'")
+    con.execute(f"UPDATE observations SET train_flop = NULL, train_flop_note = NULL "
+                f"WHERE train_flop_note LIKE 'joined from % {REGISTRY_NOTE} as %' "
+                f"OR regexp_matches(train_flop_note, '^joined from Epoch [^ ]+ as ')")
+    for column in ("release_date", "organization"):
+        con.execute(f"""UPDATE observations SET {column} = NULL FROM model_aliases a
+                        WHERE observations.source = a.source AND observations.model = a.alias
+                        AND list_contains(CAST(a.filled AS VARCHAR[]), '{column}')""")
+
+
+def _what_fills(aliases: pd.DataFrame, names: pd.DataFrame, models: pd.DataFrame) -> list:
+    """The observation fields the fill will write for each spelling: a date or organisation none of its rows has."""
+    own = names.drop_duplicates(["source", "name"]).set_index(["source", "name"])[["release_date", "organization"]]
+    model_date = models.set_index("model")["release_date"]
+    model_org = models.set_index("model")["organization"]
+    out = []
+    for row in aliases.itertuples(index=False):
+        if row.status != "matched" or (row.source, row.alias) not in own.index:
+            out.append(None)
+            continue
+        date, org = own.loc[(row.source, row.alias)]
+        fields = []
+        lends_date = pd.notna(row.release_date) or (row.method != "same key without dates"
+                                                    and pd.notna(model_date.get(row.model)))
+        if pd.isna(date) and lends_date:
+            fields.append("release_date")
+        if pd.isna(org) and pd.notna(model_org.get(row.model)):
+            fields.append("organization")
+        out.append(json.dumps(fields) if fields else None)
+    return out
+
+
+def _fill_observations(con: duckdb.DuckDBPyConnection) -> int:
+    """Missing compute (never on rows that publish none on purpose), dates and organisations from the registry.
+    A release date comes from the spelling's own release, or the model's first release when the spelling
+    names the model itself; a spelling matched only without its date lends no date."""
+    before = con.execute("SELECT count(*) FROM observations WHERE train_flop IS NOT NULL").fetchone()[0]
+    joined = """
+        FROM model_aliases a JOIN models m ON m.model = a.model
+        WHERE observations.source = a.source AND observations.model = a.alias AND a.status = 'matched'"""
+    con.execute(f"""
+        UPDATE observations SET train_flop = m.train_flop,
+            train_flop_note = 'joined from ' || CASE WHEN json_extract_string(m.field_sources, '$.train_flop')
+                    LIKE 'epoch%' THEN 'Epoch ' ELSE '' END
+                || coalesce(json_extract_string(m.field_sources, '$.train_flop'), 'unknown')
+                || ' {REGISTRY_NOTE} as ' || chr(39) || m.model || chr(39)
+                || ' (Confidence: ' || coalesce(m.confidence, 'Unknown') || ')'
+        {joined} AND observations.train_flop IS NULL AND m.train_flop IS NOT NULL
+            AND coalesce(observations.train_flop_note, '') NOT LIKE '{NO_COMPUTE}'""")
+    con.execute(f"""
+        UPDATE observations SET release_date = coalesce(a.release_date,
+            CASE WHEN a.method <> 'same key without dates' THEN m.release_date END)
+        {joined} AND observations.release_date IS NULL""")
+    con.execute(f"UPDATE observations SET organization = m.organization {joined} "
+                "AND observations.organization IS NULL AND m.organization IS NOT NULL")
+    after = con.execute("SELECT count(*) FROM observations WHERE train_flop IS NOT NULL").fetchone()[0]
+    return int(after - before)
+
+
+def copy_spellings(con: duckdb.DuckDBPyConnection, from_source: str, to_source: str, names: list[str]) -> int:
+    """A derived source that keeps another's names (per-run METR horizons keep the run aliases) joins the
+    registry the same way: its spellings are copied, not matched again."""
+    con.execute("DELETE FROM model_aliases WHERE source = ?", [to_source])
+    rows = con.execute("SELECT * FROM model_aliases WHERE source = ? ORDER BY alias", [from_source]).df()
+    rows = rows[rows["alias"].isin(names)].assign(source=to_source)
+    return store.upsert(con, "model_aliases", rows)
+
+
+def lookup(con: duckdb.DuckDBPyConnection, source: str, names: list[str]) -> pd.DataFrame:
+    """What the registry says of each of a source's spellings: model, release date of that release, organisation,
+    compute with bounds, accessibility (NaN where the spelling is not matched)."""
+    frame = con.execute("""
+        SELECT a.alias, a.model, a.status, a.method, a.release_date AS alias_release_date,
+               m.release_date AS model_release_date, m.organization, m.train_flop, m.train_flop_lo, m.train_flop_hi,
+               m.confidence, m.accessibility, m.field_sources
+        FROM model_aliases a LEFT JOIN models m ON m.model = a.model
+        WHERE a.source = ? ORDER BY a.alias""", [source]).df()
+    out = pd.DataFrame({"alias": names}).merge(frame, on="alias", how="left")
+    out["release_date"] = out["alias_release_date"].where(
+        out["alias_release_date"].notna(),
+        out["model_release_date"].where(out["method"] != "same key without dates"))
+    return out
+
+
+def models_table(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(models with their spellings, spellings that found no model or several): what `scalegap models` lists."""
+    models = con.execute("SELECT * FROM models ORDER BY model").df()
+    spellings = con.execute("SELECT model, list(DISTINCT alias ORDER BY alias) AS aliases FROM model_aliases "
+                            "WHERE status = 'matched' GROUP BY model").df()
+    models = models.merge(spellings, on="model", how="left")
+    problems = con.execute("SELECT source, alias, status, method, candidates, n_observations FROM model_aliases "
+                           "WHERE status IN ('unmatched', 'ambiguous') ORDER BY status, source, alias").df()
+    problems["candidates"] = [json.loads(c) if isinstance(c, str) else None for c in problems["candidates"]]
+    return models, problems

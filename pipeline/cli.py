@@ -764,6 +764,121 @@ def scores(
                   f"{pct(summary['backtest_coverage95_families'])}", markup=False)
 
 
+# ---------------------------------------------------------------------------------- models
+@app.command()
+def models(
+    search: Annotated[str | None, typer.Option("--search", help="Only models whose name or a spelling contains this (case-insensitive).")] = None,
+    seen: Annotated[bool, typer.Option("--seen", help="Only models that a stored observation or run names.")] = False,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the model registry: one row per model with every spelling the sources use, its organisation,
+    release date, training compute with bounds and accessibility; and the spellings that name no model or
+    several (add them to data/raw/aliases.toml and ingest again).
+
+    Example: scalegap models --search sonnet --json
+    """
+    from pipeline import aliases as registry_store
+    from pipeline import store
+
+    con = store.connect(db, read_only=True)
+    try:
+        table, problems = registry_store.models_table(con)
+        used = {r[0] for r in con.execute("SELECT DISTINCT model FROM model_aliases WHERE status = 'matched' "
+                                          "AND source <> 'registry' AND model IS NOT NULL").fetchall()}
+    finally:
+        con.close()
+    table = table.assign(aliases=[[str(n) for n in a] if a is not None and not isinstance(a, float) else []
+                                  for a in table["aliases"]])
+    if seen:
+        table = table[table["model"].isin(used)]
+    if search:
+        needle = search.lower()
+        hit = [needle in m.lower() or any(needle in n.lower() for n in a)
+               for m, a in zip(table["model"], table["aliases"], strict=True)]
+        table = table[hit]
+        problems = problems[problems["alias"].str.lower().str.contains(needle, regex=False)]
+    if as_json:
+        records = jsonable_frame(table.drop(columns=["field_sources", "sources"]))
+        for record, fields, sources in zip(records, table["field_sources"], table["sources"], strict=True):
+            record["field_sources"] = json.loads(fields) if isinstance(fields, str) else {}
+            record["sources"] = json.loads(sources) if isinstance(sources, str) else []
+        print_json({"models": records, "unmatched": jsonable_frame(problems)})
+        return
+    shown = table.assign(aliases=table["aliases"].map(len), release_date=table["release_date"].dt.strftime("%Y-%m-%d"))
+    print_frame(shown[["model", "organization", "release_date", "train_flop", "train_flop_lo", "train_flop_hi",
+                       "confidence", "accessibility", "aliases"]], f"Model registry ({len(shown)} models)")
+    if len(problems):
+        print_frame(problems[["source", "alias", "status", "n_observations"]],
+                    f"Spellings that name no model or several ({len(problems)}): add them to data/raw/aliases.toml")
+
+
+# ---------------------------------------------------------------------------------- gaps
+@app.command()
+def gaps(
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Run whose gaps to show (default: the newest with a gaps stage).")] = None,
+    metric: Annotated[list[str] | None, typer.Option("--metric", help="Metric(s), repeatable or comma-separated (default: all).")] = None,
+    group: Annotated[list[str] | None, typer.Option("--group", help="Also compare a group named by a registry column, e.g. country=China (computes now).")] = None,
+    draws: Annotated[int | None, typer.Option("--draws", min=0, help="Bootstrap draws for the bands when computing now (default 500).")] = None,
+    seed: SeedOption = 0,
+    db: DbOption = None,
+    as_json: JsonOption = False,
+    quiet: QuietOption = False,
+) -> None:
+    """The observed gap on history: per metric with dated results, the leading group's best to date against a
+    laggard group's (open vs closed weights, a 1/10 compute tier, or --group COLUMN=VALUE), the gap and how
+    many months the laggard trails, with 90% bootstrap bands, beside what the metric's class predicts.
+
+    Example: scalegap gaps --metric eci --json
+    """
+    from pipeline import store
+    from pipeline.stages import gaps as gap_stage
+
+    metrics = _split(metric)
+    groups = _split(group)
+    con = store.connect(db, read_only=True)
+    try:
+        stored = run_id or store.latest_run(con, "gaps")
+        fitted = store.latest_run(con, "fit")
+    finally:
+        con.close()
+    if stored is None or groups or draws is not None:
+        target = run_id or fitted or store.start_run(db, "gaps", {"groups": groups, "draws": draws, "seed": seed})
+        summary = gap_stage.run(db, target, None, comparisons=groups, draws=draws, seed=seed)
+        if target not in (run_id, fitted):
+            store.finish_run(db, target, "succeeded")
+        stored = target
+        if not quiet and not as_json:
+            err.print(f"run {target}: observed gaps of {summary['series']} series ({summary['draws']} draws)")
+    con = store.connect(db, read_only=True)
+    try:
+        table, series = gap_stage.load(con, stored)
+    finally:
+        con.close()
+    if metrics:
+        table, series = table[table["metric"].isin(metrics)], series[series["metric"].isin(metrics)]
+    if as_json:
+        print_json({"run_id": stored, "gaps": gap_stage.records(table, series)})
+        return
+    if table.empty:
+        err.print("no dated series with both groups present (see `scalegap models` for accessibility and compute)")
+        return
+    import pandas as pd
+
+    fmt = lambda v, lo, hi: "" if v != v else f"{v:.3g} [{lo:.3g}, {hi:.3g}]"  # noqa: E731
+    shown = pd.DataFrame({
+        "metric": table["metric"], "source": table["source"] + "@" + table["source_version"],
+        "comparison": table["comparison"], "latest": table["latest_date"].dt.strftime("%Y-%m-%d"),
+        "scale": table["gap_scale"],
+        "gap (90%)": [fmt(*r) for r in zip(table["latest_gap"], table["latest_gap_lo"], table["latest_gap_hi"], strict=True)],
+        "months behind (90%)": [fmt(*r) for r in zip(table["latest_months"], table["latest_months_lo"],
+                                                     table["latest_months_hi"], strict=True)],
+        "mean lag, months (90%)": [fmt(*r) for r in zip(table["mean_months"], table["mean_months_lo"],
+                                                        table["mean_months_hi"], strict=True)],
+        "observed": table["shape"], "class predicts": table["predicted"], "agrees": table["agrees"]})
+    print_frame(shown, f"Observed gaps at the latest date (run {stored})")
+
+
 class Interrupted(KeyboardInterrupt):
     """SIGINT or SIGTERM, unwinding like Ctrl-C: open stage transactions roll back and the run is
     recorded as cancelled (store.finish_run) before the command exits."""

@@ -21,7 +21,7 @@ from pipeline.schema import InputError
 X_AXES = ("compute", "date", "inference")
 KINDS = ("benchmark", "elo", "horizon", "loss")
 FRONTIER_KINDS = ("horizon",)   # date trends of these kinds are fitted on record-setting models (as METR does)
-STAGES = ("ingest", "horizons", "fit", "classify", "forecast", "project", "report")
+STAGES = ("ingest", "horizons", "fit", "classify", "forecast", "gaps", "project", "report")
 DEFAULT_THRESHOLD = 0.8
 
 

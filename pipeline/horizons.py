@@ -329,14 +329,18 @@ def as_observations(horizons: pd.DataFrame, source_version: str, sha256: str | N
     usable = horizons[~horizons["extrapolated"].astype(bool)]
     for _, h in usable.iterrows():
         for metric, col in (("metr_p50_minutes", "p50"), ("metr_p80_minutes", "p80")):
+            org = h.get("organization")
+            org = org if isinstance(org, str) and org else _organization(h["model"])
+            note = h.get("train_flop_note")
             rows.append({"source": SOURCE, "source_version": source_version, "source_sha256": sha256,
-                         "model": h["model"], "organization": _organization(h["model"]),
+                         "model": h["model"], "organization": org,
                          "release_date": h.get("release_date"), "train_flop": h.get("train_flop"),
-                         "train_flop_note": "joined by model name" if pd.notna(h.get("train_flop")) else None,
+                         "train_flop_note": (note if isinstance(note, str) else "joined by model name")
+                         if pd.notna(h.get("train_flop")) else None,
                          "metric": metric, "kind": "horizon", "value": h[col],
                          "value_lo": h.get(f"{col}_lo"), "value_hi": h.get(f"{col}_hi"), "unit": "minutes",
                          "original_unit": "minutes (logistic fit to per-run data; bootstrap 95%)",
-                         "floor": 0.0, "cluster": _organization(h["model"]),
+                         "floor": 0.0, "cluster": org,
                          "row_ref": f"alias {h['model']}", "citation": CITATION})
     if not rows:
         return conform(pd.DataFrame(rows))

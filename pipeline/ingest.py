@@ -388,7 +388,11 @@ def ingest(targets: list[str], db: str | Path | None = None, run_id: str | None 
             summary.rejected += counts["rejected"]
             if data.notes:
                 summary.notes.append(f"{data.source}@{version}: {data.notes}")
-        aliases.attach_compute(con)
+        # the model registry, rebuilt from everything stored (and the alias files), joined to the observations
+        built = aliases.rebuild(con, aliases.alias_files(targets))
+        summary.notes.append(f"model registry: {built['models']} models; spellings {built['status']}; "
+                             f"{built['gained_compute']} observations gained compute")
+        summary.notes.extend(f"model registry: {note}" for note in built["notes"])
     return summary
 
 

@@ -1,8 +1,10 @@
 """Build the bundled snapshot in data/raw/ from the public formats, with the project's own adapters.
 
-The public files are read into a scratch store (so the Epoch compute join runs exactly as in a
-normal ingest), then a compact selection is written as generic CSVs, each row citing its source,
-version and citation; `sources.toml` lists licence, citation and the public URLs a refresh fetches.
+The public files are read into a scratch store (so the model registry is built and joined exactly as in
+a normal ingest), then a compact selection is written as generic CSVs, each row citing its source,
+version and citation; `models.csv` holds the Epoch facts the registry needs (every ECI release, and the
+model-table rows of every model a bundled row names); `sources.toml` lists licence, citation and the
+public URLs a refresh fetches; `aliases.toml` is the alias file the registry was built with.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline import ingest, store
+from pipeline import aliases, ingest, store
 from pipeline.schema import InputError
 
 # Public files read for the snapshot (relative to the shared data folder).
@@ -45,6 +47,21 @@ SELECTION = {
     "horizons.csv": "kind = 'horizon'",
     "loss.csv": "kind = 'loss'",
 }
+# What the model registry needs (data/raw/models.csv): every release in the ECI file (dated, with its
+# organisation, country and accessibility, whether or not it has a score or compute), and the Epoch
+# model-table rows of every model that a bundled observation or an ECI release names.
+FACTS = """
+    WITH used AS (
+        SELECT DISTINCT model FROM model_aliases WHERE status = 'matched' AND source <> 'registry'
+        UNION SELECT DISTINCT r.model FROM model_facts f JOIN model_aliases r ON r.source = 'registry'
+            AND r.alias = trim(f.name, chr(10) || chr(13) || chr(9) || chr(32)) WHERE f.source = 'epoch_eci')
+    SELECT split_part(f.origin, '@', 1) AS source, split_part(f.origin, '@', 2) AS source_version, f.row_ref,
+           f.name, f.version_name, f.display_name, f.organization, f.country, f.release_date, f.train_flop,
+           f.train_flop_lo, f.train_flop_hi, f.confidence, f.accessibility, f.params, f.citation, s.license
+    FROM model_facts f JOIN sources s USING (source, source_version)
+    JOIN model_aliases r ON r.source = 'registry' AND r.alias = trim(f.name, chr(10) || chr(13) || chr(9) || chr(32))
+    WHERE f.source = 'epoch_eci' OR r.model IN (SELECT model FROM used)
+    ORDER BY source, source_version, CAST(f.row_ref AS INTEGER)"""
 COLUMNS = ("source", "source_version", "model", "organization", "release_date", "train_flop", "train_flop_note",
            "params", "metric", "kind", "value", "value_lo", "value_hi", "unit", "original_unit", "floor", "ceiling",
            "cluster", "citation", "license")
@@ -106,6 +123,7 @@ def build_snapshot(shared: Path, out: Path) -> dict[str, int]:
                     f"USING (source, source_version)) WHERE {where} ORDER BY source, source_version, metric, model").df()
                 counts[name] = _write_csv(frame[list(COLUMNS)], out / name)
             runs = con.execute("SELECT * EXCLUDE (source) FROM metr_runs ORDER BY run_key").df()
+            facts = con.execute(FACTS).df()
         finally:
             con.close()
     buffer = io.StringIO()
@@ -113,7 +131,13 @@ def build_snapshot(shared: Path, out: Path) -> dict[str, int]:
     # mtime=0 keeps the gzip bytes identical across rebuilds
     (out / "metr_runs.csv.gz").write_bytes(gzip.compress(buffer.getvalue().encode(), mtime=0))
     counts["metr_runs.csv.gz"] = len(runs)
+    counts["models.csv"] = _write_csv(facts, out / "models.csv")
     (out / "sources.toml").write_text(_sources_toml())
+    # the alias file the registry was built with travels with the snapshot (a user's own groups included)
+    used = aliases.alias_files()
+    target = out / aliases.ALIAS_FILE
+    if not any(p.resolve() == target.resolve() for p in used if p.exists()):
+        target.write_text("\n".join(p.read_text(encoding="utf-8") for p in used if p.is_file()), encoding="utf-8")
     return counts
 
 

@@ -154,7 +154,8 @@ def test_refresh_end_to_end_records_the_run(harness, tmp_path):
     assert n_obs > 0
     assert stages["ingest"] == "succeeded"
     # every stage ran and committed: a stage that did not run fails the run
-    assert stages == {s: "succeeded" for s in ("ingest", "horizons", "fit", "classify", "forecast", "project", "report")}
+    assert stages == {s: "succeeded" for s in ("ingest", "horizons", "fit", "classify", "forecast", "gaps", "project",
+                                               "report")}
 
 
 @pytest.mark.slow

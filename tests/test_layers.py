@@ -8,7 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MATHS = ("curves", "fitting", "taxonomy", "counterparts", "projection", "horizons", "ranges", "expressions",
-         "scenario", "config", "scoring")
+         "scenario", "config", "scoring", "registry", "gaps")
 
 
 def _module_name(path: Path) -> str:

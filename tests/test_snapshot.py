@@ -124,6 +124,35 @@ def test_every_row_cites_source_version_and_licence():
             assert re.match(r"https://raw\.githubusercontent\.com/[^/]+/[^/]+/[0-9a-f]{40}/", url), url
 
 
+def test_models_file_has_every_eci_release_with_citation():
+    """models.csv (what the registry needs): every release of the ECI file, dated and with its accessibility
+    where Epoch gives one, and each row naming its public source, version, citation and licence."""
+    meta = tomllib.loads((RAW / "sources.toml").read_text())["source"]
+    frame = pd.read_csv(RAW / "models.csv")
+    for column in ("source", "source_version", "row_ref", "name", "citation", "license"):
+        assert frame[column].notna().all(), column
+    assert set(frame["source"]) <= set(meta)
+    eci = frame[frame["source"] == "epoch_eci"]
+    assert len(eci) == 426 and eci["row_ref"].is_unique  # PROVENANCE.md: 426 model versions in the Dec 2025 file
+    assert eci["release_date"].notna().sum() == 400      # 26 without a release date in the file
+    assert eci["accessibility"].notna().sum() == 353     # 73 without accessibility in the file
+    assert (frame["source"] == "epoch_ai_models").sum() > 100
+
+
+def test_registry_from_the_bundle(snapshot_db):
+    """The names of issue 17 resolve to one model each through the bundled registry; METR's published horizons
+    gain compute through it."""
+    aliases = _q(snapshot_db, "SELECT source, alias, model, status FROM model_aliases")
+    for names in (("claude-3-5-sonnet-20241022", "claude_3_5_sonnet_20241022", "Claude 3.5 Sonnet (New)"),
+                  ("gpt-4-0314", "GPT-4 0314")):
+        models = set(aliases[aliases["alias"].isin(names)]["model"])
+        assert len(models) == 1 and None not in models, (names, models)
+        assert set(aliases[aliases["alias"].isin(names)]["status"]) == {"matched"}
+    compute = _q(snapshot_db, "SELECT source_version, count(train_flop) AS n FROM observations WHERE "
+                              "source = 'metr_time_horizon' AND metric = 'metr_p50_minutes' GROUP BY 1")
+    assert compute["n"].sum() >= 25  # 12 before the registry (11 in v1, 1 in v1.1)
+
+
 def test_metr_runs_file_matches_the_runs_adapter():
     with gzip.open(RAW / "metr_runs.csv.gz", "rt") as handle:
         header = handle.readline().strip().split(",")

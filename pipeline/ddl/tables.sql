@@ -98,9 +98,58 @@ CREATE TABLE IF NOT EXISTS rejected (
 );
 
 CREATE TABLE IF NOT EXISTS model_aliases (
-    alias VARCHAR PRIMARY KEY,   -- normalised name as some source spells it
-    canonical VARCHAR,           -- Epoch 'Model' name
-    note VARCHAR
+    source VARCHAR,              -- where the spelling was seen ('registry': the registry's own names)
+    alias VARCHAR,               -- the model as that source spells it
+    model VARCHAR,               -- models(model); NULL when ambiguous or unmatched
+    status VARCHAR,              -- matched | ambiguous | unmatched | not a model
+    method VARCHAR,              -- alias file | same name | same key | same key without dates | ...
+    "key" VARCHAR,               -- the normalised spelling (pipeline.registry.key)
+    release_key VARCHAR,         -- spellings of one release share it (same key, or one alias-file group)
+    release_date TIMESTAMP,      -- the release this spelling denotes, where a source dates it
+    candidates JSON,             -- the models an ambiguous spelling could be
+    n_observations INTEGER,
+    filled JSON,                 -- observation fields the registry wrote for this spelling (undone before a rebuild)
+    note VARCHAR,
+    PRIMARY KEY (source, alias)
+);
+
+CREATE TABLE IF NOT EXISTS models (
+    model VARCHAR PRIMARY KEY,   -- canonical name (Epoch's 'Model' where Epoch lists it)
+    organization VARCHAR,
+    country VARCHAR,
+    release_date TIMESTAMP,      -- first release
+    train_flop DOUBLE,           -- raw FLOP
+    train_flop_lo DOUBLE,
+    train_flop_hi DOUBLE,
+    confidence VARCHAR,          -- Epoch's grade of the compute estimate
+    bounds_basis VARCHAR,        -- published bounds, or how the grade was read as a factor
+    accessibility VARCHAR,       -- open weights | API | hosted | unreleased
+    accessibility_detail VARCHAR,-- Epoch's wording, e.g. 'Open weights (restricted use)'
+    params DOUBLE,
+    n_aliases INTEGER,
+    field_sources JSON,          -- field -> source@version that gave it
+    sources JSON                 -- every source@version that names the model
+);
+
+CREATE TABLE IF NOT EXISTS model_facts (
+    source VARCHAR,              -- the stored file it was read from
+    source_version VARCHAR,
+    origin VARCHAR,              -- source@version that published the row (a bundled row keeps its origin)
+    row_ref VARCHAR,
+    name VARCHAR,                -- Epoch 'Model'
+    version_name VARCHAR,        -- a release of it (ECI 'Model version'), where the row is one
+    display_name VARCHAR,
+    organization VARCHAR,
+    country VARCHAR,
+    release_date TIMESTAMP,
+    train_flop DOUBLE,
+    train_flop_lo DOUBLE,        -- published bounds, where given
+    train_flop_hi DOUBLE,
+    confidence VARCHAR,
+    accessibility VARCHAR,       -- Epoch's 'Model accessibility'
+    params DOUBLE,
+    citation VARCHAR,
+    PRIMARY KEY (source, source_version, origin, row_ref)
 );
 
 CREATE TABLE IF NOT EXISTS model_compute (
@@ -428,6 +477,9 @@ CREATE TABLE IF NOT EXISTS horizons (
     weighting VARCHAR,
     regularization DOUBLE,
     note VARCHAR,
+    organization VARCHAR,        -- through the model registry
+    registry_model VARCHAR,      -- the registry's model for this METR alias
+    train_flop_note VARCHAR,     -- where the compute came from
     PRIMARY KEY (run_id, source, source_version, model)
 );
 
@@ -618,4 +670,60 @@ CREATE TABLE IF NOT EXISTS scenarios (
     growth VARCHAR,
     sources VARCHAR,
     PRIMARY KEY (run_id, scenario)
+);
+
+CREATE TABLE IF NOT EXISTS gap_series (
+    run_id VARCHAR,
+    metric VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    comparison VARCHAR,          -- open_vs_closed | compute_tier_10x | <column>=<value>
+    "date" TIMESTAMP,
+    frontier DOUBLE,             -- best value to date of the leading group
+    frontier_model VARCHAR,
+    laggard DOUBLE,              -- best value to date of the laggard group
+    laggard_model VARCHAR,
+    gap DOUBLE,                  -- points (bounded metric), ratio (positive unbounded), difference (interval scale)
+    gap_lo DOUBLE,               -- bootstrap 90% (models resampled, published intervals drawn)
+    gap_hi DOUBLE,
+    months_behind DOUBLE,        -- months since the leading group first reached the laggard's best
+    months_lo DOUBLE,
+    months_hi DOUBLE,
+    PRIMARY KEY (run_id, metric, source, source_version, comparison, "date")
+);
+
+CREATE TABLE IF NOT EXISTS gap_summary (
+    run_id VARCHAR,
+    metric VARCHAR,
+    source VARCHAR,
+    source_version VARCHAR,
+    comparison VARCHAR,
+    kind VARCHAR,
+    unit VARCHAR,
+    gap_scale VARCHAR,           -- points | ratio | difference
+    bounded BOOLEAN,             -- the metric's range is bounded above (ranges.known_range)
+    verdict VARCHAR,             -- the metric's class from the classify stage, where there is one
+    n_models INTEGER,
+    n_leading INTEGER,
+    n_laggard INTEGER,
+    first_date TIMESTAMP,
+    latest_date TIMESTAMP,
+    latest_gap DOUBLE,
+    latest_gap_lo DOUBLE,
+    latest_gap_hi DOUBLE,
+    latest_months DOUBLE,
+    latest_months_lo DOUBLE,
+    latest_months_hi DOUBLE,
+    mean_months DOUBLE,          -- horizontal distance averaged over the values both groups reached (Epoch's measure)
+    mean_months_lo DOUBLE,
+    mean_months_hi DOUBLE,
+    peak_gap DOUBLE,
+    peak_date TIMESTAMP,
+    shape VARCHAR,               -- narrowing after a peak | growing | persisting | too short to tell
+    shape_p DOUBLE,              -- bootstrap share of draws showing that shape
+    predicted VARCHAR,           -- what the class predicts
+    agrees VARCHAR,              -- yes | no | cannot tell
+    draws INTEGER,
+    note VARCHAR,
+    PRIMARY KEY (run_id, metric, source, source_version, comparison)
 );

@@ -24,7 +24,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 KEYS = ["metric", "source", "source_version", "x_axis"]
 TABLES = ("sources", "rejected", "selection", "fits", "fit_params", "fit_bands", "series_points", "backtests",
           "classifications", "counterparts", "projections", "projection_trajectories", "projection_sensitivity",
-          "scenarios", "horizons", "horizon_trend")
+          "scenarios", "horizons", "horizon_trend", "gap_summary", "gap_series")
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -220,7 +220,37 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
         "horizon_svg": figures.call(plots.horizon_plot, data["horizons"]) if len(data["horizons"]) else None,
         "horizon_trend": data["horizon_trend"].to_dict("records"),
         "counterparts": data["counterparts"].to_dict("records"), "png_dpi": plots.PNG_DPI,
+        "gaps": gap_context(data.get("gap_summary", pd.DataFrame()), data.get("gap_series", pd.DataFrame())),
     }
+
+
+def gap_context(summary: pd.DataFrame, series: pd.DataFrame) -> dict | None:
+    """The observed-gaps page: per series and comparison the latest gap and lag with bands, the trajectory year
+    by year, the shape against the class's prediction; the ECI open-weights lag beside the published figures."""
+    from pipeline import gaps as G
+
+    if summary is None or summary.empty:
+        return None
+    summary = summary.sort_values(["metric", "source", "source_version", "comparison"])
+    rows, yearly = [], []
+    for row in summary.to_dict("records"):
+        key = (row["metric"], row["source"], row["source_version"], row["comparison"])
+        points = series[(series["metric"] == key[0]) & (series["source"] == key[1])
+                        & (series["source_version"] == key[2]) & (series["comparison"] == key[3])].sort_values("date")
+        row["label"] = f"{row['metric']} [{row['source']}@{row['source_version']}]"
+        row["groups"] = G.comparison(row["comparison"]).laggard
+        rows.append(row)
+        if len(points):  # the state at the end of each calendar year, and at the latest date
+            by_year = points.assign(year=points["date"].dt.year).groupby("year").tail(1)
+            yearly.append({"label": row["label"], "comparison": row["comparison"], "scale": row["gap_scale"],
+                           "points": by_year.to_dict("records")})
+    eci = summary[(summary["metric"] == "eci") & (summary["comparison"] == "open_vs_closed")]
+    eci_row = eci.sort_values("source_version").iloc[-1].to_dict() if len(eci) else None
+    eci_series = series[(series["metric"] == "eci") & (series["comparison"] == "open_vs_closed")
+                        & (series["source_version"] == eci_row["source_version"])] if eci_row else series.iloc[0:0]
+    return {"rows": rows, "yearly": yearly, "eci": eci_row, "published": G.PUBLISHED_LAGS,
+            "eci_text": G.published_comparison(eci_row, eci_series) if eci_row else [],
+            "band": f"{G.BAND[1] - G.BAND[0]:g}%"}
 
 
 def _json_list(value) -> list:

@@ -188,6 +188,7 @@ class EpochHubAdapter:
             if column not in raw.columns:
                 raise InputError(str(path), f"missing column {column!r}", "give Epoch's ECI export", row=1)
         raw = raw.assign(row_ref=[str(i + 2) for i in range(len(raw))])
+        raw_all = raw  # every release, scored or not, is a registry fact (date, organisation, accessibility)
         raw = raw[pd.to_numeric(raw["ECI Score"], errors="coerce").notna()]
         name = raw["Model name"].fillna(raw["Model version"]) if "Model name" in raw.columns else raw["Model version"]
         obs = pd.DataFrame({
@@ -201,7 +202,9 @@ class EpochHubAdapter:
         before = len(obs)
         obs = obs.sort_values(["value", "row_ref"], ascending=[False, True]).drop_duplicates("model")
         date = re.search(r"(\d{4}-\d{2}-\d{2})", path.name)
-        return [SourceData("epoch_eci", date.group(1) if date else "2025-12-05", "benchmark", LICENSE, CITATION, obs,
+        version = date.group(1) if date else "2025-12-05"
+        return [SourceData("epoch_eci", version, "benchmark", LICENSE, CITATION, obs,
+                           extra={"model_facts": eci_facts(raw_all, f"epoch_eci@{version}")},
                            notes=f"{before - len(obs)} reasoning-effort versions dropped (best ECI per model kept)")]
 
     def _metr(self, path: Path, raw: pd.DataFrame) -> list[SourceData]:
@@ -218,6 +221,24 @@ class EpochHubAdapter:
         })
         obs = obs[obs["value"].notna() & obs["model"].notna()]
         return [SourceData("epoch_hub_metr", VERSION, "horizon", LICENSE, CITATION, obs)]
+
+
+def eci_facts(raw: pd.DataFrame, origin: str) -> pd.DataFrame:
+    """One registry fact per row of the ECI file: a release (`Model version`) of an Epoch model (`Model name`)."""
+    def column(name: str) -> pd.Series:
+        return raw[name] if name in raw.columns else pd.Series(None, index=raw.index, dtype="object")
+
+    name = column("Model name").fillna(raw["Model version"])
+    flop = pd.to_numeric(raw["Training compute (FLOP)"], errors="coerce")
+    facts = pd.DataFrame({
+        "origin": origin, "row_ref": raw["row_ref"], "name": name, "version_name": raw["Model version"],
+        "display_name": column("Display name"), "organization": column("Organization"), "country": column("Country"),
+        "release_date": pd.to_datetime(raw["Release date"], errors="coerce"), "train_flop": flop.where(flop > 0),
+        "train_flop_lo": np.nan, "train_flop_hi": np.nan, "confidence": column("Confidence"),
+        "accessibility": column("Model accessibility"), "params": np.nan,
+        "citation": CITATION + "; epoch_capabilities_index.csv",
+    })
+    return facts[facts["name"].notna()].reset_index(drop=True)
 
 
 def _model_versions(folder: Path) -> dict:

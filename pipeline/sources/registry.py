@@ -13,12 +13,14 @@ def all_adapters() -> list:
         jones_hex,
         lmarena,
         metr,
+        model_facts,
         obsscaling,
         open_llm,
     )
 
     return [
         obsscaling.ADAPTER, chinchilla.ADAPTER, jones_hex.ADAPTER, epoch_hub.ADAPTER, epoch_models.ADAPTER,
+        model_facts.ADAPTER,
         metr.RESULTS, metr.RELEASE_DATES, metr.RUNS, metr.HEADLINE,
         lmarena.CATALOG, lmarena.CSV, arena_history.ADAPTER, arena_history.BY_ORG, open_llm.ADAPTER,
         generic_csv.ADAPTER,

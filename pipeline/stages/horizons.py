@@ -6,9 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pipeline import aliases, store
 from pipeline import horizons as H
-from pipeline import store
-from pipeline.aliases import RUN_ALIASES
 from pipeline.config import RunConfig
 from pipeline.schema import InputError
 
@@ -30,37 +29,42 @@ def load_runs(con, runs_source: str | None = None) -> tuple[pd.DataFrame, str, s
     return runs, str(source), str(version)
 
 
-def _names(alias: str) -> list[str]:
-    return [alias, *RUN_ALIASES.get(alias, ())]
-
-
-def attach_dates_and_compute(con, horizons: pd.DataFrame) -> pd.DataFrame:
-    """Release date and training compute for each agent, most trusted first: METR's release_dates
-    table, then METR's own published rows for the same model, then any other stored source (Epoch)."""
-    dates = con.execute("SELECT alias, release_date FROM metr_release_dates ORDER BY source_version DESC").df()
-    tiers_date = [dates.drop_duplicates("alias").set_index("alias")["release_date"].to_dict()]
-    tiers_flop: list[dict] = []
-    for where in ("source LIKE 'metr%'", "source NOT LIKE 'metr%'"):
-        obs = con.execute(f"SELECT model, release_date, train_flop FROM observations WHERE {where} "
-                          f"AND source <> '{H.SOURCE}' ORDER BY source, source_version DESC").df()
-        tiers_date.append(obs.dropna(subset=["release_date"]).drop_duplicates("model")
-                          .set_index("model")["release_date"].to_dict())
-        tiers_flop.append(obs.dropna(subset=["train_flop"]).drop_duplicates("model")
-                          .set_index("model")["train_flop"].to_dict())
-    compute = con.execute("SELECT model, train_flop FROM model_compute WHERE train_flop IS NOT NULL "
-                          "ORDER BY source_version DESC").df()
-    tiers_flop.append(compute.drop_duplicates("model").set_index("model")["train_flop"].to_dict())
-
-    def first(tiers: list[dict], names: list[str], missing):
-        return next((tier[n] for tier in tiers for n in names if n in tier), missing)
-
+def attach_dates_and_compute(con, horizons: pd.DataFrame, runs_source: str) -> pd.DataFrame:
+    """Release date, organisation and training compute of each agent, through the model registry (the run
+    aliases were matched to models at ingest). Dates, most trusted first: METR's release-date table, the date
+    METR publishes for the same release (its results files), then the registry's date of that release.
+    Compute and organisation are the registry model's, with where they came from."""
+    names = list(horizons["model"])
+    reg = aliases.lookup(con, runs_source, names).set_index("alias")
+    metr_dates = con.execute("SELECT alias, release_date FROM metr_release_dates ORDER BY source_version DESC").df()
+    metr_dates = metr_dates.drop_duplicates("alias").set_index("alias")["release_date"].to_dict()
+    same_release = con.execute("""
+        SELECT r.alias, o.release_date FROM model_aliases r JOIN model_aliases a USING (release_key)
+        JOIN observations o ON o.source = a.source AND o.model = a.alias
+        WHERE r.source = ? AND a.source LIKE 'metr%' AND a.source NOT IN (?, ?) AND o.release_date IS NOT NULL
+        ORDER BY r.alias, a.source, o.source_version, a.alias""", [runs_source, runs_source, H.SOURCE]).df()
+    metr_published = same_release.drop_duplicates("alias").set_index("alias")["release_date"].to_dict()
     out = horizons.copy()
-    names = [_names(alias) for alias in out["model"]]
-    out["release_date"] = pd.to_datetime(pd.Series([first(tiers_date, n, pd.NaT) for n in names],
-                                                   index=out.index, dtype="object"))
-    out["train_flop"] = pd.Series([first(tiers_flop, n, np.nan) for n in names], index=out.index, dtype=float)
+    dates, flops, notes, orgs, models = [], [], [], [], []
+    for alias in names:
+        hit = reg.loc[alias] if alias in reg.index else None
+        matched = hit is not None and hit["status"] == "matched"
+        date = metr_dates.get(alias, metr_published.get(alias))
+        if date is None and matched:
+            date = hit["release_date"]
+        dates.append(date if date is not None and pd.notna(date) else pd.NaT)
+        flop = float(hit["train_flop"]) if matched and pd.notna(hit["train_flop"]) else np.nan
+        flops.append(flop)
+        notes.append(aliases.registry_note(hit["model"], hit["field_sources"], hit["confidence"])
+                     if np.isfinite(flop) else None)
+        orgs.append(hit["organization"] if matched and isinstance(hit["organization"], str) else None)
+        models.append(hit["model"] if matched else None)
+    out["release_date"] = pd.to_datetime(pd.Series(dates, index=out.index, dtype="object"))
+    out["train_flop"] = pd.Series(flops, index=out.index, dtype=float)
+    out["train_flop_note"] = notes
+    out["organization"] = orgs
+    out["registry_model"] = models
     return out
-
 
 
 def run(db, run_id: str, config: RunConfig | None = None, runs_source: str | None = None,
@@ -83,7 +87,7 @@ def run(db, run_id: str, config: RunConfig | None = None, runs_source: str | Non
         con.close()
     result = H.compute_horizons(runs, draws=draws, seed=seed, regularization=regularization, weighting=weighting)
     with store.open_stage(db, run_id, "horizons") as con:
-        horizons = attach_dates_and_compute(con, result.horizons)
+        horizons = attach_dates_and_compute(con, result.horizons, source)
         trend = H.trends(horizons, result.draws, seed)
         keys = {"source": source, "source_version": version}
         written = store.replace_run_rows(con, "horizons", run_id, horizons.assign(**keys))
@@ -92,6 +96,7 @@ def run(db, run_id: str, config: RunConfig | None = None, runs_source: str | Non
         observations = H.as_observations(horizons, version, sha[0] if sha else None)
         con.execute("DELETE FROM observations WHERE source = ? AND source_version = ?", [H.SOURCE, version])
         written += store.upsert(con, "observations", observations.assign(ingest_run_id=run_id))
+        aliases.copy_spellings(con, source, H.SOURCE, list(horizons["model"]))  # its rows join the registry too
         store.upsert(con, "sources", pd.DataFrame([{
             "source": H.SOURCE, "source_version": version, "location": f"metr_runs {source} {version}",
             "sha256": sha[0] if sha else None, "retrieved_at": store.now(), "license": "derived",

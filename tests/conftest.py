@@ -51,5 +51,20 @@ def assert_rows_of_bundled_snapshot(built: Path, bundled: Path) -> None:
         with opener(built / name, "rt", encoding="utf-8") as new, opener(bundled / name, "rt", encoding="utf-8") as old:
             new_lines, old_lines = new.read().splitlines(), set(old.read().splitlines())
         assert new_lines[0] in old_lines and len(new_lines) > 1, name
+        if name == "models.csv":
+            # registry facts cite their row in the public file, and a cut file numbers its rows anew: compare the
+            # rows without that reference
+            header = new_lines[0].split(",")
+            ref = header.index("row_ref")
+            new_lines = [_without_field(line, ref) for line in new_lines]
+            old_lines = {_without_field(line, ref) for line in old_lines}
         extra = [line for line in new_lines[1:] if line not in old_lines and ",loss_frontier," not in line]
         assert not extra, (name, extra[:3])
+
+
+def _without_field(line: str, index: int) -> str:
+    import csv
+    import io
+
+    row = next(csv.reader(io.StringIO(line)))
+    return "\x1f".join(row[:index] + row[index + 1:])

@@ -48,8 +48,8 @@ def assert_usage_error(code: int, stderr: str, *expected: str) -> None:
 
 
 def test_unknown_command_suggests_the_closest(scalegap):
-    code, _, stderr = scalegap("scores")
-    assert_usage_error(code, stderr, "No such command 'scores'", "Did you mean 'sources'?")
+    code, _, stderr = scalegap("sourcs")
+    assert_usage_error(code, stderr, "No such command 'sourcs'", "Did you mean 'sources'?")
     assert stderr.startswith("Usage: scalegap [OPTIONS] COMMAND")
     code, _, stderr = scalegap("zzzz")
     assert_usage_error(code, stderr, "Valid commands:", "run", "forget")

@@ -369,7 +369,8 @@ def test_one_likelihood_per_series(observations):
         n, k = len(y), fit.k
         assert fit.aicc == pytest.approx(n * math.log(np.sum(resid**2) / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1),
                                          rel=1e-6)
-    horizon = one_series(observations, "metr_p50_minutes", "metr_time_horizon", x_axis="compute")
+    horizon = one_series(observations, "metr_p50_minutes", "metr_time_horizon", x_axis="compute",
+                          version="METR-Horizon-v1")
     hres = fitting.fit_series(horizon, None, 50, seed=0, backtest_draws=0)
     assert all(f.log_scale for f in hres.fits if f.converged)
 

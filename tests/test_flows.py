@@ -135,14 +135,15 @@ def _runs(db: Path) -> pd.DataFrame:
 def test_refresh_end_to_end_records_the_run(harness, tmp_path):
     db = tmp_path / "e2e.duckdb"
     # one metric per kind keeps the rendered report (the slowest stage) small
-    result = _run(db, seed=3, metrics=["mmlu", "loss", "metr_p50_minutes"], bootstrap=100)
+    scenario = ROOT / "pipeline" / "scenarios" / "fast_software.toml"
+    result = _run(db, seed=3, metrics=["mmlu", "loss", "metr_p50_minutes"], bootstrap=100, scenario=str(scenario))
     runs = _runs(db)
     assert list(runs["run_id"]) == [result["run_id"]]
     row = runs.iloc[0]
     assert row["status"] == "succeeded" and row["finished_at"] is not None
     parameters = json.loads(row["parameters"])
     assert parameters["draws"] == {"fit": 100, "projection": 50, "horizons": 50, "backtest": 20}
-    assert parameters["seed"] == 3 and parameters["scenario"]["name"] == "default"
+    assert parameters["seed"] == 3 and parameters["scenario"]["name"] == "fast_software"
     assert json.loads(row["data_digests"])  # every ingested file's sha256
     con = store.connect(db, read_only=True)
     try:
@@ -153,6 +154,18 @@ def test_refresh_end_to_end_records_the_run(harness, tmp_path):
         con.close()
     assert n_obs > 0
     assert stages["ingest"] == "succeeded"
+    # `scalegap run --scenario S` classifies with S's growth rates, on every axis
+    from pipeline.scenario import load_scenario
+
+    loaded = load_scenario(scenario)
+    con = store.connect(db, read_only=True)
+    try:
+        rates = con.execute("SELECT x_axis, growth_a, growth_b FROM classifications WHERE run_id = ?",
+                            [result["run_id"]]).fetchall()
+    finally:
+        con.close()
+    assert rates and all((a, b) == pytest.approx(loaded.rates(axis=axis)) for axis, a, b in rates)
+    assert loaded.rates(axis="date") != pytest.approx(load_scenario(None).rates(axis="date"))
     # every stage ran and committed: a stage that did not run fails the run
     assert stages == {s: "succeeded" for s in ("ingest", "horizons", "fit", "classify", "forecast", "gaps", "project",
                                                "report")}

@@ -120,7 +120,11 @@ def test_scenario_rates_reach_the_gap_limit(fitted_db, tmp_path):
     path = tmp_path / "fast.toml"
     path.write_text(text)
     scenario = load_scenario(path)
-    config = RunConfig.build(scenario, families=("log_log",))
+    # a fit of the c·ln ln C family alone: its verdict is a constant gap, whose size the rates set
+    config = RunConfig.build(scenario, Draws(fit=100, backtest=0), families=("log_log",), metrics=("elo",),
+                             x_axes=("compute",))
+    run_id = "run-loglog"
+    fit_stage.run(db, run_id, config)
     con = store.connect(db, read_only=True)
     try:
         frame, _, _ = classify_stage.classify(con, run_id, config)
@@ -128,9 +132,12 @@ def test_scenario_rates_reach_the_gap_limit(fitted_db, tmp_path):
         con.close()
     elo = frame[frame["metric"] == "elo"].iloc[0]
     assert (elo["growth_a"], elo["growth_b"]) == pytest.approx((2.0, 16.0))  # raw FLOP: hardware, x investment
-    if elo["best_family"] == "log_log" and elo["verdict"] == "mighty":
-        fits = _results(db, run_id)[("elo", "synthetic", "v1", "compute")]["log_log"]
-        assert elo["gap_limit"] == pytest.approx(fits.params["c"] * math.log(math.log(16.0) / math.log(2.0)))
+    assert elo["verdict"] == "mighty" and elo["best_verdict"] == "mighty-constant-gap"
+    fits = _results(db, run_id)[("elo", "synthetic", "v1", "compute")]
+    c = fits[elo["best_family"]].params["c"]
+    # Thm 2.5: the constant gap c·ln(ln b / ln a) at the scenario's raw-compute rates, not the defaults
+    assert elo["gap_limit"] == pytest.approx(c * math.log(math.log(16.0) / math.log(2.0)))
+    assert elo["gap_limit"] != pytest.approx(c * math.log(math.log(1.414 * 2.828) / math.log(1.414)))
 
 
 def _results(db, run_id):
@@ -147,7 +154,7 @@ def test_cli_json_contract(fitted_db):
     from pipeline.cli import app
 
     db, run_id = fitted_db
-    result = CliRunner().invoke(app, ["classify", "--db", str(db), "--json", "--metric", "acc"])
+    result = CliRunner().invoke(app, ["classify", "--db", str(db), "--json", "--metric", "acc", "--run-id", run_id])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["run_id"] == run_id

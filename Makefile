@@ -31,6 +31,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_fit.py
 	$(BIN)/python benchmarks/bench_horizon.py
 	$(BIN)/python benchmarks/bench_expr.py
+	$(BIN)/python benchmarks/bench_calibration.py
+	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_warm_run.py
 
 clean:
 	rm -rf $(VENV) .prefect data/processed/*.duckdb reports/*/

@@ -162,7 +162,9 @@ def test_sigkill_mid_run_loses_nothing(baseline, during, after_stage, delay_s, t
     before_runs = {r for (r,) in query(db, "SELECT run_id FROM runs")}
     log = tmp_path / "stderr.txt"
     with open(log, "w") as handle:
-        proc = subprocess.Popen(run_args(db, baseline["out"], baseline["sources"]), stdout=subprocess.DEVNULL,
+        # the baseline filled the fit cache: a kill "during fit" must meet fits really being computed
+        extra = ("--no-cache",) if during == "fit" else ()
+        proc = subprocess.Popen(run_args(db, baseline["out"], baseline["sources"], *extra), stdout=subprocess.DEVNULL,
                                 stderr=handle, env=env())
     try:
         killed = _wait_for(db, before_runs, after_stage, proc, log)

@@ -7,6 +7,7 @@ import gzip
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,3 +69,14 @@ def _without_field(line: str, index: int) -> str:
 
     row = next(csv.reader(io.StringIO(line)))
     return "\x1f".join(row[:index] + row[index + 1:])
+
+
+def query_frame(db: Path, sql: str) -> pd.DataFrame:
+    """A read-only query on a test store, as a frame."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql).df()
+    finally:
+        con.close()

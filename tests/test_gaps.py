@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import query_frame
 from typer.testing import CliRunner
 
 from pipeline import gaps as G
@@ -164,19 +164,11 @@ def bundle(tmp_path_factory) -> Path:
     return db
 
 
-def _q(db: Path, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
-
-
 def test_eci_open_weights_lag_matches_epoch(bundle):
     """Epoch (Oct 2025): open-weight models trail the closed state of the art by 3.5 months on average (90% CI
     1.1-5.3), measured as the horizontal distance between the two best-to-date lines on ECI. The same measure
     on the bundled ECI file (Dec 2025) lands inside Epoch's interval, and its band overlaps Epoch's."""
-    row = _q(bundle, "SELECT * FROM gap_summary WHERE run_id = 'g' AND metric = 'eci' "
+    row = query_frame(bundle, "SELECT * FROM gap_summary WHERE run_id = 'g' AND metric = 'eci' "
                      "AND comparison = 'open_vs_closed'").iloc[0]
     assert 1.1 <= row["mean_months"] <= 5.3
     assert row["mean_months_lo"] < 5.3 and row["mean_months_hi"] > 1.1
@@ -186,8 +178,8 @@ def test_eci_open_weights_lag_matches_epoch(bundle):
 
 
 def test_stage_stores_every_dated_series_with_both_groups(bundle):
-    summary = _q(bundle, "SELECT * FROM gap_summary WHERE run_id = 'g'")
-    series = _q(bundle, "SELECT * FROM gap_series WHERE run_id = 'g'")
+    summary = query_frame(bundle, "SELECT * FROM gap_summary WHERE run_id = 'g'")
+    series = query_frame(bundle, "SELECT * FROM gap_series WHERE run_id = 'g'")
     assert {"eci", "mmlu", "metr_p50_minutes"} <= set(summary["metric"])
     assert set(summary["comparison"]) == set(G.COMPARISONS)
     assert (summary["n_leading"] >= G.MIN_GROUP).all() and (summary["n_laggard"] >= G.MIN_GROUP).all()

@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import query_frame
 from typer.testing import CliRunner
 
 from pipeline import aliases, ingest, registry, store
@@ -221,26 +221,18 @@ def toy(tmp_path) -> tuple[Path, Path]:
     return db, folder
 
 
-def _q(db: Path, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
-
-
 def test_ingest_builds_the_registry_and_fills_observations(toy):
     db, _ = toy
-    models = _q(db, "SELECT * FROM models ORDER BY model").set_index("model")
+    models = query_frame(db, "SELECT * FROM models ORDER BY model").set_index("model")
     assert list(models.index) == ["Big Closed", "Mid Open", "Small Open"]
     assert models.loc["Mid Open", "train_flop_lo"] == 1e24 and models.loc["Small Open", "accessibility"] == "open weights"
-    obs = _q(db, "SELECT model, train_flop, train_flop_note, organization FROM observations").set_index("model")
+    obs = query_frame(db, "SELECT model, train_flop, train_flop_note, organization FROM observations").set_index("model")
     assert obs.loc["big_closed_20240101", "train_flop"] == 1e25
     assert "through the model registry as 'Big Closed'" in obs.loc["big_closed_20240101", "train_flop_note"]
     assert "Confidence: Likely" in obs.loc["big_closed_20240101", "train_flop_note"]
     assert obs.loc["mid-open", "organization"] == "Lab C"
     assert pd.isna(obs.loc["Nobody Knows", "train_flop"])
-    unmatched = _q(db, "SELECT alias FROM model_aliases WHERE status = 'unmatched'")["alias"].tolist()
+    unmatched = query_frame(db, "SELECT alias FROM model_aliases WHERE status = 'unmatched'")["alias"].tolist()
     assert unmatched == ["Nobody Knows"]
 
 
@@ -261,7 +253,7 @@ def test_rebuild_changes_nothing_and_follows_the_alias_file(toy):
     # a user's alias file names the unknown model; the next ingest joins it, and undoing it restores the store
     (folder / "aliases.toml").write_text('[[same]]\nnames = ["Nobody Knows", "small-open-v1"]\n')
     ingest.ingest([str(folder)], db=db, run_id="aliased")
-    row = _q(db, "SELECT train_flop, organization FROM observations WHERE model = 'Nobody Knows'").iloc[0]
+    row = query_frame(db, "SELECT train_flop, organization FROM observations WHERE model = 'Nobody Knows'").iloc[0]
     assert row["train_flop"] == 1e23 and row["organization"] == "Lab B"
     (folder / "aliases.toml").write_text("not_models = []\n")
     ingest.ingest([str(folder)], db=db, run_id="restored")
@@ -296,7 +288,7 @@ def bundle_db(tmp_path_factory) -> Path:
 
 
 def test_issue_names_resolve_to_one_model_each(bundle_db):
-    rows = _q(bundle_db, "SELECT alias, model, release_date FROM model_aliases WHERE status = 'matched'")
+    rows = query_frame(bundle_db, "SELECT alias, model, release_date FROM model_aliases WHERE status = 'matched'")
     by_alias = rows.groupby("alias")["model"].agg(set)
     sonnet = set().union(*(by_alias[n] for n in ("claude-3-5-sonnet-20241022", "claude_3_5_sonnet_20241022",
                                                   "Claude 3.5 Sonnet (New)")))
@@ -304,21 +296,21 @@ def test_issue_names_resolve_to_one_model_each(bundle_db):
     assert set().union(by_alias["gpt-4-0314"], by_alias["GPT-4 0314"]) == {"GPT-4"}
     new = rows[rows["alias"] == "Claude 3.5 Sonnet (New)"]["release_date"]
     assert (new == pd.Timestamp("2024-10-22")).all()
-    model = _q(bundle_db, "SELECT * FROM models WHERE model = 'Claude 3.5 Sonnet'").iloc[0]
+    model = query_frame(bundle_db, "SELECT * FROM models WHERE model = 'Claude 3.5 Sonnet'").iloc[0]
     assert model["train_flop"] == pytest.approx(2.7e25) and model["accessibility"] == "API"
 
 
 def test_every_eci_model_has_a_registry_row_with_accessibility(bundle_db):
-    eci = _q(bundle_db, "SELECT o.model, m.accessibility FROM observations o JOIN model_aliases a ON "
+    eci = query_frame(bundle_db, "SELECT o.model, m.accessibility FROM observations o JOIN model_aliases a ON "
                         "a.source = o.source AND a.alias = o.model AND a.status = 'matched' JOIN models m "
                         "ON m.model = a.model WHERE o.source = 'epoch_eci'")
-    total = _q(bundle_db, "SELECT count(*) AS n FROM observations WHERE source = 'epoch_eci'")["n"].iloc[0]
+    total = query_frame(bundle_db, "SELECT count(*) AS n FROM observations WHERE source = 'epoch_eci'")["n"].iloc[0]
     assert len(eci) == total == 107
     assert eci["accessibility"].notna().mean() > 0.95
 
 
 def test_metr_published_horizons_gain_compute(bundle_db):
-    with_compute = _q(bundle_db, "SELECT source_version, count(train_flop) AS n FROM observations WHERE "
+    with_compute = query_frame(bundle_db, "SELECT source_version, count(train_flop) AS n FROM observations WHERE "
                                  "source = 'metr_time_horizon' AND metric = 'metr_p50_minutes' GROUP BY 1")
     n = dict(zip(with_compute["source_version"], with_compute["n"], strict=True))
     # before the registry: 11 (v1) and 1 (v1.1) rows with compute
@@ -331,7 +323,7 @@ def test_per_run_horizons_through_the_registry(bundle_db, tmp_path):
     db = tmp_path / "h.duckdb"
     db.write_bytes(bundle_db.read_bytes())
     horizons_stage.run(db, "h", draws=20, seed=0)
-    table = _q(db, "SELECT * FROM horizons WHERE run_id = 'h'").set_index("model")
+    table = query_frame(db, "SELECT * FROM horizons WHERE run_id = 'h'").set_index("model")
     new = table.loc["Claude 3.5 Sonnet (New)"]
     assert new["registry_model"] == "Claude 3.5 Sonnet" and new["release_date"] == pd.Timestamp("2024-10-22")
     assert new["train_flop"] == pytest.approx(2.7e25) and "through the model registry" in new["train_flop_note"]
@@ -339,7 +331,7 @@ def test_per_run_horizons_through_the_registry(bundle_db, tmp_path):
     assert set(table["organization"]) == {"Anthropic", "OpenAI"}
     assert table["organization"].notna().all()
     # the derived rows join the registry under their own source
-    joined = _q(db, "SELECT count(*) AS n FROM model_aliases WHERE source = 'scalegap_horizons_from_runs' "
+    joined = query_frame(db, "SELECT count(*) AS n FROM model_aliases WHERE source = 'scalegap_horizons_from_runs' "
                     "AND status = 'matched'")["n"].iloc[0]
     assert joined == 10
     assert aliases.PROJECT_ALIASES.is_file()

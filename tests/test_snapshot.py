@@ -13,10 +13,9 @@ import sys
 import tomllib
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import pytest
-from conftest import assert_rows_of_bundled_snapshot
+from conftest import assert_rows_of_bundled_snapshot, query_frame
 
 from pipeline.snapshot import build_snapshot
 
@@ -39,14 +38,6 @@ def snapshot_db(tmp_path_factory) -> Path:
     return db
 
 
-def _q(db: Path, sql: str) -> pd.DataFrame:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).df()
-    finally:
-        con.close()
-
-
 def test_snapshot_regenerates_identically(tmp_path, shared_data):
     """Rebuilt from the cut public files, every row is the bundled snapshot's row, byte for byte."""
     counts = build_snapshot(shared_data, tmp_path / "raw")
@@ -67,15 +58,15 @@ def test_snapshot_is_produced_not_copied(shared_data):
 
 
 def test_ingest_without_shared_folder(snapshot_db):
-    locations = _q(snapshot_db, "SELECT location FROM sources")["location"]
+    locations = query_frame(snapshot_db, "SELECT location FROM sources")["location"]
     assert not locations.str.contains("shared").any()
-    assert _q(snapshot_db, "SELECT count(*) AS n FROM rejected")["n"].iloc[0] == 0
+    assert query_frame(snapshot_db, "SELECT count(*) AS n FROM rejected")["n"].iloc[0] == 0
 
 
 def test_coverage_benchmarks_with_compute(snapshot_db):
-    per_metric = _q(snapshot_db, "SELECT source, metric, count(DISTINCT model) AS models FROM observations "
+    per_metric = query_frame(snapshot_db, "SELECT source, metric, count(DISTINCT model) AS models FROM observations "
                                  "WHERE kind = 'benchmark' AND train_flop > 0 GROUP BY 1, 2")
-    models = _q(snapshot_db, "SELECT count(DISTINCT model) AS n FROM observations "
+    models = query_frame(snapshot_db, "SELECT count(DISTINCT model) AS n FROM observations "
                              "WHERE kind = 'benchmark' AND train_flop > 0")["n"].iloc[0]
     assert models >= 100
     obs = per_metric[per_metric["source"] == "obsscaling_ruan2024"].set_index("metric")["models"]
@@ -84,29 +75,29 @@ def test_coverage_benchmarks_with_compute(snapshot_db):
     assert per_metric.query("source == 'epoch_eci'")["models"].iloc[0] >= 50
     hub = per_metric[per_metric["source"].str.startswith("epoch_hub_")]
     assert len(hub) >= 3 and (hub["models"] >= 20).all()
-    notes = _q(snapshot_db, "SELECT DISTINCT train_flop_note FROM observations WHERE source = 'epoch_hub_mmlu'")
+    notes = query_frame(snapshot_db, "SELECT DISTINCT train_flop_note FROM observations WHERE source = 'epoch_hub_mmlu'")
     assert notes["train_flop_note"].str.contains(r"Confidence: \w+", regex=True).all()
 
 
 def test_coverage_elo_horizons_loss(snapshot_db):
-    hex_points = _q(snapshot_db, "SELECT metric, count(*) AS n FROM observations WHERE kind = 'elo' "
+    hex_points = query_frame(snapshot_db, "SELECT metric, count(*) AS n FROM observations WHERE kind = 'elo' "
                                  "AND train_flop > 0 GROUP BY 1").set_index("metric")["n"]
     assert {f"hex{n}_elo_vs_perfect" for n in range(3, 10)} <= set(hex_points.index)
     assert (hex_points >= 20).all()
-    metr = _q(snapshot_db, "SELECT source_version, metric, count(*) AS n FROM observations "
+    metr = query_frame(snapshot_db, "SELECT source_version, metric, count(*) AS n FROM observations "
                            "WHERE source = 'metr_time_horizon' AND release_date IS NOT NULL GROUP BY 1, 2")
     versions = set(metr["source_version"])
     assert any("v1.1" in v for v in versions) and any(v.endswith("v1") for v in versions)
     assert set(metr["metric"]) == {"metr_p50_minutes", "metr_p80_minutes"} and (metr["n"] >= 15).all()
-    with_compute = _q(snapshot_db, "SELECT count(*) AS n FROM observations WHERE source = 'epoch_hub_metr' "
+    with_compute = query_frame(snapshot_db, "SELECT count(*) AS n FROM observations WHERE source = 'epoch_hub_metr' "
                                    "AND train_flop > 0")["n"].iloc[0]
     assert with_compute >= 15
-    loss = _q(snapshot_db, "SELECT metric, count(*) AS n, min(value) AS lo FROM observations WHERE kind = 'loss' "
+    loss = query_frame(snapshot_db, "SELECT metric, count(*) AS n, min(value) AS lo FROM observations WHERE kind = 'loss' "
                            "AND train_flop > 0 AND params > 0 GROUP BY 1").set_index("metric")
     assert loss.loc["loss", "n"] == 245 and loss.loc["loss", "lo"] > 1.5  # nats per token, Chinchilla Fig. 4
     # the compute-efficient frontier is a subset that reaches the same lowest loss
     assert 0 < loss.loc["loss_frontier", "n"] < 245 and loss.loc["loss_frontier", "lo"] == loss.loc["loss", "lo"]
-    assert _q(snapshot_db, "SELECT count(*) AS n FROM metr_runs")["n"].iloc[0] == 7063
+    assert query_frame(snapshot_db, "SELECT count(*) AS n FROM metr_runs")["n"].iloc[0] == 7063
 
 
 def test_every_row_cites_source_version_and_licence():
@@ -142,13 +133,13 @@ def test_models_file_has_every_eci_release_with_citation():
 def test_registry_from_the_bundle(snapshot_db):
     """The names of issue 17 resolve to one model each through the bundled registry; METR's published horizons
     gain compute through it."""
-    aliases = _q(snapshot_db, "SELECT source, alias, model, status FROM model_aliases")
+    aliases = query_frame(snapshot_db, "SELECT source, alias, model, status FROM model_aliases")
     for names in (("claude-3-5-sonnet-20241022", "claude_3_5_sonnet_20241022", "Claude 3.5 Sonnet (New)"),
                   ("gpt-4-0314", "GPT-4 0314")):
         models = set(aliases[aliases["alias"].isin(names)]["model"])
         assert len(models) == 1 and None not in models, (names, models)
         assert set(aliases[aliases["alias"].isin(names)]["status"]) == {"matched"}
-    compute = _q(snapshot_db, "SELECT source_version, count(train_flop) AS n FROM observations WHERE "
+    compute = query_frame(snapshot_db, "SELECT source_version, count(train_flop) AS n FROM observations WHERE "
                               "source = 'metr_time_horizon' AND metric = 'metr_p50_minutes' GROUP BY 1")
     assert compute["n"].sum() >= 25  # 12 before the registry (11 in v1, 1 in v1.1)
 

@@ -88,6 +88,8 @@ class Series:
 
     @property
     def log_response(self) -> bool:
+        """Residuals of log10(y)? One error model per series, the same for all its families: log10 for horizons,
+        whose spread grows with their size, the values themselves for every other kind."""
         return self.kind == "horizon"
 
     @property
@@ -513,21 +515,15 @@ class SeriesFit:
         return next((f for f in self.fits if f.family == self.selection.best_family), None)
 
 
-def log_fit(fam: Family, series: Series) -> bool:
-    """Residuals of log10(y)? One error model per series (not per family): log10 for horizons, whose
-    spread grows with their size, and the values themselves for every other kind."""
-    return series.log_response
-
-
 def _quick_fit(fam: Family, series: Series, weights: np.ndarray | None = None) -> FitResult:
     """Batched-solver point fit without lmfit: for backtests, where only the parameters matter."""
     x, y = series.frame["x"].to_numpy(), series.frame["y"].to_numpy()
     fixed = fam.fixed(x, y, series.meta)
-    vec, cost = best_start(fam, x, y, series.meta, log_fit(fam, series), iterations=150, weights=weights)
+    vec, cost = best_start(fam, x, y, series.meta, series.log_response, iterations=150, weights=weights)
     ok = bool(np.isfinite(cost))
     return FitResult(fam.name, ok, "batched Levenberg–Marquardt" if ok else "no finite fit", fixed=fixed,
                      params={n: float(v) for n, v in zip(fam.param_names, vec, strict=True)} if ok else {},
-                     n=len(y), k=len(fam.param_names) - len(fixed) + 1, rss=cost, log_scale=log_fit(fam, series))
+                     n=len(y), k=len(fam.param_names) - len(fixed) + 1, rss=cost, log_scale=series.log_response)
 
 
 def _inside(value: float, lo: float, hi: float) -> float:
@@ -546,7 +542,7 @@ def _point_fit(fam: Family, series: Series) -> FitResult:
     fixed = fam.fixed(x, y, meta)
     lower, upper = fam.bounds(x, y, meta)
     free = np.array([name not in fixed for name in fam.param_names])
-    log_scale = log_fit(fam, series)
+    log_scale = series.log_response
     w_obs = series.obs_weights
     root_w = np.sqrt(w_obs)
     best = None
@@ -652,7 +648,7 @@ def bootstrap(fam: Family, series: Series, fit: FitResult, counts: np.ndarray, u
     if unit == "rows" and len(np.unique(clusters)) < len(clusters):
         fit.message += (" Rows share clusters (e.g. points read off one published curve), so they are not "
                         "independent: these intervals understate the uncertainty.")
-    log_scale = log_fit(fam, series)
+    log_scale = series.log_response
     weights = counts * series.obs_weights[None, :]
     if x_draws is not None:
         fit.message += (f" Compute redrawn from its stated uncertainty in every draw (median sd "

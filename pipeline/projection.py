@@ -281,8 +281,8 @@ def monte_carlo(curve: Curve, scenario: Scenario, samples: int, rng: np.random.G
     Bands are on the trajectory's own grid. For a bounded (meek) curve the peak is searched
     PEAK_SEARCH_YEARS ahead, since it may fall after `until`.
     """
-    t_max = math.inf if bounded else max(extrapolation_limit(curve, scenario, curve.extra.get("b_central", math.inf)),
-                                         0.0)
+    # the bands stop where the point trajectory (central rates) stops
+    t_max = math.inf if bounded else max(extrapolation_limit(curve, scenario, _rates(curve, scenario)[1]), 0.0)
     t_window, t = _grids(scenario, PEAK_SEARCH_YEARS if bounded else scenario.years, t_max)
     n_window = len(t_window)
     g = {k: v.sample(rng, samples) for k, v in scenario.growth.items()}
@@ -353,7 +353,6 @@ def project(curves: list[Curve], scenario: Scenario, samples: int = 0, seed: int
         s = summarise(curve, scenario, a, b)
         t = s.pop("trajectory_t")
         cut_at = s.pop("cut_at")
-        curve.extra["b_central"] = b  # the bands stop where the point trajectory stops
         frontier, meek, gap = curve.gap(t, a, b)
         traj = pd.DataFrame({"curve": curve.name, "step": np.arange(len(t)), "year": start_year + t if curve.industry else np.nan,
                              "decades": t * math.log10(b) if curve.mode in ("compute", "multiples") else np.nan,

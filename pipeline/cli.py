@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline.schema import ScalegapError
-from pipeline.store import one_line_store_errors
+from pipeline.store import one_line_store_errors, received_signals
 
 try:  # typer 0.2x raises its own copy of click's exceptions; older releases raise click's
     from typer._click import exceptions as click_errors
@@ -888,8 +888,9 @@ class Interrupted(KeyboardInterrupt):
         self.signal_name = signal_name
 
 
-# Signals received, first first: typer turns the Interrupted below into a plain exit code.
-_signals: list[str] = []
+# Signals received, first first (shared with the store, which records the run as cancelled): typer turns
+# the Interrupted below into a plain exit code.
+_signals = received_signals
 
 
 def _interrupt(signum: int, frame) -> None:
@@ -967,6 +968,12 @@ def _run_app() -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception:
+        # An interrupt that lands inside a library (pydantic building a validator, say) may come out as that
+        # library's own error; once a signal was received, that error is the interruption (main() reports it).
+        if _signals:
+            return 130
+        raise
 
 
 if __name__ == "__main__":

@@ -436,6 +436,11 @@ def finish_run(db: str | Path | None, run_id: str, status: str, message: str | N
         con.close()
 
 
+# Signals this process received (set by the command line's handler): a run that fails after one was
+# interrupted, even when a library turned the interrupt into an error of its own without chaining it.
+received_signals: list[str] = []
+
+
 def interrupting_signal(exc: BaseException | None) -> str | None:
     """'SIGINT' / 'SIGTERM' when `exc` (or what it was raised from) is an interrupt, else None.
 
@@ -450,7 +455,7 @@ def interrupting_signal(exc: BaseException | None) -> str | None:
         if isinstance(number, int) and not isinstance(exc, Exception):
             return signal.Signals(number).name
         exc = exc.__cause__ or exc.__context__
-    return None
+    return received_signals[0] if received_signals else None
 
 
 # What a read shows for a run whose process ended without recording how the run ended.

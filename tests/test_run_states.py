@@ -114,3 +114,14 @@ def test_the_next_write_records_dead_runs_failed(tmp_db):
     _set_run(tmp_db, run_id, finished.pid)
     store.finish_run(tmp_db, store.start_run(tmp_db, "test", {}), "succeeded")
     assert status_of(tmp_db, run_id) == ("failed", "process ended before the run finished")
+
+
+def test_an_unchained_error_after_a_signal_is_the_interruption():
+    """A library may turn the interrupt into an error of its own without chaining it (pydantic building a
+    validator when SIGINT lands): once the process received a signal, a failing run is still cancelled."""
+    assert store.interrupting_signal(ValueError("schema")) is None
+    store.received_signals.append("SIGTERM")
+    try:
+        assert store.interrupting_signal(ValueError("schema")) == "SIGTERM"
+    finally:
+        store.received_signals.clear()

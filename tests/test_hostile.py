@@ -438,13 +438,13 @@ def test_plot_labels_are_literal_text():
     points = pd.DataFrame({"x": [21.0, 22.0, 23.0], "y": [0.3, 0.5, 0.7]})
     bands = pd.DataFrame({"family": "logistic", "x": [21.0, 23.0], "fit": [0.3, 0.7], "pred_lo95": [0.2, 0.6],
                           "pred_hi95": [0.4, 0.8], "mean_lo95": [0.25, 0.65], "mean_hi95": [0.35, 0.75]})
-    fits = pd.DataFrame({"family": ["logistic"], "weight": [1.0]})
-    plot = plots.fit_plot(points, bands, fits, "logistic", "compute", "fraction", MATH)
+    trajectory = pd.DataFrame({"year": [2025.0, 2030.0], "decades": [0.0, 3.0], "frontier": [0.5, 0.9],
+                               "meek": [0.4, 0.8], "gap": [0.1, 0.1], "gap_lo": [0.05, 0.05], "gap_hi": [0.2, 0.2]})
+    line = plots.Line(MATH, points, bands)
+    dated = plots.Line(MATH, points.assign(x=[2022.0, 2023.0, 2024.0]), bands.assign(x=[2022.0, 2024.0]))
+    plot = plots.group_plot(MATH, [line], [dated], [plots.Gap(MATH, trajectory, 2027.0)], "fraction", MATH,
+                            None, (f"{MATH}:nines (mighty)", trajectory[["year", "decades", "gap"]]), 2026.9)
     assert "notacommand" in plot.svg
-    trajectory = pd.DataFrame({"year": [2025.0, 2030.0], "frontier": [0.5, 0.9], "meek": [0.4, 0.8],
-                               "gap": [0.1, 0.1], "gap_lo": [0.05, 0.05], "gap_hi": [0.2, 0.2]})
-    plots.gap_plot(trajectory, MATH, "fraction")
-    plots.pair_plot([(f"{MATH}:nines (mighty)", points, trajectory[["year", "gap"]])], "compute")
     sens = pd.DataFrame({"curve": MATH, "factor": "hardware", "factor_value": [1.2, 1.4, 1.6],
                          "peak_year": [2030.0, 2031.0, 2032.0], "peak_gap": [0.1, 0.2, 0.3]})
     plots.sensitivity_plot(sens, 2040.0)

@@ -50,36 +50,70 @@ def _series(db: Path, run_id: str) -> list[tuple]:
 
 def test_files_written_and_latest_copies(real_run):
     paths, out, run_id = real_run["paths"], real_run["out"], real_run["run_id"]
-    html, pdf = Path(paths["html"]), Path(paths["pdf"])
+    html, pdf, appendix = Path(paths["html"]), Path(paths["pdf"]), Path(paths["appendix"])
     assert html == out / run_id / "report.html" and pdf == out / run_id / "report.pdf"
-    assert pdf.read_bytes()[:5] == b"%PDF-"
+    assert appendix == out / run_id / "appendix.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-" and appendix.read_bytes()[:5] == b"%PDF-"
     assert (out / "latest.pdf").read_bytes() == pdf.read_bytes()
+    assert (out / "latest-appendix.pdf").read_bytes() == appendix.read_bytes()
     assert (out / "latest.html").read_text() == html.read_text()
     assert not [p for p in out.rglob(".*")], "temporary files left behind"
     assert html.stat().st_mode & 0o044, "report must be readable by others"
 
 
-def test_every_series_has_its_section_and_plots(real_run):
+def _answer(html: str) -> str:
+    return html.split('<table class="answer">', 1)[1].split("</table>", 1)[0]
+
+
+def test_page_one_answers_with_one_row_per_metric(real_run):
+    """The first thing in the report is the answer: sentences, then one row per metric with its verdict, basis,
+    P(bounded), today's frontier and the projected gap in percentage points; no contents list before it."""
+    html = Path(real_run["paths"]["html"]).read_text()
+    before = html.split('<table class="answer">', 1)[0]
+    assert "<nav" not in before and "Contents" not in before
+    headline = re.findall(r'<p class="headline">(.*?)</p>', before, re.S)
+    assert 1 <= len(headline) <= 3 and "MMLU" in headline[0] and "GSM8K" in headline[0]
+    rows = re.findall(r"<tr><td><a href=\"#group-(\w+)\">(.*?)</a>(.*?)</tr>", _answer(html), re.S)
+    assert [r[0] for r in rows] == ["mmlu", "gsm8k"]   # one row per metric, though each has two sources
+    for _, _, rest in rows:
+        assert 'class="meek"' in rest and "(known-range)" in rest
+        assert re.search(r"\d+\.\d% \(", rest), "today's frontier as a percentage with its model"
+        assert re.search(r"peak \d+\.\d pp in 20\d\d-\d\d", rest), "gap in percentage points at a calendar month"
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", "-f", "1", "-l", "1", "-layout", real_run["paths"]["pdf"], "-"],
+                              capture_output=True, text=True, check=True).stdout
+        assert "MMLU" in text and "GSM8K" in text and "meek" in text
+
+
+def test_one_page_per_metric_group_and_every_series_in_the_appendix(real_run):
     html = Path(real_run["paths"]["html"]).read_text()
     series = _series(real_run["db"], real_run["run_id"])
     assert len(series) >= 4  # mmlu and gsm8k from Epoch's hub and from ObsScaling
-    sections = re.findall(r'<section class="metric" id="(series-\d+)">(.*?)</section>', html, re.S)
-    assert len(sections) == len(series)
-    for anchor, body in sections:
-        assert f'href="#{anchor}"' in html  # table of contents links to it
-        assert body.count("<svg") >= 1, f"{anchor} has no plot"
-        assert "Model selection" in body and "Parameters" in body
-    for metric, source, version, _ in series:
-        assert f"{metric} <span class=\"note\">[{source}@{version}]" in html
-    # every metric section draws its data with curves of several families and a labelled band
-    assert "95% band, mean curve" in html and "95% band, new observation" in html
-    assert "training compute, log10 FLOP" in html
+    pages = re.findall(r'<section class="page" id="group-(\w+)">(.*?)</section>', html, re.S)
+    assert [g for g, _ in pages] == ["mmlu", "gsm8k"]
+    for _, body in pages:
+        assert body.count("<svg") == 1 or body.count('class="interactive"') >= 1
+        assert body.count("<tr") == 1 + 2  # header and each source
+    appendix = html.split('id="appendix"', 1)[1]
+    blocks = re.findall(r'<details id="series-\d+"><summary>(.*?)</summary>(.*?)</details>', appendix, re.S)
+    assert len(blocks) == len(series)
+    for metric, source, _, axis in series:
+        assert any(f"{metric} [{source}" in head and axis in head for head, _ in blocks)
+    for _, body in blocks:
+        assert "AICc" in body and "bootstrap 95% interval" in body
+
+
+def test_time_axes_carry_calendar_dates(real_run):
+    """Ticks on a time axis are dates (2028, 2030-07), never decimal years (2022.5)."""
+    html = Path(real_run["paths"]["html"]).read_text()
+    svgs = re.findall(r"<svg.*?</svg>", html, re.S)
+    assert svgs
+    ticks = [t for svg in svgs for t in re.findall(r">\s*(20\d\d\.\d+)\s*<", svg)]
+    assert not ticks, f"decimal-year tick labels: {ticks[:5]}"
 
 
 def test_summary_and_provenance(real_run):
     html = Path(real_run["paths"]["html"]).read_text()
-    summary = html.split('id="summary"', 1)[1].split("<section", 1)[0]
-    assert summary.count("<tr>") >= 1 + len(_series(real_run["db"], real_run["run_id"]))
     provenance = html.split('id="provenance"', 1)[1]
     assert real_run["run_id"] in provenance
     # licences and citations come from the snapshot's rows (Epoch is CC BY 4.0)
@@ -88,36 +122,18 @@ def test_summary_and_provenance(real_run):
     digest = con.execute("SELECT sha256 FROM sources LIMIT 1").fetchone()[0]
     stages = dict(con.execute("SELECT stage, status FROM run_stages WHERE run_id = ?", [real_run["run_id"]]).fetchall())
     con.close()
-    assert digest[:16] in provenance
+    assert digest[:12] in provenance
     assert stages.get("report") == "succeeded"
 
 
-def test_classification_and_projection_rendered_when_stored(real_run):
-    con = store.connect(real_run["db"], read_only=True)
-    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    n_cls = con.execute("SELECT count(*) FROM classifications WHERE run_id = ?", [real_run["run_id"]]).fetchone()[0] \
-        if "classifications" in tables else 0
-    n_proj = con.execute("SELECT count(*) FROM projections WHERE run_id = ? AND metric IS NOT NULL",
-                         [real_run["run_id"]]).fetchone()[0] if "projections" in tables else 0
-    con.close()
-    html = Path(real_run["paths"]["html"]).read_text()
-    if not n_cls:
-        pytest.skip("classify stage not available")
-    assert html.count("Not classified in this run") == 0
-    assert re.search(r'class="(meek|mighty|indeterminate)"', html)
-    if n_proj:
-        assert "Under scenario <b>" in html
-        assert html.count("gap (frontier - meek)") >= 1
-
-
-def test_pdf_pages_match_sections(real_run):
-    """Each series section starts a page, so the PDF has at least one page per series plus the front matter."""
-    pages = real_run["paths"]["pages"]
-    n = len(_series(real_run["db"], real_run["run_id"]))
-    assert n + 2 <= pages <= 6 * n + 6
+def test_main_report_is_short_and_the_appendix_holds_the_detail(real_run):
+    paths = real_run["paths"]
+    assert 4 <= paths["pages"] <= 20
+    assert paths["appendix_pages"] >= len(_series(real_run["db"], real_run["run_id"])) // 2
     if shutil.which("pdfinfo"):
-        info = subprocess.run(["pdfinfo", real_run["paths"]["pdf"]], capture_output=True, text=True, check=True).stdout
-        assert int(re.search(r"Pages:\s+(\d+)", info).group(1)) == pages
+        for key, pages in (("pdf", paths["pages"]), ("appendix", paths["appendix_pages"])):
+            info = subprocess.run(["pdfinfo", paths[key]], capture_output=True, text=True, check=True).stdout
+            assert int(re.search(r"Pages:\s+(\d+)", info).group(1)) == pages
 
 
 def test_html_needs_no_network(real_run):
@@ -157,9 +173,9 @@ def test_empty_stages_say_so(tmp_path):
     run_id = store.start_run(db, "test", {})
     ingest.ingest([str(ROOT / "data" / "raw" / "loss.csv")], db, run_id)
     html = render.render_report(render.load(db, run_id), run_id)
-    assert "No fits stored for this run." in html
-    assert "No counterpart pairs stored for this run." in html
+    assert "This run holds no classified metric" in html
     assert "No projection stage in this run." in html
+    assert "No backtests stored for this run." in html
 
 
 def test_unknown_run_is_a_clear_error(real_run, tmp_path):
@@ -176,7 +192,7 @@ def test_cli_report_prints_both_paths(real_run, tmp_path):
     assert result.returncode == 0, result.stderr
     payload = json.loads(result.stdout)
     assert payload["run_id"] == real_run["run_id"]
-    assert Path(payload["html"]).is_file() and Path(payload["pdf"]).is_file()
+    assert Path(payload["html"]).is_file() and Path(payload["pdf"]).is_file() and Path(payload["appendix"]).is_file()
     assert (out / "latest.pdf").is_file()
 
 
@@ -192,3 +208,10 @@ def test_second_scenario_on_the_same_run_is_reported_on_request(real_run, tmp_pa
     assert len(fast["scenarios"]) == 1
     with pytest.raises(render.ScalegapError, match="not projected in this run"):
         render.load(real_run["db"], real_run["run_id"], "no_such_scenario")
+    # written beside the run's own report, never over it
+    own = Path(real_run["paths"]["pdf"]).read_bytes()
+    paths = render.report_stage(real_run["db"], real_run["run_id"], real_run["out"], "fast_software")
+    assert Path(paths["pdf"]).name == "report.fast_software.pdf" and Path(paths["appendix"]).is_file()
+    assert Path(real_run["paths"]["pdf"]).read_bytes() == own
+    assert (real_run["out"] / "latest.pdf").read_bytes() == own
+    assert "scenario <b>fast_software</b>" in Path(paths["html"]).read_text()

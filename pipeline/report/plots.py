@@ -10,6 +10,7 @@ import textwrap
 from typing import NamedTuple
 
 import matplotlib
+import matplotlib.dates
 import matplotlib.ticker
 
 matplotlib.use("Agg")
@@ -17,8 +18,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-COLORS = {"logistic": "#1f77b4", "gompertz": "#2ca02c", "power_law": "#d62728", "linear_log": "#9467bd",
-          "log_log": "#8c564b", "saturating_loss": "#17becf", "exponential_time": "#d62728", "exp_power_law": "#e377c2"}
 PNG_DPI = 160  # sharp on paper at the PDF's plot width, a few tens of kB per figure
 plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "svg.fonttype": "none", "svg.hashsalt": "scalegap", "figure.dpi": 100})
 
@@ -64,123 +63,12 @@ def y_label(unit: str, metric: str) -> str:
             "nats": f"{metric} (nats/token)", "index": f"{metric} (index)"}.get(unit, metric)
 
 
-def fit_plot(points: pd.DataFrame, bands: pd.DataFrame, fits: pd.DataFrame, best: str | None,
-             x_axis: str, unit: str, metric: str) -> Plot:
-    """Data, every family's fitted curve, and the best family's mean and prediction bands; residuals below."""
-    fig, (ax, res) = plt.subplots(2, 1, figsize=(6.4, 4.2), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    ax.scatter(points["x"], points["y"], s=9, color="black", alpha=0.6, label="published", zorder=3)
-    for family, part in bands.sort_values("x").groupby("family", sort=False):
-        weight = fits.loc[fits["family"] == family, "weight"]
-        label = literal(f"{family} (w={float(weight.iloc[0]):.2f})" if len(weight) else family)
-        ax.plot(part["x"], part["fit"], color=COLORS.get(family, "grey"), lw=1.8 if family == best else 0.9,
-                label=label)
-        if family == best:
-            ax.fill_between(part["x"], part["pred_lo95"], part["pred_hi95"], color=COLORS.get(family, "grey"), alpha=0.12,
-                            label="95% band, new observation")
-            ax.fill_between(part["x"], part["mean_lo95"], part["mean_hi95"], color=COLORS.get(family, "grey"), alpha=0.3,
-                            label="95% band, mean curve")
-    if unit == "minutes":
-        ax.set_yscale("log")
-    elif len(points):
-        # Frame the data, not the widest band: a poorly constrained family must not squash the points.
-        lo, hi = float(points["y"].min()), float(points["y"].max())
-        pad = 0.25 * (hi - lo or abs(hi) or 1.0)
-        lo, hi = lo - pad, hi + pad
-        if unit == "fraction":
-            lo, hi = max(lo, -0.05), min(hi, 1.05)
-        ax.set_ylim(lo, hi)
-    ax.set_ylabel(y_label(unit, metric))
-    ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    if best is not None and len(bands):
-        b = bands[bands["family"] == best].sort_values("x")
-        fitted = np.interp(points["x"], b["x"], b["fit"])
-        resid = np.log10(points["y"]) - np.log10(np.maximum(fitted, 1e-300)) if unit == "minutes" else points["y"] - fitted
-        res.scatter(points["x"], resid, s=6, color=COLORS.get(best, "grey"))
-        res.axhline(0, color="grey", lw=0.6)
-        res.set_ylabel("residual" + (" (log10)" if unit == "minutes" else ""))
-    res.set_xlabel(x_label(x_axis))
-    return _svg(fig)
-
-
-TIME_LABEL = {"year": "year", "decades": "decades of frontier compute growth (no calendar: agents' own compute)"}
+DECADES_LABEL = "decades of frontier compute growth"
 
 
 def _time_axis(trajectory: pd.DataFrame) -> str:
     """Calendar years, or for a projection in compute multiples the decades of frontier growth."""
     return "year" if trajectory["year"].notna().any() else "decades"
-
-
-def gap_plot(trajectory: pd.DataFrame, title: str, unit: str) -> Plot:
-    t_col = _time_axis(trajectory)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 3.8), sharex=True, gridspec_kw={"height_ratios": [1.3, 1]})
-    top.plot(trajectory[t_col], trajectory["frontier"], label="frontier", color="#d62728")
-    top.plot(trajectory[t_col], trajectory["meek"], label="meek", color="#1f77b4")
-    if unit == "minutes" or (trajectory["frontier"] > 0).all() and trajectory["frontier"].max() / max(trajectory["frontier"].min(), 1e-300) > 1e3:
-        top.set_yscale("log")
-    top.set_ylabel(unit or "value")
-    top.legend(fontsize=7, frameon=False)
-    top.set_title(literal(title), fontsize=8)
-    bottom.plot(trajectory[t_col], trajectory["gap"], color="black", label="gap (frontier - meek)")
-    if "gap_lo" in trajectory and trajectory["gap_lo"].notna().any():
-        bottom.fill_between(trajectory[t_col], trajectory["gap_lo"], trajectory["gap_hi"], color="grey", alpha=0.3,
-                            label="10-90% (scenario x fit draws)")
-    if (trajectory["gap"] > 0).all() and trajectory["gap"].max() / max(trajectory["gap"].min(), 1e-300) > 1e3:
-        bottom.set_yscale("log")
-    bottom.set_ylabel("gap")
-    bottom.set_xlabel(TIME_LABEL[t_col])
-    bottom.legend(fontsize=7, frameon=False)
-    return _svg(fig)
-
-
-def pair_plot(panels: list[tuple[str, pd.DataFrame, pd.DataFrame | None]], x_axis: str) -> Plot:
-    """The same models on each scale of a capability, side by side (bounded scale first); below each, the
-    projected frontier-minus-meek gap on that scale when the series was projected."""
-    with_gap = any(gap is not None for _, _, gap in panels)
-    fig, axes = plt.subplots(2 if with_gap else 1, len(panels), figsize=(2.3 * len(panels), 4.0 if with_gap else 2.1),
-                             squeeze=False)
-    for col, (title, frame, gap) in enumerate(panels):
-        ax = axes[0, col]
-        ax.scatter(frame["x"], frame["y"], s=5, color="black", alpha=0.6)
-        ax.set_title(literal(textwrap.fill(title, 38)), fontsize=7)  # long metric names must not run into the next panel
-        ax.set_xlabel(x_label(x_axis), fontsize=7)
-        scale = title.split(" (")[0].rsplit(":", 1)[-1]
-        ax.set_ylabel(literal(scale if len(scale) <= 24 else scale[:23] + "…"), fontsize=7)
-        ax.tick_params(labelsize=6)
-        if with_gap:
-            below = axes[1, col]
-            t_col = "year"
-            if gap is not None:
-                t_col = _time_axis(gap)
-                below.plot(gap[t_col], gap["gap"], color="black", lw=1)
-                positive = gap["gap"][gap["gap"] > 0]
-                growing = len(positive) > 2 and positive.iloc[-1] >= positive.max()
-                if growing and positive.max() / positive.min() > 1e3:
-                    below.set_yscale("log")   # a growing horizon gap spans decades; a closing one stays linear
-                else:
-                    below.axhline(0, color="grey", lw=0.5)
-            below.set_xlabel("year" if t_col == "year" else "decades of frontier growth", fontsize=7)
-            below.set_ylabel("gap (frontier - meek)", fontsize=7)
-            below.tick_params(labelsize=6)
-    fig.tight_layout()
-    return _svg(fig)
-
-
-def horizon_plot(horizons: pd.DataFrame) -> Plot:
-    """Per-model 50% time horizons (stored by the horizons stage) against release date, log minutes."""
-    frame = horizons.dropna(subset=["release_date", "p50"]).sort_values("release_date")
-    fig, ax = plt.subplots(figsize=(6.4, 2.8))
-    for extrapolated, part in frame.groupby(frame["extrapolated"].fillna(False).astype(bool)):
-        dates = pd.to_datetime(part["release_date"])
-        low = (part["p50"] - part["p50_lo"]).clip(lower=0).fillna(0)
-        high = (part["p50_hi"] - part["p50"]).clip(lower=0).fillna(0)
-        ax.errorbar(dates, part["p50"], yerr=[low, high], fmt="o", ms=3, lw=0.8, capsize=1.5,
-                    color="grey" if extrapolated else "#1f77b4",
-                    label="below the shortest task (not used)" if extrapolated else "50% horizon, 95% interval")
-    ax.set_yscale("log")
-    ax.set_ylabel("50% time horizon (minutes)")
-    ax.set_xlabel("release date")
-    ax.legend(fontsize=6, frameon=False, loc="upper left")
-    return _svg(fig)
 
 
 def sensitivity_plot(sens: pd.DataFrame, until_year: float | None = None) -> Plot:
@@ -214,7 +102,10 @@ def sensitivity_plot(sens: pd.DataFrame, until_year: float | None = None) -> Plo
             ax.tick_params(labelsize=6)
         axes[1, col].set_yscale("log")
         axes[1, col].set_xlabel(f"{factor} growth (x per year)", fontsize=7)
-    axes[0, 0].set_ylabel("year the gap peaks", fontsize=7)
+    axes[0, 0].set_ylabel("when the gap peaks", fontsize=7)
+    # a decimal year read as a date: 2027-07, never 2027.5
+    axes[0, 0].yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(
+        lambda v, _: f"{int(v // 1)}-{min(int(v % 1 * 12) + 1, 12):02d}" if v % 1 else f"{int(v)}"))
     axes[1, 0].set_ylabel("peak gap ÷ peak gap\nat the scenario's rates", fontsize=7)
     handles, labels = [], []
     for ax in axes[:, 0]:
@@ -225,3 +116,166 @@ def sensitivity_plot(sens: pd.DataFrame, until_year: float | None = None) -> Plo
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=6, frameon=False, bbox_to_anchor=(0.5, -0.01))
     fig.tight_layout(rect=(0, 0.05 + 0.025 * ((len(labels) + 1) // 2), 1, 1))
     return _svg(fig)
+
+
+# ------------------------------------------------------------------ one page per metric group (the main report)
+class Line(NamedTuple):
+    """A series on a group page: its points and its best family's curve with the 95% band for a new observation."""
+    label: str
+    points: pd.DataFrame        # x, y
+    band: pd.DataFrame          # x, fit, pred_lo95, pred_hi95 (may be empty)
+
+
+class Gap(NamedTuple):
+    """A projected gap: the trajectory (year or decades; frontier, meek, gap and its band) and its headline row."""
+    label: str
+    trajectory: pd.DataFrame
+    peak_year: float | None
+
+
+def calendar(years) -> pd.DatetimeIndex:
+    """Decimal years as dates, so time axes carry calendar dates (2027-04), never 2027.25."""
+    years = np.asarray(years, dtype=float)
+    whole = np.floor(years)
+    stamps = pd.to_datetime(whole.astype(int).astype(str), format="%Y") + pd.to_timedelta((years - whole) * 365.25, unit="D")
+    return pd.DatetimeIndex(stamps)
+
+
+def _date_axis(ax) -> None:
+    locator = matplotlib.dates.AutoDateLocator(minticks=3, maxticks=8)
+    locator.intervald[matplotlib.dates.YEARLY] = [1, 2, 5, 10, 20, 25, 50, 100, 200]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(matplotlib.dates.ConciseDateFormatter(locator))
+
+
+def gap_scale(unit: str) -> str:
+    """How a projected gap reads: points for a fraction, a ratio for minutes, a difference on the rest."""
+    return {"fraction": "points", "minutes": "ratio"}.get(unit, "difference")
+
+
+def scaled_gap(trajectory: pd.DataFrame, unit: str) -> pd.DataFrame:
+    """The gap as the page draws it: percentage points, frontier / meek, or the plain difference."""
+    out = trajectory.copy()
+    scale = gap_scale(unit)
+    if scale == "points":
+        for c in ("gap", "gap_lo", "gap_hi"):
+            if c in out:
+                out[c] = out[c] * 100.0
+    elif scale == "ratio":
+        if "ratio" not in out or out["ratio"].isna().all():
+            with np.errstate(all="ignore"):
+                out["ratio"] = out["frontier"] / out["meek"]
+        with np.errstate(all="ignore"):
+            for c in ("gap_lo", "gap_hi"):  # the band of frontier - meek, as a ratio about the central meek
+                if c in out:
+                    out[c.replace("gap", "ratio")] = (out["meek"] + out[c]) / out["meek"]
+        out["gap"] = out["ratio"]
+        if "ratio_lo" in out:
+            out["gap_lo"], out["gap_hi"] = out["ratio_lo"], out["ratio_hi"]
+    return out
+
+
+GAP_LABEL = {"points": "gap (percentage points)", "ratio": "frontier ÷ meek (log scale)", "difference": "gap (frontier − meek)"}
+
+
+def group_plot(title: str, compute: list[Line], date: list[Line], gaps: list[Gap], unit: str, metric_label: str,
+               observed: pd.DataFrame | None, counterpart: tuple[str, pd.DataFrame] | None, today: float) -> Plot:
+    """A metric group's page: the data against compute and against date with each source's best fit; the
+    projected frontier-minus-meek gap on calendar dates beside the gap observed on history; the same gap on the
+    counterpart scale (the paper's point: one closes while the other grows)."""
+    fig, axes = plt.subplots(2, 2, figsize=(7.2, 5.6))
+    ax_c, ax_d, ax_g, ax_p = axes.ravel()
+    log_y = unit == "minutes"
+    for ax, lines, axis in ((ax_c, compute, "compute"), (ax_d, date, "date")):
+        if not lines:
+            ax.set_axis_off()
+            ax.text(0.5, 0.5, f"no series against {'release date' if axis == 'date' else 'compute'}",
+                    ha="center", va="center", fontsize=7, color="grey", transform=ax.transAxes)
+            continue
+        for i, line in enumerate(lines):
+            colour = f"C{i % 10}"
+            x = calendar(line.points["x"]) if axis == "date" else line.points["x"]
+            ax.scatter(x, line.points["y"], s=5, color=colour, alpha=0.55, label=literal(line.label))
+            if len(line.band):
+                b = line.band.sort_values("x")
+                bx = calendar(b["x"]) if axis == "date" else b["x"]
+                ax.plot(bx, b["fit"], color=colour, lw=1.2)
+                ax.fill_between(bx, b["pred_lo95"], b["pred_hi95"], color=colour, alpha=0.10)
+        if log_y:
+            ax.set_yscale("log")
+        elif unit == "fraction":
+            ax.set_ylim(-0.02, 1.02)
+        if axis == "date":
+            _date_axis(ax)
+        ax.set_xlabel(x_label(axis), fontsize=7)
+        ax.set_ylabel(y_label(unit, metric_label), fontsize=7)
+        ax.tick_params(labelsize=6)
+        ax.legend(fontsize=5.5, frameon=False, loc="upper left" if unit != "nats" else "upper right")
+    _gap_panel(ax_g, gaps, unit, observed, today)
+    if counterpart is not None and len(counterpart[1]):
+        name, frame = counterpart
+        t_col = _time_axis(frame)
+        x = calendar(frame["year"]) if t_col == "year" else frame["decades"]
+        ax_p.plot(x, frame["gap"], color="black", lw=1.1)
+        positive = frame["gap"][frame["gap"] > 0]
+        if len(positive) > 2 and positive.max() / max(positive.min(), 1e-300) > 1e3:
+            ax_p.set_yscale("log")
+        else:
+            ax_p.axhline(0, color="grey", lw=0.5)
+        if t_col == "year":
+            _date_axis(ax_p)
+        ax_p.set_title(literal(textwrap.fill(f"the same gap on the counterpart scale: {name}", 60)), fontsize=7)
+        ax_p.set_xlabel("date" if t_col == "year" else DECADES_LABEL, fontsize=7)
+        ax_p.set_ylabel("gap on that scale", fontsize=7)
+        ax_p.tick_params(labelsize=6)
+    else:
+        ax_p.set_axis_off()
+    fig.suptitle(literal(title), fontsize=9)
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def _gap_panel(ax, gaps: list[Gap], unit: str, observed: pd.DataFrame | None, today: float) -> None:
+    scale = gap_scale(unit)
+    if not gaps and (observed is None or observed.empty):
+        ax.set_axis_off()
+        return
+    calendar_time = all(_time_axis(g.trajectory) == "year" for g in gaps) if gaps else True
+    lag_ax = None
+    for i, g in enumerate(gaps):
+        frame = scaled_gap(g.trajectory, unit)
+        colour = "black" if len(gaps) == 1 else f"C{i % 10}"
+        t = calendar(frame["year"]) if calendar_time else frame["decades"].to_numpy(float)
+        ax.plot(t, frame["gap"], color=colour, lw=1.2, label=literal(f"projected: {g.label}"))
+        if "gap_lo" in frame and frame["gap_lo"].notna().any():
+            ax.fill_between(t, frame["gap_lo"], frame["gap_hi"], color=colour, alpha=0.15)
+        if scale != "ratio" and len(frame) and np.isfinite(frame["gap"]).any():
+            i_peak = int(np.nanargmax(frame["gap"].to_numpy()))
+            if 0 < i_peak < len(frame) - 1:
+                past = calendar_time and frame["year"].iloc[i_peak] < today
+                ax.annotate("peak (past)" if past else "peak", (t[i_peak], frame["gap"].iloc[i_peak]), fontsize=6,
+                            xytext=(0, 4), textcoords="offset points", ha="center", color=colour)
+        if scale == "ratio" and "lag_months" in frame and frame["lag_months"].notna().any():
+            lag_ax = lag_ax or ax.twinx()
+            lag_ax.plot(t, frame["lag_months"], color=colour, lw=0.9, ls="--")
+            lag_ax.set_ylabel("months the meek actor trails (dashed)", fontsize=6)
+            lag_ax.tick_params(labelsize=6)
+    if observed is not None and len(observed) and calendar_time:
+        obs = observed.sort_values("date")
+        y = obs["gap"].to_numpy(float)
+        lo, hi = obs["gap_lo"].to_numpy(float), obs["gap_hi"].to_numpy(float)
+        ax.errorbar(pd.to_datetime(obs["date"]), y, yerr=[np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)],
+                    fmt="o", ms=2.2, lw=0.6, color="#b3261e", alpha=0.7, label="observed: open vs closed weights"
+                    if (obs["comparison"] == "open_vs_closed").all() else "observed (history)")
+    if calendar_time:
+        ax.axvline(calendar([today])[0], color="grey", lw=0.6, ls=":")
+        _date_axis(ax)
+    if scale == "ratio":
+        ax.set_yscale("log")
+    else:
+        ax.axhline(0, color="grey", lw=0.5)
+    ax.set_ylabel(GAP_LABEL[scale], fontsize=7)
+    ax.set_xlabel("date (dotted: this run)" if calendar_time else DECADES_LABEL, fontsize=7)
+    ax.set_title("frontier − meek, projected from where the data end", fontsize=7)
+    ax.tick_params(labelsize=6)
+    ax.legend(fontsize=5.5, frameon=False, loc="best")

@@ -7,6 +7,7 @@ import functools
 import json
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,13 +19,15 @@ from markupsafe import Markup
 
 from pipeline import memo, store
 from pipeline.report import plots
+from pipeline.report import summary as S
 from pipeline.schema import ScalegapError, decimal_year
 
 TEMPLATES = Path(__file__).parent / "templates"
 KEYS = ["metric", "source", "source_version", "x_axis"]
 TABLES = ("sources", "rejected", "selection", "fits", "fit_params", "fit_bands", "series_points", "backtests",
-          "classifications", "counterparts", "projections", "projection_trajectories", "projection_sensitivity",
-          "scenarios", "horizons", "horizon_trend", "gap_summary", "gap_series")
+          "classifications", "metric_verdicts", "counterparts", "projections", "projection_trajectories",
+          "projection_sensitivity", "scenarios", "horizons", "horizon_trend", "gap_summary", "gap_series",
+          "forecast_calibration")
 
 
 def fmt(value, digits: int = 3) -> str:
@@ -91,28 +94,35 @@ def load(db, run_id: str, scenario: str | None = None) -> dict:
 
 def _one_scenario(data: dict, wanted: str | None) -> dict:
     """A run may hold projections under several scenarios (`scalegap project --scenario ...` on the same fit):
-    report one. Asked for by name, else the one the run itself was given, else `default`, else the first."""
+    report one. Asked for by name, else the one the run itself was given, else `default`, else the first.
+    data["own_scenario"] says whether the one reported is the run's own (its report is the run's default)."""
     names = list(data["scenarios"]["scenario"]) if len(data["scenarios"]) else []
-    if len(names) <= 1 and wanted is None:
-        return data
     if wanted is not None and wanted not in names:
         raise ScalegapError(f"scenario {wanted!r} was not projected in this run (it has {', '.join(names) or 'none'}). "
                             "Fix: `scalegap project --scenario FILE` first, or pick one of those")
-    chosen = wanted
-    if chosen is None:
-        try:
-            asked = json.loads(data["run"]["parameters"].iloc[0] or "{}").get("scenario") if len(data["run"]) else None
-        except (TypeError, ValueError):
-            asked = None
-        paths = dict(zip(data["scenarios"]["path"], names, strict=True))
-        if isinstance(asked, dict):  # a run configuration records its scenario by name and path
-            asked = asked.get("path")
-        chosen = next((n for p, n in paths.items() if asked and str(p).endswith(Path(str(asked)).name)), None)
-        chosen = chosen or ("default" if "default" in names else names[0])
+    own = _own_scenario(data, names)
+    chosen = wanted or own
+    data["own_scenario"] = chosen == own
+    if len(names) <= 1:
+        return data
     for table in ("projections", "projection_trajectories", "projection_sensitivity", "scenarios"):
         if len(data[table]) and "scenario" in data[table].columns:
             data[table] = data[table][data[table]["scenario"] == chosen].reset_index(drop=True)
     return data
+
+
+def _own_scenario(data: dict, names: list[str]) -> str | None:
+    if not names:
+        return None
+    try:
+        asked = json.loads(data["run"]["parameters"].iloc[0] or "{}").get("scenario") if len(data["run"]) else None
+    except (TypeError, ValueError):
+        asked = None
+    paths = dict(zip(data["scenarios"]["path"], names, strict=True))
+    if isinstance(asked, dict):  # a run configuration records its scenario by name and path
+        asked = asked.get("path")
+    chosen = next((n for p, n in paths.items() if asked and str(p).endswith(Path(str(asked)).name)), None)
+    return chosen or ("default" if "default" in names else names[0])
 
 
 def _match(frame: pd.DataFrame, key: dict) -> pd.DataFrame:
@@ -141,67 +151,11 @@ def figure_cache(db: str | Path | None = None) -> memo.Memo:
 
 
 def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, progress: Progress | None = None) -> dict:
+    """Everything both reports show: page 1's rows and headline, one page per metric group, and the appendix's
+    per-series detail."""
     figures = figures or memo.Memo(None, [])
-    sections, summary = [], []
-    selection = data["selection"].sort_values(["x_axis", "metric", "source"]) if len(data["selection"]) else data["selection"]
-    # a source fitted in two versions (METR v1 and v1.1) is named with its version, or the two read alike
-    versions = selection.groupby("source")["source_version"].nunique().to_dict() if len(selection) else {}
-    for i, sel in enumerate(selection.to_dict("records")):
-        if progress:
-            progress(i, len(selection) + 1, f"{sel['metric']} [{sel['source']}] vs {sel['x_axis']}")
-        key = {k: sel[k] for k in KEYS}
-        fits = _match(data["fits"], key).sort_values("weight", ascending=False)
-        cls = _match(data["classifications"], key)
-        cls = cls.iloc[0].to_dict() if len(cls) else {}
-        pairs = _match(data["counterparts"], key)
-        proj = data["projections"]
-        proj = _match(proj, key) if len(proj) else proj
-        proj_row = proj.iloc[0].to_dict() if len(proj) else {}
-        traj = data["projection_trajectories"]
-        traj = traj[traj["curve"] == proj_row.get("curve")].sort_values("step") if proj_row and len(traj) else pd.DataFrame()
-        points = _match(data["series_points"], key)
-        bands = _match(data["fit_bands"], key)
-        anchor = f"series-{i}"
-        summary.append({"anchor": anchor, **key, "kind": sel["kind"], "n": sel["n"], "best": sel["best_family"],
-                        "bounded_weight": sel["bounded_weight"], "p_bounded": cls.get("p_bounded"),
-                        "verdict": cls.get("verdict", "not classified"), "basis": cls.get("basis"),
-                        "n_warnings": len(_json_list(cls.get("warnings"))),
-                        "counterpart": counterpart_summary(pairs, sel["metric"]),
-                        "peak_gap": proj_row.get("peak_gap"), "peak_year": proj_row.get("peak_year"),
-                        "peak_decades": proj_row.get("peak_decades"),
-                        "limit": proj_row.get("limit_kind")})
-        params = _match(data["fit_params"], key)
-        if len(params):  # one block per family, in the order of the selection table
-            order = {f: i for i, f in enumerate(fits["family"])}
-            params = params.assign(_o=params["family"].map(order)).sort_values("_o", kind="stable")
-        top = points.sort_values("y", ascending=sel.get("kind") == "loss").head(5) if len(points) else points
-        sections.append({
-            "anchor": anchor, "key": key, "sel": sel, "cls": cls, "fits": fits.to_dict("records"),
-            "source_label": f"{key['source']}@{key['source_version']}" if versions[key["source"]] > 1 else key["source"],
-            "params": params.to_dict("records"), "pairs": pairs.to_dict("records"), "top": top.to_dict("records"),
-            "backtests": _sorted(_match(data["backtests"], key), ["family", "cutoff"]).to_dict("records"), "proj": proj_row,
-            "cls_warnings": _json_list(cls.get("warnings")),
-            # the projection repeats the verdict's warnings; show only what it adds
-            "proj_warnings": [w for w in _json_list(proj_row.get("warnings")) if w not in _json_list(cls.get("warnings"))],
-            "fit_svg": figures.call(plots.fit_plot, points, bands, fits, sel["best_family"], key["x_axis"], sel["unit"],
-                                    key["metric"])
-            if len(points) else None,
-            "pair_svg": figures.call(plots.pair_plot, panels, key["x_axis"]) if (panels := counterpart_panels(
-                pairs, points, {**sel, **cls}, traj[["year", "decades", "frontier", "meek"]] if len(traj) else None))
-            else None,
-            "gap_svg": figures.call(plots.gap_plot, traj, proj_row.get("curve", ""), sel["unit"]) if len(traj) else None,
-        })
-    explicit = []
-    proj_all = data["projections"]
-    if len(proj_all):
-        for row in proj_all[proj_all["metric"].isna() & proj_all["family"].notna()].to_dict("records"):
-            traj = data["projection_trajectories"]
-            traj = traj[traj["curve"] == row["curve"]].sort_values("step")
-            explicit.append({"row": row, "svg": figures.call(plots.gap_plot, traj, row["curve"], row.get("unit") or "") if len(traj) else None})
     run = data["run"].iloc[0].to_dict() if len(data["run"]) else {"run_id": run_id}
-    rejected = data["rejected"]
-    rejected_summary = (rejected.groupby(["source", "source_version", "reason"]).size().reset_index(name="rows")
-                        .sort_values("rows", ascending=False).head(40).to_dict("records")) if len(rejected) else []
+    today = _decimal_year(run.get("started_at")) or _decimal_year(pd.Timestamp.now())
     scenario = data["scenarios"].iloc[0].to_dict() if len(data["scenarios"]) else None
     if scenario:
         try:
@@ -209,19 +163,179 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
             scenario["growth_map"] = json.loads(scenario["growth"])
         except (TypeError, ValueError):  # stores written before the scenario was kept as JSON
             scenario["sources_map"], scenario["growth_map"] = {}, {}
+    rows = S.metric_rows(data, today)
+    groups = group_pages(data, rows, today, figures, progress)
+    sections = appendix_sections(data)
+    explicit = []
+    proj_all = data["projections"]
+    if len(proj_all):
+        explicit = proj_all[proj_all["metric"].isna() & proj_all["family"].notna()].to_dict("records")
+    rejected = data["rejected"]
+    rejected_summary = (rejected.groupby(["source", "source_version", "reason"]).size().reset_index(name="rows")
+                        .sort_values("rows", ascending=False).head(40).to_dict("records")) if len(rejected) else []
     sens = data["projection_sensitivity"]
     return {
-        "run": run, "run_id": run_id, "parameters": _json(run.get("parameters")), "digests": _json(run.get("data_digests")),
-        "summary": summary, "sections": sections, "explicit": explicit, "sources": data["sources"].to_dict("records"),
+        "run": run, "run_id": run_id, "today": today, "parameters": _json(run.get("parameters")),
+        "digests": _json(run.get("data_digests")),
+        "rows": rows, "headline": S.headline(rows, scenario and scenario["scenario"], scenario and scenario["until"]),
+        "groups": groups, "sections": sections, "explicit": explicit, "sources": data["sources"].to_dict("records"),
         "rejected": rejected_summary, "stages": data["stages"].to_dict("records"), "scenario": scenario,
         "sensitivity_svg": figures.call(plots.sensitivity_plot, sens, _decimal_year(scenario.get("until")) if scenario
                                         else None) if len(sens) else None,
         "horizons": _sorted(data["horizons"], ["release_date"]).to_dict("records"),
-        "horizon_svg": figures.call(plots.horizon_plot, data["horizons"]) if len(data["horizons"]) else None,
         "horizon_trend": data["horizon_trend"].to_dict("records"),
         "counterparts": data["counterparts"].to_dict("records"), "png_dpi": plots.PNG_DPI,
         "gaps": gap_context(data.get("gap_summary", pd.DataFrame()), data.get("gap_series", pd.DataFrame())),
+        "warnings": all_warnings(data),
+        "calibration": data.get("forecast_calibration", pd.DataFrame()).to_dict("records"),
     }
+
+
+def _source_label(row: dict, versions: dict) -> str:
+    return f"{row['source']}@{row['source_version']}" if versions.get(row["source"], 1) > 1 else row["source"]
+
+
+def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progress: Progress | None = None) -> list[dict]:
+    """One page per metric group: the verdicts, one composite figure, the series beneath and their warnings."""
+    selection = data["selection"]
+    if selection.empty:
+        return []
+    versions = selection.groupby("source")["source_version"].nunique().to_dict()
+    selection = selection.assign(group=selection["metric"].map(S.group_of))
+    pages = []
+    groups = sorted(selection["group"].unique(), key=S.group_order)
+    for i, group in enumerate(groups):
+        if progress:
+            progress(i, len(groups) + 1, S.group_title(group))
+        sel = selection[selection["group"] == group]
+        metrics = sorted(sel["metric"].unique(), key=lambda m: (len(m), m))
+        many = len(metrics) > 1
+        compute, date, gaps = [], [], []
+        heads = []
+        for metric in metrics:
+            part = sel[sel["metric"] == metric]
+            head = S.headline_series(part, data["series_points"])
+            heads.append(head)
+            for axis, lines in (("compute", compute), ("date", date)):
+                chosen = part[part["x_axis"] == axis]
+                if many:  # several metrics on a page: each metric's own headline source only
+                    chosen = chosen[chosen["source"] == head["source"]] if len(chosen[chosen["source"] == head["source"]]) else chosen.head(1)
+                for r in chosen.sort_values(["source", "source_version"]).to_dict("records"):
+                    key = {k: r[k] for k in KEYS}
+                    band = _match(data["fit_bands"], key)
+                    band = band[band["family"] == r["best_family"]] if len(band) else band
+                    name = S.label(metric) if many else _source_label(r, versions)
+                    lines.append(plots.Line(name, _match(data["series_points"], key)[["x", "y"]], band))
+            proj = _match(data["projections"], {k: head[k] for k in KEYS}) if len(data["projections"]) else pd.DataFrame()
+            if len(proj):
+                p = proj.iloc[0].to_dict()
+                traj = data["projection_trajectories"]
+                traj = traj[traj["curve"] == p["curve"]].sort_values("step") if len(traj) else traj
+                if len(traj):
+                    gaps.append(plots.Gap(S.label(metric) if many else f"{_source_label(head, versions)} vs {head['x_axis']}",
+                                          traj, p.get("peak_year")))
+        head = heads[0]
+        unit = head["unit"]
+        observed = _observed(data.get("gap_series"), metrics[0], head["source"]) if group != "hex" else None
+        counterpart = _counterpart(data, head, gaps[0].trajectory if gaps else None)
+        figure = figures.call(plots.group_plot, S.group_title(group), compute, date, gaps, unit,
+                              S.label(metrics[0]) if not many else S.group_title(group), observed, counterpart, today)
+        series = []
+        for r in sel.sort_values(["metric", "x_axis", "source"]).to_dict("records"):
+            key = {k: r[k] for k in KEYS}
+            cls = _match(data["classifications"], key)
+            cls = cls.iloc[0].to_dict() if len(cls) else {}
+            proj = _match(data["projections"], key) if len(data["projections"]) else pd.DataFrame()
+            proj = proj.iloc[0].to_dict() if len(proj) else None
+            gap, interval, past, closes = S.projected_gap(proj, r["unit"], today)
+            series.append({**key, "label": _source_label(r, versions), "metric_label": S.label(r["metric"]), "n": r["n"],
+                           "best": r["best_family"], "p_bounded": cls.get("p_bounded"),
+                           "verdict": cls.get("verdict", "not classified"), "basis": cls.get("basis"),
+                           "gap": gap, "interval": interval, "past": past, "closes": closes,
+                           "headline": any(h and all(h[k] == r[k] for k in KEYS) for h in heads)})
+        page_rows = [r for r in rows if r.group == group]
+        warnings = _group_warnings(data, sel)
+        pages.append({"group": group, "title": S.group_title(group), "anchor": f"group-{group}", "rows": page_rows,
+                      "figure": figure, "series": series, "warnings": warnings, "many": many,
+                      "observed_note": bool(observed is not None and len(observed))})
+    return pages
+
+
+def _observed(gap_series: pd.DataFrame | None, metric: str, source: str) -> pd.DataFrame | None:
+    """The observed gap on history for the page's metric: open against closed weights where measured, the headline
+    source first."""
+    if gap_series is None or gap_series.empty:
+        return None
+    rows = gap_series[gap_series["metric"] == metric]
+    if rows.empty:
+        return None
+    for comparison in ("open_vs_closed", "compute_tier_10x"):
+        part = rows[rows["comparison"] == comparison]
+        if len(part):
+            same = part[part["source"] == source]
+            part = same if len(same) else part[part["source"] == part["source"].iloc[0]]
+            return part[part["source_version"] == part["source_version"].max()]
+    return None
+
+
+def _counterpart(data: dict, head: dict, trajectory: pd.DataFrame | None) -> tuple[str, pd.DataFrame] | None:
+    key = {k: head[k] for k in KEYS}
+    cls = _match(data["classifications"], key)
+    cls = {**head, **(cls.iloc[0].to_dict() if len(cls) else {})}
+    panels = counterpart_panels(_match(data["counterparts"], key), _match(data["series_points"], key), cls,
+                                trajectory[["year", "decades", "frontier", "meek"]] if trajectory is not None else None)
+    for name, _, gap in panels:
+        if not name.startswith(f"{head['metric']} (") and gap is not None:
+            return name, gap
+    return None
+
+
+def _group_warnings(data: dict, sel: pd.DataFrame) -> list[dict]:
+    """Each distinct warning once, with the series it qualifies."""
+    seen: dict[str, list[str]] = {}
+    for r in sel.to_dict("records"):
+        key = {k: r[k] for k in KEYS}
+        where = f"{r['source']} vs {r['x_axis']}"
+        cls = _match(data["classifications"], key)
+        proj = _match(data["projections"], key) if len(data["projections"]) else pd.DataFrame()
+        texts = (_json_list(cls.iloc[0]["warnings"]) if len(cls) else []) + (
+            _json_list(proj.iloc[0]["warnings"]) if len(proj) else [])
+        for w in texts:
+            seen.setdefault(w, [])
+            if where not in seen[w]:
+                seen[w].append(f"{S.label(r['metric'])}: {where}" if S.group_of(r["metric"]) != r["metric"] else where)
+    return [{"text": w, "series": s} for w, s in seen.items()]
+
+
+def all_warnings(data: dict) -> int:
+    sel = data["selection"]
+    return sum(len(_group_warnings(data, sel[sel["metric"] == m])) for m in sel["metric"].unique()) if len(sel) else 0
+
+
+def appendix_sections(data: dict) -> list[dict]:
+    """Per series: every family's selection numbers, parameters, backtests and the classification's reasoning."""
+    sections = []
+    selection = data["selection"].sort_values(["x_axis", "metric", "source"]) if len(data["selection"]) else data["selection"]
+    versions = selection.groupby("source")["source_version"].nunique().to_dict() if len(selection) else {}
+    for i, sel in enumerate(selection.to_dict("records")):
+        key = {k: sel[k] for k in KEYS}
+        fits = _match(data["fits"], key).sort_values("weight", ascending=False)
+        cls = _match(data["classifications"], key)
+        cls = cls.iloc[0].to_dict() if len(cls) else {}
+        params = _match(data["fit_params"], key)
+        if len(params):  # one block per family, in the order of the selection table
+            order = {f: j for j, f in enumerate(fits["family"])}
+            params = params.assign(_o=params["family"].map(order)).sort_values("_o", kind="stable")
+        points = _match(data["series_points"], key)
+        top = points.sort_values("y", ascending=sel.get("kind") == "loss").head(5) if len(points) else points
+        sections.append({
+            "anchor": f"series-{i}", "key": key, "sel": sel, "cls": cls, "fits": fits.to_dict("records"),
+            "source_label": _source_label(sel, versions), "params": params.to_dict("records"),
+            "pairs": _match(data["counterparts"], key).to_dict("records"), "top": top.to_dict("records"),
+            "backtests": _sorted(_match(data["backtests"], key), ["family", "cutoff"]).to_dict("records"),
+            "cls_warnings": _json_list(cls.get("warnings")),
+        })
+    return sections
 
 
 def gap_context(summary: pd.DataFrame, series: pd.DataFrame) -> dict | None:
@@ -261,16 +375,6 @@ def _json_list(value) -> list:
     except ValueError:
         return []
     return out if isinstance(out, list) else []
-
-
-def counterpart_summary(pairs: pd.DataFrame, metric: str) -> str:
-    """'win_rate: meek; bt_strength: mighty': every derived scale of the metric once, without the metric's own name."""
-    seen: dict[str, str] = {}
-    for p in pairs.to_dict("records"):
-        for side, verdict in ((p["bounded_metric"], p["bounded_verdict"]), (p["unbounded_metric"], p["unbounded_verdict"])):
-            if side != metric:
-                seen.setdefault(side.removeprefix(f"{metric}:"), verdict)
-    return "; ".join(f"{name}: {verdict}" for name, verdict in seen.items())
 
 
 def counterpart_panels(pairs: pd.DataFrame, points: pd.DataFrame, cls: dict,
@@ -332,9 +436,7 @@ def render_report(data: dict, run_id: str, medium: str = "html") -> str:
     return render_html(build_context(data, run_id), medium)
 
 
-def render_html(context: dict, medium: str = "html") -> str:
-    """The one template for both outputs; `medium` only chooses how figures are embedded (inline SVG for the
-    page, PNG for weasyprint)."""
+def _environment(medium: str) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.ChainableUndefined)
     env.filters["fmt"] = fmt
@@ -342,7 +444,13 @@ def render_html(context: dict, medium: str = "html") -> str:
     env.filters["breakable"] = breakable
     env.filters["growth"] = growth
     env.filters["figure"] = functools.partial(figure, medium=medium)
-    return env.get_template("report.html.j2").render(**context)
+    return env
+
+
+def render_html(context: dict, medium: str = "html", template: str = "report.html.j2") -> str:
+    """One template for the page and the PDF; `medium` chooses how figures are embedded (interactive or inline
+    SVG on the page, PNG for weasyprint) and whether the appendix is folded in (the page) or apart (appendix.pdf)."""
+    return _environment(medium).get_template(template).render(**context, medium=medium)
 
 
 def figure(plot: plots.Plot | None, medium: str = "html") -> Markup:
@@ -392,23 +500,34 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
                             "omit --run-id to report the newest run")
     figures = figure_cache(db)
     context = build_context(data, run_id, figures, progress)
-    html = render_html(context)
+    context["plotly_script"] = ""
     folder = out_dir / run_id
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _unwritable(folder, exc) from None
-    html_path, pdf_path = folder / "report.html", folder / "report.pdf"
-    _atomic_write(html_path, html.encode("utf-8"))
+    # another scenario projected on the same run is written beside the run's own report, never over it
+    suffix = "" if data["own_scenario"] else "." + _file_safe(context["scenario"]["scenario"])
+    html_path, pdf_path = folder / f"report{suffix}.html", folder / f"report{suffix}.pdf"
+    appendix_path = folder / f"appendix{suffix}.pdf"
+    _atomic_write(html_path, render_html(context).encode("utf-8"))
+    steps = len(context["groups"]) + 1
     if progress:
-        n = len(context["sections"])
-        progress(n, n + 1, "PDF pages")
+        progress(steps - 1, steps + 1, "PDF: report")
     document = weasyprint.HTML(string=render_html(context, "pdf"), base_url=str(folder)).render()
-    buffer = document.write_pdf()
-    _atomic_write(pdf_path, buffer)
-    for name, source in (("latest.html", html_path), ("latest.pdf", pdf_path)):
-        _atomic_write(out_dir / name, source.read_bytes())  # unique temp name: two runs may finish together
+    _atomic_write(pdf_path, document.write_pdf())
+    if progress:
+        progress(steps, steps + 1, "PDF: appendix")
+    appendix = weasyprint.HTML(string=render_html(context, "pdf", "appendix.html.j2"), base_url=str(folder)).render()
+    _atomic_write(appendix_path, appendix.write_pdf())
+    if not suffix:
+        for name, source in (("latest.html", html_path), ("latest.pdf", pdf_path), ("latest-appendix.pdf", appendix_path)):
+            _atomic_write(out_dir / name, source.read_bytes())  # unique temp name: two runs may finish together
     with store.open_stage(db, run_id, "report"):
         pass  # records the stage; the report itself lives on disk, not in the store
-    return {"html": str(html_path), "pdf": str(pdf_path), "pages": len(document.pages),
-            "figures_drawn": figures.misses, "figures_cached": figures.hits}
+    return {"html": str(html_path), "pdf": str(pdf_path), "appendix": str(appendix_path), "pages": len(document.pages),
+            "appendix_pages": len(appendix.pages), "figures_drawn": figures.misses, "figures_cached": figures.hits}
+
+
+def _file_safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._") or "scenario"

@@ -15,6 +15,7 @@ from pipeline.config import Draws, RunConfig
 from pipeline.report import render
 from pipeline.stages import classify as classify_stage
 from pipeline.stages import fit as fit_stage
+from pipeline.stages import forecast as forecast_stage
 from pipeline.stages import project as project_stage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +32,7 @@ def real_run(tmp_path_factory):
     config = RunConfig.build(draws=Draws(fit=200, projection=200, backtest=20), metrics=METRICS, x_axes=("compute",))
     run_id = store.start_run(db, "test report", config.as_dict())
     ingest.ingest([str(ROOT / "data" / "raw" / "benchmarks.csv")], db, run_id)
-    for stage in (fit_stage, classify_stage, project_stage):
+    for stage in (fit_stage, classify_stage, forecast_stage, project_stage):
         stage.run(db, run_id, config)
     store.finish_run(db, run_id, "succeeded")
     out = base / "reports"
@@ -215,3 +216,31 @@ def test_second_scenario_on_the_same_run_is_reported_on_request(real_run, tmp_pa
     assert Path(real_run["paths"]["pdf"]).read_bytes() == own
     assert (real_run["out"] / "latest.pdf").read_bytes() == own
     assert "scenario <b>fast_software</b>" in Path(paths["html"]).read_text()
+
+
+NEWCOMERS = """source,source_version,model,organization,release_date,train_flop,train_flop_note,params,metric,kind,value,value_lo,value_hi,unit,original_unit,floor,ceiling,cluster,citation,license
+mmlu_newcomers,2026-11-01,Newcomer-Low,Example Lab,2026-06-01,1e26,,,mmlu,benchmark,0.31,,,fraction,fraction,0.25,1.0,Newcomer,Test rows written for this test,CC0
+mmlu_newcomers,2026-11-01,Newcomer-High,Example Lab,2026-07-01,2e26,,,mmlu,benchmark,0.93,,,fraction,fraction,0.25,1.0,Newcomer,Test rows written for this test,CC0
+"""
+
+
+def test_what_changed_names_new_models_and_missed_forecasts(real_run, tmp_path):
+    """A weekly refresh is read for this section: a second run with two new MMLU models lists them, scores the
+    first run's archived forecasts against them and names the one far outside its 95% interval."""
+    from pipeline import ingest
+
+    db = tmp_path / "two.duckdb"
+    shutil.copy(real_run["db"], db)
+    extra = tmp_path / "newcomers.csv"
+    extra.write_text(NEWCOMERS)
+    config = RunConfig.build(draws=Draws(fit=100, projection=50, backtest=10), metrics=METRICS, x_axes=("compute",))
+    run_id = store.start_run(db, "test second run", config.as_dict())
+    ingest.ingest([str(ROOT / "data" / "raw" / "benchmarks.csv"), str(extra)], db, run_id)
+    for stage in (fit_stage, classify_stage, forecast_stage, project_stage):
+        stage.run(db, run_id, config)
+    store.finish_run(db, run_id, "succeeded")
+    paths = render.report_stage(db, run_id, tmp_path / "reports")
+    section = Path(paths["html"]).read_text().split('id="changes"', 1)[1].split("</section>", 1)[0]
+    assert f"Against run {real_run['run_id']}" in section
+    assert re.search(r"MMLU: 2 new models \(Newcomer-High, Newcomer-Low\)", section), section[:3000]
+    assert "Missed forecast: MMLU" in section and "Newcomer-Low (0.31" in section

@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 class Reporter(Protocol):
     def start(self, stage: str, total: int | None = None) -> None: ...
-    def advance(self, stage: str, n: int = 1) -> None: ...
+    def advance(self, stage: str, n: int = 1, label: str | None = None) -> None: ...
     def done(self, stage: str, detail: str) -> None: ...
     def skipped(self, stage: str, why: str) -> None: ...
 
@@ -25,7 +25,7 @@ class Silent:
     def start(self, stage: str, total: int | None = None) -> None:
         pass
 
-    def advance(self, stage: str, n: int = 1) -> None:
+    def advance(self, stage: str, n: int = 1, label: str | None = None) -> None:
         pass
 
     def done(self, stage: str, detail: str) -> None:
@@ -43,9 +43,12 @@ class RichReporter:
         self._progress: Progress | None = None
         self._task_ids: dict[str, int] = {}
         self._started: dict[str, float] = {}
+        self._counts: dict[str, list[int]] = {}   # stage -> [done, total] when printing plain lines
 
     def start(self, stage: str, total: int | None = None) -> None:
         self._started[stage] = time.perf_counter()
+        if total is not None and not self.console.is_terminal:
+            self._counts[stage] = [0, total]
         if total is None or not self.console.is_terminal:
             self.console.print(f"[dim]…[/] {stage}" + (f" ({total} items)" if total else ""))
             return
@@ -56,12 +59,18 @@ class RichReporter:
             self._progress.start()
         self._task_ids[stage] = self._progress.add_task(stage, total=total)
 
-    def advance(self, stage: str, n: int = 1) -> None:
+    def advance(self, stage: str, n: int = 1, label: str | None = None) -> None:
         if self._progress is not None and stage in self._task_ids:
             self._progress.advance(self._task_ids[stage], n)
+        elif stage in self._counts and label:
+            # not a terminal (a log file, CI, a pipe): no bar redrawn in place, one line per step instead
+            count = self._counts[stage]
+            count[0] += n
+            self.console.print(f"  {stage} {count[0]}/{count[1]}: {label}", markup=False, highlight=False)
 
     def done(self, stage: str, detail: str) -> None:
         self._stop_bar(stage)
+        self._counts.pop(stage, None)
         elapsed = time.perf_counter() - self._started.pop(stage, time.perf_counter())
         self.console.print(f"[green]✓[/] {stage}: {detail} [dim]({elapsed:.1f} s)[/]")
 

@@ -155,8 +155,8 @@ def fit_flow(db: str | None, run_id: str, config: RunConfig, use_cache: bool = T
     futures = task.map(series, unmapped(families), unmapped(config.draws.fit), unmapped(config.draws.backtest),
                        unmapped(config.seed))
     for future in as_completed(futures):
-        future.result()  # surfaces a failed fit at once
-        reporter().advance("fit")
+        done = future.result()  # surfaces a failed fit at once
+        reporter().advance("fit", label=_fit_label(done))
     fits = [future.result() for future in futures]  # series order, whatever the finishing order
     cached = sum(future.state.name == "Cached" for future in futures)
     stored = store_fits_task(db, run_id, fits)
@@ -196,7 +196,7 @@ def ingest_sources(sources: list[str] | None, db: str | None, run_id: str):
     download_dir = str(store.resolve_db(db).parent / "downloads")
     for target in network:
         local.extend(fetch_source(target, download_dir))
-        reporter().advance("ingest")
+        reporter().advance("ingest", label=str(target))
     return ingest_task(local, db, run_id)
 
 
@@ -317,18 +317,22 @@ def _check_stages(db: str | None, run_id: str, config: RunConfig) -> None:
                             "this is a bug if no error was printed")
 
 
+def _fit_label(outcome: Any) -> str:
+    """'mmlu [epoch_hub_mmlu] vs compute' for a finished fit (a fitting.SeriesFit)."""
+    series = getattr(outcome, "series", None)
+    return f"{series.metric} [{series.source}] vs {series.x_axis}" if series is not None else "series fitted"
+
+
 def _counted(stage: str) -> Callable[[int, int, str], None]:
     """A stage's progress callback (items done, items in all, next item) driving the CLI's bar."""
-    started = []
+    finished: list[int] = []
 
     def progress(done: int, total: int, label: str) -> None:
-        if not started:
+        if not finished:
             reporter().start(stage, total=total)
-            started.append(True)
-            if done:
-                reporter().advance(stage, done)
-        else:
-            reporter().advance(stage)
+            finished.append(0)
+        reporter().advance(stage, done + 1 - finished[0], label)   # counted as it begins: "3/11: MMLU"
+        finished[0] = done + 1
 
     return progress
 

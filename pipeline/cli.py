@@ -675,7 +675,9 @@ def report(
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
-    """Render a run's HTML and PDF report (and refresh <out>/latest.html, latest.pdf).
+    """Render a run's report: report.html, report.pdf and appendix.pdf under <out>/<run id>/ (and refresh
+    <out>/latest.*). With --scenario another scenario projected on the same run is written beside them
+    (report.<scenario>.pdf), never over them.
 
     Example: scalegap report --out reports
     """
@@ -692,7 +694,11 @@ def report(
         if run_id is None:
             raise ScalegapError("no run to report yet. Fix: run `scalegap run` first")
     note_run_state(db, run_id, quiet)
-    paths = report_stage(db, run_id, out_dir, scenario)
+    progress = None
+    if not quiet:  # one line per step: readable in a log file or CI, where no bar is redrawn
+        def progress(i: int, total: int, label: str) -> None:
+            err.print(f"report {i + 1}/{total}: {label}", markup=False, highlight=False)
+    paths = report_stage(db, run_id, out_dir, scenario, progress=progress)
     if as_json:
         print_json({"run_id": run_id, **paths})
         return

@@ -194,6 +194,10 @@ def test_cli_report_prints_both_paths(real_run, tmp_path):
     payload = json.loads(result.stdout)
     assert payload["run_id"] == real_run["run_id"]
     assert Path(payload["html"]).is_file() and Path(payload["pdf"]).is_file() and Path(payload["appendix"]).is_file()
+    # stderr is a pipe here, as in a log file: one line per step, no bar
+    steps = re.findall(r"^report (\d+)/(\d+): (.+)$", result.stderr, re.M)
+    assert [s[2] for s in steps] == ["MMLU", "GSM8K", "PDF: report", "PDF: appendix"], result.stderr
+    assert all(s[1] == "4" for s in steps) and [int(s[0]) for s in steps] == [1, 2, 3, 4]
     assert (out / "latest.pdf").is_file()
 
 

@@ -209,7 +209,7 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
     groups = sorted(selection["group"].unique(), key=S.group_order)
     for i, group in enumerate(groups):
         if progress:
-            progress(i, len(groups) + 1, S.group_title(group))
+            progress(i, len(groups) + 2, S.group_title(group))   # then the two PDFs
         sel = selection[selection["group"] == group]
         metrics = sorted(sel["metric"].unique(), key=lambda m: (len(m), m))
         many = len(metrics) > 1
@@ -514,13 +514,13 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
     html_path, pdf_path = folder / f"report{suffix}.html", folder / f"report{suffix}.pdf"
     appendix_path = folder / f"appendix{suffix}.pdf"
     _atomic_write(html_path, render_html(context).encode("utf-8"))
-    steps = len(context["groups"]) + 1
+    steps = len(context["groups"]) + 2
     if progress:
-        progress(steps - 1, steps + 1, "PDF: report")
+        progress(steps - 2, steps, "PDF: report")
     document = weasyprint.HTML(string=render_html(context, "pdf"), base_url=str(folder)).render()
     _atomic_write(pdf_path, document.write_pdf())
     if progress:
-        progress(steps, steps + 1, "PDF: appendix")
+        progress(steps - 1, steps, "PDF: appendix")
     appendix = weasyprint.HTML(string=render_html(context, "pdf", "appendix.html.j2"), base_url=str(folder)).render()
     _atomic_write(appendix_path, appendix.write_pdf())
     if not suffix:

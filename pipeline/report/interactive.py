@@ -222,10 +222,6 @@ def _y_name(i: int) -> str:
     return "y" if i == 0 else f"y{i + 1}"
 
 
-def _yaxis_key(i: int) -> str:
-    return "yaxis" if i == 0 else f"yaxis{i + 1}"
-
-
 def _band(x, lo, hi, name: str, color: str, opacity: float, group: str, yaxis: str = "y", visible=True,
           hover: str | None = None, shape: str = "linear") -> list[dict]:
     """Two traces filling between lo and hi: one legend entry, toggled together."""
@@ -343,7 +339,7 @@ def fit_figure(points: pd.DataFrame, bands: pd.DataFrame, fits: pd.DataFrame, be
                                    *(bands["family"] if len(bands) else [])]))
     x_hover = {"date": "%{x|%Y-%m}", "compute": "%{x:.2e} FLOP", "inference": "%{x:.3g} samples"}.get(x_axis, "%{x}")
     y_hover = "%{y:.1%}" if unit == "fraction" else "%{y:.3g}"
-    lines = []
+    lines, clip = [], functools.partial(_positive, log)
     for k, family in enumerate(families):
         part = bands[bands["family"] == family].sort_values("x") if len(bands) else bands
         if part.empty:
@@ -354,7 +350,6 @@ def fit_figure(points: pd.DataFrame, bands: pd.DataFrame, fits: pd.DataFrame, be
         best = family == best_family
         visible = True if best else "legendonly"
 
-        clip = functools.partial(_positive, log)
         if best:
             data += _band(bx, clip(part["pred_lo95"], LOG_FLOOR), clip(part["pred_hi95"]),
                           "95% band, new observation", color, 0.12, "pred")
@@ -405,23 +400,24 @@ def gap_figure(trajectory: pd.DataFrame, projection_row: Mapping, observed: pd.D
     today = today or datetime.date.today()
     trajectory = trajectory.sort_values("step") if "step" in trajectory.columns else trajectory
     unit = projection_row.get("unit") or ""
+    shown = _text(unit)  # a unit of an explicit projection comes from the user's scenario file
     scale = _scale(projection_row, trajectory)
     calendar = "year" in trajectory.columns and trajectory["year"].notna().any()
-    t = iso_dates(trajectory["year"]) if calendar else _numbers(trajectory["decades"])
+    t = iso_dates(trajectory["year"]) if calendar else _numbers(_column(trajectory, "decades"))
     t_hover = "%{x|%Y-%m}" if calendar else "%{x:.2f} decades"
     frontier, meek = _numbers(trajectory["frontier"]), _numbers(trajectory["meek"])
     gap, lo, hi = (_numbers(_column(trajectory, c)) for c in ("gap", "gap_lo", "gap_hi"))
     if scale == "points":
         factor = 100.0 if unit == "fraction" else 1.0
         gap, lo, hi = gap * factor, lo * factor, hi * factor
-        gap_title, gap_fmt = f"gap ({POINT_UNITS.get(unit, unit or 'points')})", "%{y:.3g}"
+        gap_title, gap_fmt = f"gap ({POINT_UNITS.get(unit, shown or 'points')})", "%{y:.3g}"
     elif scale == "ratio":
         with np.errstate(divide="ignore", invalid="ignore"):
             gap = _numbers(trajectory["ratio"]) if "ratio" in trajectory.columns else frontier / meek
         lo, hi = _numbers(_column(trajectory, "ratio_lo")), _numbers(_column(trajectory, "ratio_hi"))
         gap_title, gap_fmt = "ratio frontier / meek", "%{y:.3g}×"
     else:
-        gap_title, gap_fmt = f"gap, frontier − meek ({unit})" if unit else "gap, frontier − meek", "%{y:.3g}"
+        gap_title, gap_fmt = f"gap, frontier − meek ({shown})" if unit else "gap, frontier − meek", "%{y:.3g}"
     lag = _numbers(_column(trajectory, "lag_months"))
     has_lag = bool(np.isfinite(lag).any())
     domains = _panels(3 if has_lag else 2, weights=[1.0, 1.2, 0.8] if has_lag else [1.0, 1.2])
@@ -444,7 +440,7 @@ def gap_figure(trajectory: pd.DataFrame, projection_row: Mapping, observed: pd.D
         data.append({"type": "scatter", "mode": "lines", "name": "months the meek actor trails", "x": t, "y": lag,
                      "yaxis": "y3", "line": {"color": "#9467bd"},
                      "hovertemplate": f"meek actor trails by<br>{t_hover}: %{{y:.1f}} months<extra></extra>"})
-    top = _axis(f"frontier, meek ({UNIT_LABEL.get(unit, unit or 'value')})", domain=domains[0])
+    top = _axis(f"frontier, meek ({UNIT_LABEL.get(unit, shown or 'value')})", domain=domains[0])
     if unit == "minutes" or _spans_decades(frontier):
         top.update(type="log", exponentformat="power")
     elif unit == "fraction":
@@ -493,6 +489,16 @@ def _peak_marks(row: Mapping, calendar: bool, today: datetime.date) -> tuple[lis
               "showarrow": False, "xanchor": "left", "yanchor": "top", "font": {"size": 10, "color": "#d62728"}}])
 
 
+def _model_texts(values) -> list[str]:
+    return [_text(display_model(v)) if isinstance(v, str) else "" for v in values]
+
+
+def _who(frame: pd.DataFrame) -> list[list[str]]:
+    """Per gap_series row: its month, the leading group's best model and the laggard group's."""
+    return [list(row) for row in zip([month(d) for d in frame["date"]], _model_texts(_column(frame, "frontier_model")),
+                                     _model_texts(_column(frame, "laggard_model")), strict=True)]
+
+
 def _observed_gap_traces(observed: pd.DataFrame, yaxis: str, gap_fmt: str) -> list[dict]:
     traces = []
     comparisons = observed["comparison"] if "comparison" in observed.columns else pd.Series("observed",
@@ -501,9 +507,7 @@ def _observed_gap_traces(observed: pd.DataFrame, yaxis: str, gap_fmt: str) -> li
         part = observed[comparisons == comparison].sort_values("date")
         gap = _numbers(part["gap"])
         lo, hi = _numbers(_column(part, "gap_lo")), _numbers(_column(part, "gap_hi"))
-        who = [[month(d), _text(display_model(f)) if isinstance(f, str) else "", _text(display_model(g))
-                if isinstance(g, str) else ""] for d, f, g in zip(part["date"], _column(part, "frontier_model"),
-                                                                   _column(part, "laggard_model"), strict=True)]
+        who = _who(part)
         trace = {"type": "scatter", "mode": "markers", "name": _text(f"observed gap, {comparison}"), "yaxis": yaxis,
                  "x": [pd.Timestamp(d).date().isoformat() if not pd.isna(d) else None for d in part["date"]],
                  "y": gap, "customdata": who,
@@ -537,18 +541,16 @@ def observed_gap_figure(gap_series: pd.DataFrame, summary_row: Mapping) -> dict:
     value_fmt = "%{y:.1%}" if unit == "fraction" else "%{y:.3g}"
     data = []
     for name, column, color in (("leading group", "frontier", FRONTIER), ("laggard group", "laggard", MEEK)):
-        models = [_text(display_model(m)) if isinstance(m, str) else "" for m in _column(frame, f"{column}_model")]
+        models = _model_texts(_column(frame, f"{column}_model"))
         data.append({"type": "scatter", "mode": "lines+markers", "line": {"shape": "hv", "color": color, "width": 1.5},
                      "marker": {"size": 4}, "name": name, "x": dates, "y": _numbers(frame[column]),
                      "customdata": [[w, m] for w, m in zip(months, models, strict=True)],
                      "hovertemplate": f"{name}: <b>%{{customdata[1]}}</b><br>%{{customdata[0]}}: {value_fmt}"
                                       "<extra></extra>"})
     gap, lo, hi = (_numbers(_column(frame, c)) for c in ("gap", "gap_lo", "gap_hi"))
-    pair = [[w, _text(display_model(f)) if isinstance(f, str) else "", _text(display_model(g))
-             if isinstance(g, str) else ""] for w, f, g in zip(months, _column(frame, "frontier_model"),
-                                                               _column(frame, "laggard_model"), strict=True)]
+    pair = _who(frame)
     gap_title = {"points": f"gap ({POINT_UNITS.get(unit, 'points')})", "ratio": "ratio leading / laggard"}.get(
-        scale, f"gap, leading − laggard ({unit})" if unit else "gap, leading − laggard")
+        scale, f"gap, leading − laggard ({_text(unit)})" if unit else "gap, leading − laggard")
     gap_fmt = "%{y:.3g}×" if scale == "ratio" else "%{y:.3g}"
     if np.isfinite(lo).any() and np.isfinite(hi).any():
         data += _band(dates, lo, hi, "gap, 90% bootstrap", "#808080", 0.3, "band", yaxis="y2", shape="hv",

@@ -18,7 +18,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from pipeline import memo, store
-from pipeline.report import changes, plots
+from pipeline.report import changes, interactive, plots
 from pipeline.report import summary as S
 from pipeline.schema import ScalegapError, decimal_year
 
@@ -214,7 +214,7 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
         metrics = sorted(sel["metric"].unique(), key=lambda m: (len(m), m))
         many = len(metrics) > 1
         compute, date, gaps = [], [], []
-        heads = []
+        heads, interactive = [], []
         for metric in metrics:
             part = sel[sel["metric"] == metric]
             head = S.headline_series(part, data["series_points"])
@@ -225,10 +225,13 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
                     chosen = chosen[chosen["source"] == head["source"]] if len(chosen[chosen["source"] == head["source"]]) else chosen.head(1)
                 for r in chosen.sort_values(["source", "source_version"]).to_dict("records"):
                     key = {k: r[k] for k in KEYS}
-                    band = _match(data["fit_bands"], key)
-                    band = band[band["family"] == r["best_family"]] if len(band) else band
+                    bands = _match(data["fit_bands"], key)
+                    band = bands[bands["family"] == r["best_family"]] if len(bands) else bands
                     name = S.label(metric) if many else _source_label(r, versions)
-                    lines.append(plots.Line(name, _match(data["series_points"], key)[["x", "y"]], band))
+                    points = _match(data["series_points"], key)
+                    lines.append(plots.Line(name, points[["x", "y"]], band))
+                    interactive.append(("fit", points, bands, _match(data["fits"], key), r["best_family"], axis,
+                                        r["unit"], S.label(metric), _source_label(r, versions)))
             proj = _match(data["projections"], {k: head[k] for k in KEYS}) if len(data["projections"]) else pd.DataFrame()
             if len(proj):
                 p = proj.iloc[0].to_dict()
@@ -237,6 +240,7 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
                 if len(traj):
                     gaps.append(plots.Gap(S.label(metric) if many else f"{_source_label(head, versions)} vs {head['x_axis']}",
                                           traj, p.get("peak_year")))
+                    interactive.append(("gap", traj, p, metric, head["source"]))
         head = heads[0]
         unit = head["unit"]
         observed = _observed(data.get("gap_series"), metrics[0], head["source"]) if group != "hex" else None
@@ -260,8 +264,28 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
         warnings = _group_warnings(data, sel)
         pages.append({"group": group, "title": S.group_title(group), "anchor": f"group-{group}", "rows": page_rows,
                       "figure": figure, "series": series, "warnings": warnings, "many": many,
+                      "interactive": _interactive(interactive, data.get("gap_series"), f"group-{group}", today),
                       "observed_note": bool(observed is not None and len(observed))})
     return pages
+
+
+def _interactive(specs: list[tuple], gap_series: pd.DataFrame | None, anchor: str, today: float) -> list[Markup]:
+    """The page's figures for the HTML, drawn by plotly.js in the reader's browser (hover names each model, its
+    source, compute and value; legends toggle; figures zoom), from the same rows as the PDF's static figure."""
+    from pipeline.report import interactive as I
+
+    when = pd.Timestamp(S.month(today) + "-15").date()
+    out = []
+    for i, spec in enumerate(specs):
+        if spec[0] == "fit":
+            _, points, bands, fits, best, axis, unit, metric, source = spec
+            fig = I.fit_figure(points, bands, fits, best, axis, unit, metric, source)
+        else:
+            _, traj, row, metric, source = spec
+            fig = I.gap_figure(traj, row, _observed(gap_series, metric, source) if not S.HEX.match(metric) else None,
+                               today=when)
+        out.append(I.figure_div(fig, f"{anchor}-{i}"))
+    return out
 
 
 def _observed(gap_series: pd.DataFrame | None, metric: str, source: str) -> pd.DataFrame | None:
@@ -503,7 +527,7 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
                             "omit --run-id to report the newest run")
     figures = figure_cache(db)
     context = build_context(data, run_id, figures, progress)
-    context["plotly_script"] = ""
+    context["plotly_script"] = interactive.script()
     folder = out_dir / run_id
     try:
         folder.mkdir(parents=True, exist_ok=True)

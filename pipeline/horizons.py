@@ -318,6 +318,60 @@ def trends(horizons: pd.DataFrame, draws: pd.DataFrame, seed: int = 0) -> pd.Dat
     return pd.DataFrame(rows)
 
 
+# ------------------------------------------------------------------------------- METR's published trend
+PUBLISHED_SOURCE = "metr_time_horizon"
+PUBLISHED_VERSIONS = "METR-Horizon-v1.1"      # prefix of the versions whose headline trend we recompute
+PUBLISHED_SINCE = pd.Timestamp("2023-01-01")
+DAYS_PER_YEAR = 365.25
+# What METR publishes beside each TH1.1 results file (benchmark_results_1_1.yaml, doubling_time_in_days.from_2023_on):
+# version -> (days per doubling of the 50% horizon, 95% CI low, high).
+PUBLISHED_DOUBLING = {
+    "METR-Horizon-v1.1-2026-01-30": (130.801, 107.334, 161.422),
+    "METR-Horizon-v1.1-2026-02-19": (128.12, 104.601, 155.654),
+    "METR-Horizon-v1.1-2026-03-03": (128.744, 105.26, 157.336),
+}
+
+
+def published_trends(observations: pd.DataFrame, draws: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """METR's headline doubling time recomputed from its own published 50% horizons, one row per v1.1 version.
+
+    As METR computes it (the file's `from_2023_on`, reproduced to 0.001 day on METR-Horizon-v1.1-2026-03-03):
+    OLS of log2 p50 on release date in days, over the models that set a record when released (`is_sota` in
+    METR's file; `fitting.frontier_mask` of the published p50s marks the same models) released from 2023 on.
+    The 95% interval resamples those models with replacement (a pairs bootstrap). METR's own interval comes
+    from its task-level bootstrap, which we cannot redo without its runs; adding draws from each model's
+    published interval on top of resampling the models would count the measurement error twice, since the
+    scatter about the line already holds it. `observations`: store columns (source_version, model,
+    release_date, metric, value)."""
+    from pipeline.fitting import frontier_mask
+
+    rows = []
+    obs = observations[(observations["metric"] == "metr_p50_minutes")
+                       & observations["source_version"].astype(str).str.startswith(PUBLISHED_VERSIONS)]
+    for version, part in obs.groupby("source_version", sort=True):
+        part = part[part["release_date"].notna() & (part["value"] > 0)].reset_index(drop=True)
+        if part.empty:
+            continue
+        dates = pd.to_datetime(part["release_date"])
+        record = frontier_mask(dates, part["value"])
+        sel = part[record & (dates >= PUBLISHED_SINCE).to_numpy()].sort_values("model")
+        if len(sel) < 3:
+            continue
+        days = (pd.to_datetime(sel["release_date"]) - pd.Timestamp("1970-01-01")).dt.days.to_numpy(dtype=float)
+        x = days / DAYS_PER_YEAR
+        y = np.log2(sel["value"].to_numpy(dtype=float))
+        fit = fit_trend(x, y, np.tile(y, (draws, 1)) if draws > 0 else None, seed)
+        rows.append({"metric": "metr_p50_minutes", "x_axis": "date", **fit,
+                     "slope_unit": f"log2 minutes per {DAYS_PER_YEAR:g} days",
+                     "doubling_days": _per_doubling(fit["log2_slope"], DAYS_PER_YEAR),
+                     "lo": _per_doubling(fit["log2_slope_hi"], DAYS_PER_YEAR),
+                     "hi": _per_doubling(fit["log2_slope_lo"], DAYS_PER_YEAR),
+                     "flop_per_doubling": np.nan, "flop_per_doubling_lo": np.nan, "flop_per_doubling_hi": np.nan,
+                     "models": json.dumps(list(sel["model"])),
+                     "source": PUBLISHED_SOURCE, "source_version": version})
+    return pd.DataFrame(rows)
+
+
 def _per_doubling(log2_slope: float, scale: float) -> float:
     # a non-positive slope means no doubling at all: the interval end is unbounded
     return scale / log2_slope if np.isfinite(log2_slope) and log2_slope > 0 else np.inf

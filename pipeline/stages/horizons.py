@@ -1,5 +1,7 @@
 """Horizons stage: METR per-run data -> per-model horizons, stored as tables and as observations that later
-stages fit like any other source; release dates and compute joined from the stored sources."""
+stages fit like any other source; release dates and compute joined from the stored sources. Also METR's headline
+doubling time recomputed from METR's own published horizons (horizon_trend under METR's source and version), so
+the report can set it beside the figure METR publishes."""
 
 from __future__ import annotations
 
@@ -67,19 +69,34 @@ def attach_dates_and_compute(con, horizons: pd.DataFrame, runs_source: str) -> p
     return out
 
 
+def load_published(con) -> pd.DataFrame:
+    """METR's published 50% horizons of every stored TH1.1 version not forgotten: the observations
+    `horizons.published_trends` recomputes METR's doubling time from."""
+    obs = con.execute("SELECT source, source_version, model, release_date, metric, value FROM observations "
+                      "WHERE source = ? AND starts_with(source_version, ?) AND metric = 'metr_p50_minutes' "
+                      "ORDER BY source_version, model", [H.PUBLISHED_SOURCE, H.PUBLISHED_VERSIONS]).df()
+    return store.drop_forgotten(con, obs)
+
+
 def run(db, run_id: str, config: RunConfig | None = None, runs_source: str | None = None,
         regularization: float = H.METR_REGULARIZATION, weighting: str = H.DEFAULT_WEIGHTING,
         draws: int | None = None, seed: int | None = None) -> dict:
-    """Fit every agent's horizon from the stored per-run data; store tables and observations. Draws and seed
-    come from the run configuration (`draws`/`seed` override it for `scalegap horizons`)."""
+    """Fit every agent's horizon from the stored per-run data; store tables and observations. Also recompute
+    METR's published doubling time from its published horizons (stored in horizon_trend under METR's source
+    and version), with or without per-run data. Draws and seed come from the run configuration
+    (`draws`/`seed` override it for `scalegap horizons`)."""
     draws = draws if draws is not None else (config.draws.horizons if config else 1000)
     seed = seed if seed is not None else (config.seed if config else 0)
     con = store.connect(db)
     try:
         runs, source, version = load_runs(con, runs_source)
+        published = H.published_trends(load_published(con), draws=draws, seed=seed)
         if runs.empty:
             with store.transaction(con):
-                store.record_stage(con, run_id, "horizons", "succeeded", "no per-run data in the store")
+                store.replace_run_rows(con, "horizon_trend", run_id, published)
+                store.record_stage(con, run_id, "horizons", "succeeded", "no per-run data in the store"
+                                   + (f"; METR's published trend recomputed for {len(published)} version(s)"
+                                      if len(published) else ""))
             return {"skipped": "no per-run data"}
         sha = con.execute("SELECT sha256 FROM sources WHERE source = ? AND source_version = ?",
                           [source, version]).fetchone()
@@ -92,7 +109,9 @@ def run(db, run_id: str, config: RunConfig | None = None, runs_source: str | Non
         keys = {"source": source, "source_version": version}
         written = store.replace_run_rows(con, "horizons", run_id, horizons.assign(**keys))
         written += store.replace_run_rows(con, "horizon_draws", run_id, result.draws.assign(**keys))
-        written += store.replace_run_rows(con, "horizon_trend", run_id, trend.assign(**keys))
+        trends = [frame for frame in (trend.assign(**keys), published) if len(frame)]
+        written += store.replace_run_rows(con, "horizon_trend", run_id,
+                                          pd.concat(trends, ignore_index=True) if trends else published)
         observations = H.as_observations(horizons, version, sha[0] if sha else None)
         con.execute("DELETE FROM observations WHERE source = ? AND source_version = ?", [H.SOURCE, version])
         written += store.upsert(con, "observations", observations.assign(ingest_run_id=run_id))

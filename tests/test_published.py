@@ -234,6 +234,6 @@ def test_fragment_escapes_and_fits_one_a4_page(bundle):
     assert "&lt;b&gt;not markup&lt;/b&gt;" in html and html.count("<tr>") >= len(rows)
     assert env.get_template("published.html.j2").render(published=[]).strip() == ""
     # the report's own page and table style, which the main template will include this fragment under
-    style = re.search(r"<style>.*?</style>", (render.TEMPLATES / "report.html.j2").read_text(), re.S).group(0)
-    page = f"<html><head>{style.replace('{{ png_dpi }}', '150')}</head><body>{html}</body></html>"
+    style = env.get_template("style.css.j2").render(png_dpi=150)
+    page = f"<html><head><style>{style}</style></head><body>{html}</body></html>"
     assert len(weasyprint.HTML(string=page).render().pages) == 1

@@ -114,3 +114,28 @@ def test_html_screenshot_in_headless_chromium(rendered, tmp_path):
                    check=True, timeout=180, capture_output=True)
     assert _png_size(shot) == (1280, 2000)
     assert _ink_fraction(shot) > 0.02
+
+
+def test_report_scripts_draw_every_figure_and_log_no_errors(rendered, tmp_path):
+    """The report's own HTML, offline: plotly.js (embedded once) draws every figure, and nothing is logged."""
+    import re
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or _need("chromium")
+    html = Path(rendered["html"]).read_text()
+    ids = re.findall(r'<div id="([^"]+)" class="interactive-figure"', html)
+    assert len(ids) >= 3
+    run = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                          "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                          f"--user-data-dir={tmp_path}", "--enable-logging=stderr", "--v=0", "--dump-dom",
+                          Path(rendered["html"]).as_uri()], capture_output=True, text=True, timeout=300, check=True)
+    console = [line for line in run.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, console
+    dom = run.stdout
+    for div in ids:
+        start = dom.index(f'id="{div}"')
+        end = dom.find('class="interactive-figure"', start + 1)
+        drawn = dom[start:end if end > 0 else len(dom)]
+        assert "plot-container" in drawn and 'class="main-svg"' in drawn, f"{div} was not drawn"
+    # hovering a point names its model: the hover rows carry the model names of the user's own file
+    hover = re.findall(r'"customdata":\s*\[\[\s*"([^"]+)"', html)
+    assert any(name.startswith("model_") and name.endswith("_with_a_long_name") for name in hover), hover[:5]

@@ -18,7 +18,7 @@ import pandas as pd
 from markupsafe import Markup
 
 from pipeline import memo, store
-from pipeline.report import changes, interactive, plots
+from pipeline.report import changes, interactive, plots, published
 from pipeline.report import summary as S
 from pipeline.schema import ScalegapError, decimal_year
 
@@ -87,6 +87,7 @@ def load(db, run_id: str, scenario: str | None = None) -> dict:
         # the report's own stage row is left out: a re-render must reproduce the same HTML
         data["stages"] = con.execute("SELECT * FROM run_stages WHERE run_id = ? AND stage <> 'report' ORDER BY started_at",
                                      [run_id]).df()
+        data["published"] = published.published_rows(con, run_id)
         data["changes"] = changes.compare(con, run_id, scenario) if {"metric_verdicts", "forecast_scores"} <= present \
             else {"previous": None, "items": [], "scores": []}
     finally:
@@ -190,7 +191,7 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
         "gaps": gap_context(data.get("gap_summary", pd.DataFrame()), data.get("gap_series", pd.DataFrame())),
         "warnings": all_warnings(data),
         "calibration": data.get("forecast_calibration", pd.DataFrame()).to_dict("records"),
-        "changes": data.get("changes"),
+        "changes": data.get("changes"), "published": data.get("published", []),
     }
 
 

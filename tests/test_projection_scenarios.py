@@ -90,6 +90,8 @@ BAD = [
     ("lognormal without p90", GOOD.replace("algorithms = 2.828", 'algorithms = {dist = "lognormal", p10 = 2}'), "growth.algorithms"),
     ("horizon not defined", GOOD.replace('horizon = "horizon_p50"', 'horizon = "h50"'), "curve[1].horizon"),
     ("missing growth", GOOD.replace("investment = 2.828\n", ""), "growth.investment"),
+    ("unknown fitted start", GOOD.replace("investment = 2.828", 'investment = 2.828\nfitted_start = "latest"'),
+     "growth.fitted_start"),
 ]
 
 

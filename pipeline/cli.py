@@ -597,7 +597,8 @@ def project(
         curves = []
         for row in jsonable_frame(table):
             part = traj[traj["curve"] == row["curve"]]
-            cols = ["year", "decades", "frontier", "meek", "gap"] + (["gap_lo", "gap_mid", "gap_hi"] if samples else [])
+            cols = (["year", "decades", "frontier", "meek", "gap", "ratio", "lag_months"]
+                    + (["gap_lo", "gap_mid", "gap_hi"] if samples else []))
             row["warnings"] = json.loads(row["warnings"]) if isinstance(row.get("warnings"), str) else []
             row["trajectory"] = jsonable_frame(part[cols])
             curves.append(row)

@@ -19,6 +19,7 @@ SCENARIO_DIR = Path(__file__).parent / "scenarios"
 DEFAULT_SCENARIO = SCENARIO_DIR / "default.toml"
 GROWTH_KEYS = ("hardware", "algorithms", "investment", "inference")
 EXPLICIT_FAMILIES = ("exponential_in_time", "success_at_length")
+FITTED_STARTS = ("data", "scenario")  # growth.fitted_start: where a fitted series' projection starts
 # Stated limits: beyond them a projection overflows, or takes minutes and gigabytes on its yearly grid.
 GROWTH_RANGE = (1e-3, 1e3)          # annual factor of each growth rate
 MAX_WINDOW_YEARS = 200              # until - start
@@ -78,6 +79,7 @@ class Scenario:
     close_fraction: float = 0.01
     description: str = ""
     project_fitted: bool = True      # also project every fitted series of the run with its best family
+    fitted_start: str = "data"       # fitted series start where their data end ("data") or at `start` ("scenario")
 
     @property
     def years(self) -> float:
@@ -183,10 +185,15 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
     for key in ("hardware", "algorithms", "investment", "start", "until"):
         if key not in growth_raw:
             raise InputError(p, f"growth.{key} is missing", f"add {key} = ... under [growth]", column=f"growth.{key}")
-    extra = set(growth_raw) - set(GROWTH_KEYS) - {"start", "until"}
+    extra = set(growth_raw) - set(GROWTH_KEYS) - {"start", "until", "fitted_start"}
     if extra:
         raise InputError(p, f"unknown growth key(s) {', '.join(sorted(extra))}",
-                         f"allowed: {', '.join(GROWTH_KEYS)}, start, until", column=f"growth.{sorted(extra)[0]}")
+                         f"allowed: {', '.join(GROWTH_KEYS)}, start, until, fitted_start", column=f"growth.{sorted(extra)[0]}")
+    fitted_start = growth_raw.get("fitted_start", "data")
+    if fitted_start not in FITTED_STARTS:
+        raise InputError(p, f"growth.fitted_start = {fitted_start!r} is not \"data\" or \"scenario\"",
+                         "write fitted_start = \"data\" (each fitted series starts where its data end) or \"scenario\" "
+                         "(at growth.start)", column="growth.fitted_start")
     growth = {k: _growth(p, k, growth_raw[k]) for k in GROWTH_KEYS if k in growth_raw}
     if growth["hardware"].range[0] * growth["algorithms"].range[0] <= 1:
         raise InputError(p, "hardware x algorithms must exceed 1 (the meek actor's compute must grow)",
@@ -289,7 +296,7 @@ def load_scenario(path: str | Path | None = None) -> Scenario:
                     growth=growth, start=start, until=until, curves=curves,
                     sources={str(k): str(v) for k, v in config.get("sources", {}).items()},
                     close_fraction=float(fraction), description=str(config.get("description", "")),
-                    project_fitted=bool(settings.get("project_fitted", True)))
+                    project_fitted=bool(settings.get("project_fitted", True)), fitted_start=fitted_start)
 
 
 

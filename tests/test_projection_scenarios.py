@@ -90,6 +90,8 @@ BAD = [
     ("lognormal without p90", GOOD.replace("algorithms = 2.828", 'algorithms = {dist = "lognormal", p10 = 2}'), "growth.algorithms"),
     ("horizon not defined", GOOD.replace('horizon = "horizon_p50"', 'horizon = "h50"'), "curve[1].horizon"),
     ("missing growth", GOOD.replace("investment = 2.828\n", ""), "growth.investment"),
+    ("unknown fitted start", GOOD.replace("investment = 2.828", 'investment = 2.828\nfitted_start = "latest"'),
+     "growth.fitted_start"),
 ]
 
 
@@ -172,7 +174,36 @@ def test_every_fitted_series_is_projected_and_missing_metric_is_recorded(tmp_pat
         assert row["verdict"] == "meek" and row["limit_kind"] == "zero" and row["peak_gap"] > 0
         assert row["peak_gap_lo"] <= row["peak_gap"] * 1.5 and row["peak_gap_lo"] < row["peak_gap_hi"]
         assert math.isfinite(row["close_year"]) and row["close_year"] > row["peak_year"]
-        assert 20 < row["x0"] < 26          # log10 FLOP of the largest Chinchilla run before the start date
+        # Chinchilla's runs have no release dates: the projection starts at the scenario's start, and says so
+        assert 20 < row["x0"] < 26          # log10 FLOP of the largest Chinchilla run
+        assert row["start_year"] == pytest.approx(2023 + 72 / 365.25) and "no release dates" in row["note"]
+
+
+def test_fitted_series_start_where_their_data_end(tmp_path, fitted_db):
+    """Each dated series starts at its latest release date (not the scenario's 2023 start); nothing calendar-based
+    (peak, close, band, trajectory) precedes it, and the trajectory ends at until or where extrapolation stops."""
+    db, run_id = fitted_db
+    project_stage.run(db, run_id, RunConfig.build(_write(tmp_path, GOOD), Draws(projection=30)))
+    con = store.connect(db, read_only=True)
+    try:
+        rows = con.execute("SELECT p.*, (SELECT max(CASE WHEN p.x_axis = 'date' THEN s.x ELSE s.release_year END) "
+                           "FROM series_points s WHERE s.run_id = p.run_id AND s.metric = p.metric AND s.source = p.source "
+                           "AND s.source_version = p.source_version AND s.x_axis = p.x_axis) AS data_end "
+                           "FROM projections p WHERE run_id = ? AND metric IS NOT NULL AND family IS NOT NULL",
+                           [run_id]).df()
+        first = con.execute("SELECT curve, min(year) AS first, max(year) AS last FROM projection_trajectories "
+                            "WHERE run_id = ? GROUP BY curve", [run_id]).df().set_index("curve")
+    finally:
+        con.close()
+    dated = rows[rows["data_end"].notna()]
+    assert len(dated) >= 2 and (dated["data_end"] > 2023.3).any()
+    np.testing.assert_allclose(dated["start_year"], dated["data_end"])
+    for _, row in rows.iterrows():
+        assert first.loc[row["curve"], "first"] == pytest.approx(row["start_year"])
+        assert first.loc[row["curve"], "last"] == pytest.approx(row["end_year"])
+        assert row["end_year"] <= 2040.0 + 1e-9
+        for col in ("peak_year", "peak_year_lo", "peak_year_hi", "close_year"):
+            assert not row[col] < row["start_year"] - 1e-9, (row["curve"], col)
 
 
 def test_sensitivity_moves_with_investment(tmp_path):

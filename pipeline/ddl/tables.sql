@@ -619,6 +619,12 @@ CREATE TABLE IF NOT EXISTS projections (
     peak_gap_lo DOUBLE,
     peak_gap_hi DOUBLE,
     x0 DOUBLE,                   -- start: log10 FLOP (compute) or decimal year (date)
+    start_year DOUBLE,           -- decimal year at t = 0: where the series' data end (growth.fitted_start), else growth.start; NULL without a calendar
+    end_year DOUBLE,             -- where the trajectory ends: until, or earlier where extrapolation is cut
+    ratio_end DOUBLE,            -- frontier / meek at end_year (loss: meek / frontier); NULL for Elo and index units
+    lag_months_end DOUBLE,       -- months until the meek actor reaches the frontier's value at end_year
+    lag_months_end_lo DOUBLE,    -- Monte Carlo 10th-90th percentiles of that lag
+    lag_months_end_hi DOUBLE,
     growth_a DOUBLE,
     growth_b DOUBLE,
     "lambda" DOUBLE,
@@ -644,6 +650,8 @@ CREATE TABLE IF NOT EXISTS projection_trajectories (
     gap_lo DOUBLE,
     gap_mid DOUBLE,
     gap_hi DOUBLE,
+    ratio DOUBLE,                -- frontier / meek (loss: meek / frontier) where both > 0; NULL for Elo and index units
+    lag_months DOUBLE,           -- months until the meek actor reaches the frontier's value here; NULL: not within the search, or no calendar
     PRIMARY KEY (run_id, scenario, curve, step)
 );
 

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-PNG_DPI = 160  # sharp on paper at the PDF's plot width, a few tens of kB per figure
+PNG_DPI = 150  # sharp on paper at the PDF's plot width, a few tens of kB per figure
 plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "svg.fonttype": "none", "svg.hashsalt": "scalegap", "figure.dpi": 100})
 
 
@@ -29,13 +29,18 @@ class Plot(NamedTuple):
     png: str
 
 
-def _svg(fig) -> Plot:
+def _svg(fig, svg: bool = True) -> Plot:
+    """PNG for the PDF, and the SVG unless the page draws this figure itself (svg=False: the HTML has an
+    interactive figure from the same rows, and the SVG would only cost time)."""
     # One layout pass for the tight box, reused by both outputs (savefig's "tight" would draw twice each).
     box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", bbox_inches=box, metadata={"Date": None})
     picture = io.BytesIO()
     fig.savefig(picture, format="png", dpi=PNG_DPI, bbox_inches=box)
+    if not svg:
+        plt.close(fig)
+        return Plot("", base64.b64encode(picture.getvalue()).decode("ascii"))
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", bbox_inches=box, metadata={"Date": None})
     plt.close(fig)
     text = buffer.getvalue()
     text = text[text.index("<svg"):]
@@ -178,12 +183,12 @@ def scaled_gap(trajectory: pd.DataFrame, unit: str) -> pd.DataFrame:
 GAP_LABEL = {"points": "gap (percentage points)", "ratio": "frontier ÷ meek (log scale)", "difference": "gap (frontier − meek)"}
 
 
-def group_plot(title: str, compute: list[Line], date: list[Line], gaps: list[Gap], unit: str, metric_label: str,
-               observed: pd.DataFrame | None, counterpart: tuple[str, pd.DataFrame] | None, today: float) -> Plot:
+def group_figure(title: str, compute: list[Line], date: list[Line], gaps: list[Gap], unit: str, metric_label: str,
+                 observed: pd.DataFrame | None, counterpart: tuple[str, pd.DataFrame] | None, today: float):
     """A metric group's page: the data against compute and against date with each source's best fit; the
     projected frontier-minus-meek gap on calendar dates beside the gap observed on history; the same gap on the
     counterpart scale (the paper's point: one closes while the other grows)."""
-    fig, axes = plt.subplots(2, 2, figsize=(7.2, 5.6))
+    fig, axes = plt.subplots(2, 2, figsize=(7.2, 5.0))
     ax_c, ax_d, ax_g, ax_p = axes.ravel()
     log_y = unit == "minutes"
     for ax, lines, axis in ((ax_c, compute, "compute"), (ax_d, date, "date")):
@@ -232,7 +237,12 @@ def group_plot(title: str, compute: list[Line], date: list[Line], gaps: list[Gap
         ax_p.set_axis_off()
     fig.suptitle(literal(title), fontsize=9)
     fig.tight_layout()
-    return _svg(fig)
+    return fig
+
+
+def group_plot(*args) -> Plot:
+    """The group page's figure as a PNG for the PDF (the HTML draws its own, interactive, from the same rows)."""
+    return _svg(group_figure(*args), svg=False)
 
 
 def _gap_panel(ax, gaps: list[Gap], unit: str, observed: pd.DataFrame | None, today: float) -> None:

@@ -129,12 +129,27 @@ def _own_scenario(data: dict, names: list[str]) -> str | None:
 
 
 def _match(frame: pd.DataFrame, key: dict) -> pd.DataFrame:
+    """The rows of one series (metric, source, version, axis)."""
     if frame.empty or not set(KEYS) <= set(frame.columns):
         return frame.iloc[0:0]
-    mask = pd.Series(True, index=frame.index)
-    for k in KEYS:
-        mask &= frame[k] == key[k]
-    return frame[mask]
+    groups = _grouped(frame)
+    rows = groups.get(tuple(key[k] for k in KEYS))
+    return rows if rows is not None else frame.iloc[0:0]
+
+
+_GROUPED: dict[int, tuple[pd.DataFrame, dict]] = {}
+
+
+def _grouped(frame: pd.DataFrame) -> dict:
+    """A table split by series once, not filtered again for every lookup (a report makes hundreds)."""
+    cached = _GROUPED.get(id(frame))
+    if cached is not None and cached[0] is frame:
+        return cached[1]
+    groups = {k: g for k, g in frame.groupby(KEYS, sort=False, dropna=False)}
+    if len(_GROUPED) > 64:
+        _GROUPED.clear()
+    _GROUPED[id(frame)] = (frame, groups)
+    return groups
 
 
 Progress = Callable[[int, int, str], None]   # (items done, items in all, what comes next)
@@ -206,6 +221,7 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
         return []
     versions = selection.groupby("source")["source_version"].nunique().to_dict()
     selection = selection.assign(group=selection["metric"].map(S.group_of))
+    reach = S.data_reach(data["series_points"])
     pages = []
     groups = sorted(selection["group"].unique(), key=S.group_order)
     for i, group in enumerate(groups):
@@ -218,7 +234,7 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
         heads, interactive = [], []
         for metric in metrics:
             part = sel[sel["metric"] == metric]
-            head = S.headline_series(part, data["series_points"])
+            head = S.headline_series(part, reach)
             heads.append(head)
             for axis, lines in (("compute", compute), ("date", date)):
                 chosen = part[part["x_axis"] == axis]
@@ -261,10 +277,19 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
                            "verdict": cls.get("verdict", "not classified"), "basis": cls.get("basis"),
                            "gap": gap, "interval": interval, "past": past, "closes": closes,
                            "headline": any(h and all(h[k] == r[k] for k in KEYS) for h in heads)})
+        if len(series) > 6:  # many sources: the page keeps each metric's headline source, the appendix has all
+            sources = {(h["metric"], h["source"], h["source_version"]) for h in heads if h}
+            kept = [r for r in series if (r["metric"], r["source"], r["source_version"]) in sources]
+            hidden = len(series) - len(kept)
+            series = kept
+        else:
+            hidden = 0
         page_rows = [r for r in rows if r.group == group]
-        warnings = _group_warnings(data, sel)
+        warnings = _group_warnings(data, sel, heads)
+        others = sum(1 for r in sel.to_dict("records") if series_warnings(data, {k: r[k] for k in KEYS})) - \
+            sum(1 for h in heads if h and series_warnings(data, {k: h[k] for k in KEYS}))
         pages.append({"group": group, "title": S.group_title(group), "anchor": f"group-{group}", "rows": page_rows,
-                      "figure": figure, "series": series, "warnings": warnings, "many": many,
+                      "figure": figure, "series": series, "warnings": warnings, "many": many, "other_warnings": others, "hidden": hidden,
                       "interactive": _interactive(interactive, data.get("gap_series"), f"group-{group}", today),
                       "observed_note": bool(observed is not None and len(observed))})
     return pages
@@ -318,21 +343,44 @@ def _counterpart(data: dict, head: dict, trajectory: pd.DataFrame | None) -> tup
     return None
 
 
-def _group_warnings(data: dict, sel: pd.DataFrame) -> list[dict]:
-    """Each distinct warning once, with the series it qualifies."""
+def _group_warnings(data: dict, sel: pd.DataFrame, heads: list[dict] | None = None) -> list[dict]:
+    """Each distinct warning once, with the series it qualifies; with `heads`, only the headline series' (the
+    others' are printed beside their series in the appendix)."""
     seen: dict[str, list[str]] = {}
     for r in sel.to_dict("records"):
         key = {k: r[k] for k in KEYS}
+        if heads is not None and not any(h and all(h[k] == key[k] for k in KEYS) for h in heads):
+            continue
         where = f"{r['source']} vs {r['x_axis']}"
-        cls = _match(data["classifications"], key)
-        proj = _match(data["projections"], key) if len(data["projections"]) else pd.DataFrame()
-        texts = (_json_list(cls.iloc[0]["warnings"]) if len(cls) else []) + (
-            _json_list(proj.iloc[0]["warnings"]) if len(proj) else [])
-        for w in texts:
+        if S.group_of(r["metric"]) != r["metric"]:
+            where = f"{S.label(r['metric'])}: {where}"
+        for w in series_warnings(data, key):
             seen.setdefault(w, [])
             if where not in seen[w]:
-                seen[w].append(f"{S.label(r['metric'])}: {where}" if S.group_of(r["metric"]) != r["metric"] else where)
-    return [{"text": w, "series": s} for w, s in seen.items()]
+                seen[w].append(where)
+    # one warning per shape: the seven Hex boards' "reaches 1e22.1 FLOP ... 10.1 decades" differ in numbers only
+    shapes: dict[str, dict] = {}
+    for text, where in seen.items():
+        shape = re.sub(r"\d+(\.\d+)?(e[+-]?\d+)?", "#", text)
+        if shape in shapes:
+            shapes[shape]["series"].extend(w for w in where if w not in shapes[shape]["series"])
+            shapes[shape]["variants"] += 1
+        else:
+            shapes[shape] = {"text": text, "series": list(where), "variants": 1}
+    n = len(sel) if heads is None else sum(1 for h in heads if h)
+    for w in shapes.values():
+        if n > 2 and len(w["series"]) == n:
+            w["series"] = [f"all {n} series shown"]
+    return list(shapes.values())
+
+
+def series_warnings(data: dict, key: dict) -> list[str]:
+    """The verdict's warnings, then what the projection adds."""
+    cls = _match(data["classifications"], key)
+    proj = _match(data["projections"], key) if len(data["projections"]) else pd.DataFrame()
+    first = _json_list(cls.iloc[0]["warnings"]) if len(cls) else []
+    more = _json_list(proj.iloc[0]["warnings"]) if len(proj) else []
+    return first + [w for w in more if w not in first]
 
 
 def all_warnings(data: dict) -> int:
@@ -341,7 +389,8 @@ def all_warnings(data: dict) -> int:
 
 
 def appendix_sections(data: dict) -> list[dict]:
-    """Per series: every family's selection numbers, parameters, backtests and the classification's reasoning."""
+    """Per series: every family's selection numbers with its parameters, the backtests per family and the
+    classification's reasoning."""
     sections = []
     selection = data["selection"].sort_values(["x_axis", "metric", "source"]) if len(data["selection"]) else data["selection"]
     versions = selection.groupby("source")["source_version"].nunique().to_dict() if len(selection) else {}
@@ -351,19 +400,34 @@ def appendix_sections(data: dict) -> list[dict]:
         cls = _match(data["classifications"], key)
         cls = cls.iloc[0].to_dict() if len(cls) else {}
         params = _match(data["fit_params"], key)
-        if len(params):  # one block per family, in the order of the selection table
-            order = {f: j for j, f in enumerate(fits["family"])}
-            params = params.assign(_o=params["family"].map(order)).sort_values("_o", kind="stable")
+        by_family = {f: part.to_dict("records") for f, part in params.groupby("family")} if len(params) else {}
         points = _match(data["series_points"], key)
         top = points.sort_values("y", ascending=sel.get("kind") == "loss").head(5) if len(points) else points
         sections.append({
-            "anchor": f"series-{i}", "key": key, "sel": sel, "cls": cls, "fits": fits.to_dict("records"),
-            "source_label": _source_label(sel, versions), "params": params.to_dict("records"),
-            "pairs": _match(data["counterparts"], key).to_dict("records"), "top": top.to_dict("records"),
-            "backtests": _sorted(_match(data["backtests"], key), ["family", "cutoff"]).to_dict("records"),
-            "cls_warnings": _json_list(cls.get("warnings")),
+            "anchor": f"series-{i}", "key": key, "sel": sel, "cls": cls,
+            "fits": [{**f, "parameters": by_family.get(f["family"], [])} for f in fits.to_dict("records")],
+            "source_label": _source_label(sel, versions), "pairs": _match(data["counterparts"], key).to_dict("records"),
+            "top": top.to_dict("records"), "backtests": backtest_summary(_match(data["backtests"], key)),
+            "cls_warnings": series_warnings(data, key),
         })
     return sections
+
+
+def backtest_summary(backtests: pd.DataFrame) -> list[dict]:
+    """One row per family over its rolling origins: held-out points, mean error and pooled coverage (each
+    cutoff's coverage weighted by its test points); the per-cutoff rows stay in the store."""
+    if backtests.empty:
+        return []
+    rows = []
+    for family, part in backtests.groupby("family", sort=False):
+        n = part["n_test"].to_numpy(float)
+        w = n / n.sum() if n.sum() else np.full(len(n), 1 / len(n))
+        rows.append({"family": family, "cutoffs": len(part), "first": part["cutoff"].min(), "last": part["cutoff"].max(),
+                     "axis": part["cutoff_axis"].iloc[0], "points": int(n.sum()), "mae": float(np.dot(w, part["mae"])),
+                     "bias": float(np.dot(w, part["bias"])), "coverage80": float(np.dot(w, part["coverage80"])),
+                     "coverage95": float(np.dot(w, part["coverage95"])),
+                     "undercovers": int(part["undercovers"].fillna(False).astype(bool).sum())})
+    return sorted(rows, key=lambda r: r["mae"])
 
 
 def gap_context(summary: pd.DataFrame, series: pd.DataFrame) -> dict | None:
@@ -390,7 +454,13 @@ def gap_context(summary: pd.DataFrame, series: pd.DataFrame) -> dict | None:
     eci_row = eci.sort_values("source_version").iloc[-1].to_dict() if len(eci) else None
     eci_series = series[(series["metric"] == "eci") & (series["comparison"] == "open_vs_closed")
                         & (series["source_version"] == eci_row["source_version"])] if eci_row else series.iloc[0:0]
-    return {"rows": rows, "yearly": yearly, "eci": eci_row, "published": G.PUBLISHED_LAGS,
+    # the main report: one comparison per series, open against closed weights where both exist
+    main = {}
+    for row in rows:
+        series = (row["metric"], row["source"], row["source_version"])
+        if series not in main or row["comparison"] == "open_vs_closed":
+            main[series] = row
+    return {"rows": rows, "main": list(main.values()), "yearly": yearly, "eci": eci_row, "published": G.PUBLISHED_LAGS,
             "eci_text": G.published_comparison(eci_row, eci_series) if eci_row else [],
             "band": f"{G.BAND[1] - G.BAND[0]:g}%"}
 
@@ -484,7 +554,7 @@ def render_html(context: dict, medium: str = "html", template: str = "report.htm
 def figure(plot: plots.Plot | None, medium: str = "html") -> Markup:
     if plot is None:
         return Markup("")
-    if medium == "pdf":
+    if medium == "pdf" or not plot.svg:
         return Markup(f'<img class="figure" alt="" src="data:image/png;base64,{plot.png}">')
     return Markup(plot.svg)
 

@@ -48,14 +48,20 @@ def group_order(group: str) -> tuple[int, str]:
     return (ORDER.index(group) if group in ORDER else len(ORDER), group)
 
 
-def headline_series(rows: pd.DataFrame, points: pd.DataFrame | None = None) -> dict | None:
+def data_reach(points: pd.DataFrame) -> dict:
+    """Per series, the latest release date among its points."""
+    if points is None or points.empty or "release_year" not in points:
+        return {}
+    return points.groupby(KEYS)["release_year"].max().to_dict()
+
+
+def headline_series(rows: pd.DataFrame, reach: dict | None = None) -> dict | None:
     """The series a metric is read from: on the compute axis (the one the theorems speak to), the source whose
-    data reach the latest release date (today's frontier), then the one with the most points."""
+    data reach the latest release date (today's frontier; `reach` from data_reach), then the one with the most
+    points."""
     if rows.empty:
         return None
-    reach = {}
-    if points is not None and len(points) and "release_year" in points:
-        reach = points.groupby(KEYS)["release_year"].max().to_dict()
+    reach = reach or {}
     latest = [reach.get(tuple(r[k] for k in KEYS), np.nan) for r in rows.to_dict("records")]
     ranked = rows.assign(_c=(rows["x_axis"] == "compute").astype(int),
                          _r=np.nan_to_num(np.asarray(latest, float), nan=-np.inf)).sort_values(
@@ -191,6 +197,10 @@ def projected_gap(proj: dict, unit: str, today: float) -> tuple[str, str, bool, 
         dates = f"{month(lo)} to {month(hi)}" if lo is not None and np.isfinite(lo) and np.isfinite(hi) else ""
         size = _interval(proj, "peak_gap", unit)
         interval = "; ".join(x for x in (size, dates) if x)
+        lo_g, hi_g = proj.get("peak_gap_lo"), proj.get("peak_gap_hi")
+        if lo_g is not None and hi_g is not None and np.isfinite(lo_g) and not lo_g <= proj["peak_gap"] <= hi_g:
+            # the best fit's own peak lies outside its draws' band: say so rather than print both as if they agreed
+            interval += " (the best fit's peak lies outside its draws' band)"
         return gap, interval, past, month(proj.get("close_year"))
     ratio, lag = proj.get("ratio_end"), proj.get("lag_months_end")
     end = month(proj.get("end_year")) or month(proj.get("peak_year"))
@@ -202,7 +212,10 @@ def projected_gap(proj: dict, unit: str, today: float) -> tuple[str, str, bool, 
     if lag is not None and np.isfinite(lag):
         parts.append(f"meek trails by {lag:.0f} months")
     lo, hi = proj.get("lag_months_end_lo"), proj.get("lag_months_end_hi")
-    interval = f"lag {lo:.0f}-{hi:.0f} months" if lo is not None and np.isfinite(lo) and np.isfinite(hi) else ""
+    interval = ""
+    if lo is not None and hi is not None and np.isfinite(lo) and np.isfinite(hi):
+        interval = (f"lag {lo:.0f}-{hi:.0f} months" if round(lo) != round(hi) else
+                    "lag set by the scenario's growth rates alone")
     return "; ".join(parts), interval, False, "never (grows)" if kind == "infinite" else ""
 
 
@@ -238,9 +251,10 @@ def metric_rows(data: dict, today: float) -> list[Row]:
     selection, points = data["selection"], data["series_points"]
     projections = data["projections"]
     rows: list[Row] = []
+    reach = data_reach(points)
     for v in (verdicts.to_dict("records") if len(verdicts) else []):
         sel = selection[selection["metric"] == v["metric"]] if len(selection) else selection
-        head = headline_series(sel, points)
+        head = headline_series(sel, reach)
         key = {k: head[k] for k in KEYS} if head else None
         proj = _match(projections, key) if key else pd.DataFrame()
         proj_row = proj.iloc[0].to_dict() if len(proj) else None
@@ -277,7 +291,7 @@ def _fold_hex(rows: list[Row]) -> list[Row]:
                  basis=bases.pop() if len(bases) == 1 else "mixed",
                  p_bounded=float(np.mean([r.p_bounded for r in boards])), reason=boards[0].reason,
                  series=None, frontier="agents' own compute (no calendar)", gap=gap,
-                 closes="closes on every board" if all(r.projection and r.projection.get("limit_kind") == "zero"
+                 closes="on every board" if all(r.projection and r.projection.get("limit_kind") == "zero"
                                                        for r in boards) else "",
                  warnings=sorted({w for r in boards for w in r.warnings}))
     rest = [r for r in rows if r.group != "hex"] + [folded]
@@ -305,8 +319,9 @@ def headline(rows: list[Row], scenario: str | None, until: str | None) -> list[s
     if mighty:
         lags = [r.projection.get("lag_months_end") for r in mighty if r.projection]
         lags = [x for x in lags if x is not None and np.isfinite(x)]
-        trail = f"; by {until[:4] if until else 'the end of the window'} the meek actor trails by {min(lags):.0f} to " \
-                f"{max(lags):.0f} months" if lags else ""
+        span = f"{min(lags):.0f}" if lags and round(min(lags)) == round(max(lags)) else \
+            f"{min(lags):.0f} to {max(lags):.0f}" if lags else ""
+        trail = f"; where the projections end the meek actor trails by {span} months" if lags else ""
         out.append(f"On {_names(mighty)} the lead persists or grows (mighty): these scales are unbounded, so the same "
                    f"growth that closes the accuracy gaps keeps these apart{trail}.")
     if undecided:

@@ -7,7 +7,7 @@ Target (issue 15): the whole report stage (report.html, report.pdf, appendix.pdf
 
 The store is copied into a temporary folder, so the figure cache beside it starts empty; the same copy is then
 rendered again (warm: every figure from the cache). The baseline measured in the same run is the warm render:
-what is left when no figure is drawn (loading, HTML, PDF layout).
+what is left when no figure is drawn (loading, HTML, PDF layout). Both call render.report_stage as a run does.
 """
 
 from __future__ import annotations
@@ -46,33 +46,18 @@ def _store(db: Path, tmp: Path) -> Path:
 
 
 def steps(db: Path, run_id: str, out: Path) -> dict[str, float]:
-    """The report stage's work, timed piece by piece (the same calls as render.report_stage)."""
-    import weasyprint
-
+    """The report stage as a run calls it, with the time to each of its progress steps."""
     from pipeline.report import render
 
-    times = {}
-    t = time.perf_counter()
-    data = render.load(db, run_id)
-    times["load"] = time.perf_counter() - t
-    figures = render.figure_cache(db)
-    t = time.perf_counter()
-    context = render.build_context(data, run_id, figures)
-    context["plotly_script"] = render.interactive.script()
-    times["figures and context"] = time.perf_counter() - t
-    t = time.perf_counter()
-    (out / "report.html").write_text(render.render_html(context))
-    times["HTML"] = time.perf_counter() - t
-    t = time.perf_counter()
-    main = weasyprint.HTML(string=render.render_html(context, "pdf")).render()
-    (out / "report.pdf").write_bytes(main.write_pdf())
-    times[f"report.pdf ({len(main.pages)} pages)"] = time.perf_counter() - t
-    t = time.perf_counter()
-    appendix = weasyprint.HTML(string=render.render_html(context, "pdf", "appendix.html.j2")).render()
-    (out / "appendix.pdf").write_bytes(appendix.write_pdf())
-    times[f"appendix.pdf ({len(appendix.pages)} pages)"] = time.perf_counter() - t
-    times["figures drawn"] = figures.misses
-    return times
+    marks: list[tuple[str, float]] = []
+    t0 = time.perf_counter()
+    paths = render.report_stage(db, run_id, out, progress=lambda i, n, label: marks.append((label, time.perf_counter())))
+    end = time.perf_counter()
+    first_pdf = next((t for label, t in marks if label == "PDF: report"), end)
+    appendix = next((t for label, t in marks if label == "PDF: appendix"), end)
+    return {"pages, figures and HTML": first_pdf - t0, f"report.pdf ({paths['pages']} pages)": appendix - first_pdf,
+            f"appendix.pdf ({paths['appendix_pages']} pages, laid out beside it)": end - appendix,
+            "figures drawn": paths["figures_drawn"]}
 
 
 def main() -> None:

@@ -75,19 +75,42 @@ class Memo:
         self.hits = self.misses = 0
 
     def call(self, fn: Callable, *args: Any) -> Any:
+        return self.map(fn, [args])[0]
+
+    def map(self, fn: Callable, calls: list[tuple], executor: Any = None) -> list:
+        """[fn(*args) for args in calls], each from the store when the same call was made on the same content;
+        the rest computed, on `executor` (a concurrent.futures pool) when given."""
         if self.folder is None:
-            return fn(*args)
-        digest = hashlib.sha256(self.code + fn.__name__.encode())
-        feed(digest, args)
-        path = self.folder / f"{digest.hexdigest()[:32]}.json"
-        try:
-            value = self.load(json.loads(path.read_text()))
-            self.hits += 1
-            return value
-        except (OSError, ValueError, TypeError, KeyError):
-            pass
-        value = fn(*args)
-        self.misses += 1
+            paths = [None] * len(calls)
+        else:
+            paths = []
+            for args in calls:
+                digest = hashlib.sha256(self.code + fn.__name__.encode())
+                feed(digest, args)
+                paths.append(self.folder / f"{digest.hexdigest()[:32]}.json")
+        out: list[Any] = [None] * len(calls)
+        todo = []
+        for i, path in enumerate(paths):
+            try:
+                if path is None:
+                    raise OSError
+                out[i] = self.load(json.loads(path.read_text()))
+                self.hits += 1
+            except (OSError, ValueError, TypeError, KeyError):
+                todo.append(i)
+        if executor is not None and len(todo) > 1:
+            futures = {i: executor.submit(fn, *calls[i]) for i in todo}
+            results = {i: f.result() for i, f in futures.items()}
+        else:
+            results = {i: fn(*calls[i]) for i in todo}
+        for i, value in results.items():
+            out[i] = value
+            if paths[i] is not None:
+                self.misses += 1
+                self._save(paths[i], value)
+        return out
+
+    def _save(self, path: Path, value: Any) -> None:
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             with tempfile.NamedTemporaryFile("w", dir=self.folder, delete=False, suffix=".tmp") as tmp:
@@ -95,4 +118,3 @@ class Memo:
             os.replace(tmp.name, path)
         except (OSError, TypeError, ValueError):
             pass
-        return value

@@ -168,7 +168,8 @@ def figure_cache(db: str | Path | None = None) -> memo.Memo:
     return memo.Memo(memo.cache_dir(db, "figures"), [plots.__file__], dump=lambda p: p._asdict(), load=lambda d: plots.Plot(**d))
 
 
-def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, progress: Progress | None = None) -> dict:
+def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, progress: Progress | None = None,
+                  executor=None) -> dict:
     """Everything both reports show: page 1's rows and headline, one page per metric group, and the appendix's
     per-series detail."""
     figures = figures or memo.Memo(None, [])
@@ -182,7 +183,7 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
         except (TypeError, ValueError):  # stores written before the scenario was kept as JSON
             scenario["sources_map"], scenario["growth_map"] = {}, {}
     rows = S.metric_rows(data, today)
-    groups = group_pages(data, rows, today, figures, progress)
+    groups = group_pages(data, rows, today, figures, progress, executor)
     sections = appendix_sections(data)
     explicit = []
     proj_all = data["projections"]
@@ -214,7 +215,8 @@ def _source_label(row: dict, versions: dict) -> str:
     return f"{row['source']}@{row['source_version']}" if versions.get(row["source"], 1) > 1 else row["source"]
 
 
-def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progress: Progress | None = None) -> list[dict]:
+def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progress: Progress | None = None,
+                executor=None) -> list[dict]:
     """One page per metric group: the verdicts, one composite figure, the series beneath and their warnings."""
     selection = data["selection"]
     if selection.empty:
@@ -262,8 +264,8 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
         unit = head["unit"]
         observed = _observed(data.get("gap_series"), metrics[0], head["source"]) if group != "hex" else None
         counterpart = _counterpart(data, head, gaps[0].trajectory if gaps else None)
-        figure = figures.call(plots.group_plot, S.group_title(group), compute, date, gaps, unit,
-                              S.label(metrics[0]) if not many else S.group_title(group), observed, counterpart, today)
+        drawing = (S.group_title(group), compute, date, gaps, unit,
+                   S.label(metrics[0]) if not many else S.group_title(group), observed, counterpart, today)
         series = []
         for r in sel.sort_values(["metric", "x_axis", "source"]).to_dict("records"):
             key = {k: r[k] for k in KEYS}
@@ -289,9 +291,13 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
         others = sum(1 for r in sel.to_dict("records") if series_warnings(data, {k: r[k] for k in KEYS})) - \
             sum(1 for h in heads if h and series_warnings(data, {k: h[k] for k in KEYS}))
         pages.append({"group": group, "title": S.group_title(group), "anchor": f"group-{group}", "rows": page_rows,
-                      "figure": figure, "series": series, "warnings": warnings, "many": many, "other_warnings": others, "hidden": hidden,
+                      "drawing": drawing, "series": series, "warnings": warnings, "many": many, "other_warnings": others, "hidden": hidden,
                       "interactive": _interactive(interactive, data.get("gap_series"), f"group-{group}", today),
                       "observed_note": bool(observed is not None and len(observed))})
+    # every page's figure at once: those not in the cache drawn side by side when a pool is given
+    drawn = figures.map(plots.group_plot, [p.pop("drawing") for p in pages], executor)
+    for page, figure in zip(pages, drawn, strict=True):
+        page["figure"] = figure
     return pages
 
 
@@ -586,9 +592,8 @@ def _unwritable(path: Path, exc: OSError) -> ScalegapError:
 
 def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "reports", scenario: str | None = None,
                  progress: Progress | None = None) -> dict:
-    """Write <out>/<run_id>/report.html and report.pdf (same HTML), refresh <out>/latest.*; return paths and pages."""
-    import weasyprint
-
+    """Write <out>/<run_id>/report.html, report.pdf and appendix.pdf, refresh <out>/latest.*; return paths and
+    pages."""
     out_dir = Path(out_dir)
     store.check_writable(out_dir, "report")
     store.check_writable(store.resolve_db(db), "database")  # the stage is recorded there once the report is written
@@ -597,34 +602,89 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
         raise ScalegapError(f"run {run_id} is not in the store. Fix: `scalegap status` lists the runs; "
                             "omit --run-id to report the newest run")
     figures = figure_cache(db)
-    context = build_context(data, run_id, figures, progress)
-    context["plotly_script"] = interactive.script()
     folder = out_dir / run_id
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise _unwritable(folder, exc) from None
-    # another scenario projected on the same run is written beside the run's own report, never over it
-    suffix = "" if data["own_scenario"] else "." + _file_safe(context["scenario"]["scenario"])
-    html_path, pdf_path = folder / f"report{suffix}.html", folder / f"report{suffix}.pdf"
-    appendix_path = folder / f"appendix{suffix}.pdf"
-    _atomic_write(html_path, render_html(context).encode("utf-8"))
-    steps = len(context["groups"]) + 2
-    if progress:
-        progress(steps - 2, steps, "PDF: report")
-    document = weasyprint.HTML(string=render_html(context, "pdf"), base_url=str(folder)).render()
-    _atomic_write(pdf_path, document.write_pdf())
-    if progress:
-        progress(steps - 1, steps, "PDF: appendix")
-    appendix = weasyprint.HTML(string=render_html(context, "pdf", "appendix.html.j2"), base_url=str(folder)).render()
-    _atomic_write(appendix_path, appendix.write_pdf())
+    with _pool() as pool:
+        context = build_context(data, run_id, figures, progress, pool)
+        context["plotly_script"] = interactive.script()
+        # another scenario projected on the same run is written beside the run's own report, never over it
+        suffix = "" if data["own_scenario"] else "." + _file_safe(context["scenario"]["scenario"])
+        html_path, pdf_path = folder / f"report{suffix}.html", folder / f"report{suffix}.pdf"
+        appendix_path = folder / f"appendix{suffix}.pdf"
+        _atomic_write(html_path, render_html(context).encode("utf-8"))
+        steps = len(context["groups"]) + 2
+        if progress:
+            progress(steps - 2, steps, "PDF: report")
+        # the two PDFs laid out side by side (weasyprint holds one core each)
+        appendix_job = pool.submit(pdf_bytes, render_html(context, "pdf", "appendix.html.j2"), str(folder)) if pool \
+            else None
+        main_pdf, main_pages = pdf_bytes(render_html(context, "pdf"), str(folder))
+        _atomic_write(pdf_path, main_pdf)
+        if progress:
+            progress(steps - 1, steps, "PDF: appendix")
+        appendix_pdf, appendix_pages = appendix_job.result() if appendix_job else pdf_bytes(
+            render_html(context, "pdf", "appendix.html.j2"), str(folder))
+        _atomic_write(appendix_path, appendix_pdf)
     if not suffix:
         for name, source in (("latest.html", html_path), ("latest.pdf", pdf_path), ("latest-appendix.pdf", appendix_path)):
             _atomic_write(out_dir / name, source.read_bytes())  # unique temp name: two runs may finish together
     with store.open_stage(db, run_id, "report"):
         pass  # records the stage; the report itself lives on disk, not in the store
-    return {"html": str(html_path), "pdf": str(pdf_path), "appendix": str(appendix_path), "pages": len(document.pages),
-            "appendix_pages": len(appendix.pages), "figures_drawn": figures.misses, "figures_cached": figures.hits}
+    return {"html": str(html_path), "pdf": str(pdf_path), "appendix": str(appendix_path), "pages": main_pages,
+            "appendix_pages": appendix_pages, "figures_drawn": figures.misses, "figures_cached": figures.hits}
+
+
+def pdf_bytes(html: str, base_url: str) -> tuple[bytes, int]:
+    """A PDF laid out by weasyprint from the report's HTML, and its page count (run in a worker process too)."""
+    import weasyprint
+
+    document = weasyprint.HTML(string=html, base_url=base_url).render()
+    return document.write_pdf(), len(document.pages)
+
+
+@contextlib.contextmanager
+def _pool():
+    """Two worker processes for the figures and the appendix's layout (the report's slow, independent parts),
+    started fresh (spawn), not forked from this process, which may run Prefect's threads; each is killed by
+    the kernel if this process dies, so a killed run leaves no worker behind.
+    None on a one-core machine or where processes cannot be started: everything then runs here, in turn."""
+    import concurrent.futures
+    import multiprocessing
+
+    if (os.cpu_count() or 1) < 2:
+        yield None
+        return
+    try:
+        pool = concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"),
+                                                      initializer=_worker_start, initargs=(os.getpid(),))
+    except (OSError, ValueError):
+        yield None
+        return
+    for _ in range(2):  # start both workers now: they load their libraries while this process reads the store
+        pool.submit(int)
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_start(parent: int) -> None:
+    """In each worker: die with the parent (Linux: a parent-death signal), then load what the work needs."""
+    import ctypes
+    import ctypes.util
+    import signal
+    import sys
+
+    if sys.platform == "linux":
+        ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+    import weasyprint  # noqa: F401
+
+    from pipeline.report import plots  # noqa: F401
 
 
 def _file_safe(name: str) -> str:

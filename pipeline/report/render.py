@@ -381,12 +381,32 @@ def _group_warnings(data: dict, sel: pd.DataFrame, heads: list[dict] | None = No
 
 
 def series_warnings(data: dict, key: dict) -> list[str]:
-    """The verdict's warnings, then what the projection adds."""
+    """The verdict's warnings, then what the projection adds, then any parameter of the best fit that lies
+    outside its own bootstrap interval (a fit its resamples do not reproduce)."""
     cls = _match(data["classifications"], key)
     proj = _match(data["projections"], key) if len(data["projections"]) else pd.DataFrame()
     first = _json_list(cls.iloc[0]["warnings"]) if len(cls) else []
     more = _json_list(proj.iloc[0]["warnings"]) if len(proj) else []
-    return first + [w for w in more if w not in first]
+    return first + [w for w in more if w not in first] + unstable_parameters(data, key)
+
+
+def unstable_parameters(data: dict, key: dict) -> list[str]:
+    sel = _match(data["selection"], key)
+    params = _match(data["fit_params"], key)
+    if sel.empty or params.empty:
+        return []
+    best = params[(params["family"] == sel.iloc[0]["best_family"]) & ~params["fixed"].fillna(False).astype(bool)]
+    out = []
+    for p in best.to_dict("records"):
+        lo, hi, v = p.get("lo95"), p.get("hi95"), p.get("value")
+        if any(x is None or not np.isfinite(x) for x in (lo, hi, v)):
+            continue
+        slack = 1e-6 * max(abs(lo), abs(hi), abs(v), 1.0)
+        if v < lo - slack or v > hi + slack:
+            out.append(f"the best fit's {p['param']} = {v:.4g} lies outside its own bootstrap 95% interval "
+                       f"({lo:.4g} to {hi:.4g}): resamples of the data do not reproduce this fit, so its projection "
+                       "is fragile")
+    return out
 
 
 def all_warnings(data: dict) -> int:

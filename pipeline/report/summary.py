@@ -178,7 +178,9 @@ def frontier_today(points: pd.DataFrame, kind: str, unit: str) -> str:
         return ""
     best = points.sort_values("y", ascending=kind == "loss").iloc[0]
     when = month(best["release_year"]) if pd.notna(best.get("release_year")) else ""
-    return f"{fmt_value(best['y'], unit)} ({best['model']}{', ' + when if when else ''})"
+    from pipeline.report.interactive import display_model
+
+    return f"{fmt_value(best['y'], unit)} ({display_model(best['model'])}{', ' + when if when else ''})"
 
 
 def projected_gap(proj: dict, unit: str, today: float) -> tuple[str, str, bool, str]:
@@ -200,7 +202,7 @@ def projected_gap(proj: dict, unit: str, today: float) -> tuple[str, str, bool, 
         lo_g, hi_g = proj.get("peak_gap_lo"), proj.get("peak_gap_hi")
         if lo_g is not None and hi_g is not None and np.isfinite(lo_g) and not lo_g <= proj["peak_gap"] <= hi_g:
             # the best fit's own peak lies outside its draws' band: say so rather than print both as if they agreed
-            interval += " (the best fit's peak lies outside its draws' band)"
+            interval += "; the best fit's own peak lies outside this band"
         return gap, interval, past, month(proj.get("close_year"))
     ratio, lag = proj.get("ratio_end"), proj.get("lag_months_end")
     end = month(proj.get("end_year")) or month(proj.get("peak_year"))

@@ -83,3 +83,24 @@ def test_headline_names_every_verdict_class():
     assert "the 50% task horizon" in text and "trails by 26 months" in text
     assert "cannot decide ECI (indeterminate)" in text and "The sources disagree." in text
     assert S.headline([], "default", None) and not math.isnan(S.decimal_year_or_nan("2034-01"))
+
+
+def test_fitted_gap_on_history_evaluates_the_fit_at_both_groups_compute():
+    """Theory against history: at each observed date, the fit at the leading and the laggard model's compute."""
+    from pipeline.report import render
+
+    key = {"metric": "mmlu", "source": "hub", "source_version": "1", "x_axis": "compute"}
+    points = pd.DataFrame({**key, "model": ["big", "small", "mid"], "x": [25.0, 23.0, 24.0], "y": [0.8, 0.5, 0.7]},
+                          index=[0, 1, 2])
+    band = pd.DataFrame({**key, "family": "logistic", "x": [22.0, 26.0], "fit": [0.4, 0.8]}, index=[0, 1])
+    data = {"series_points": points, "fit_bands": band}
+    head = {**key, "best_family": "logistic", "unit": "fraction"}
+    observed = pd.DataFrame({"date": pd.to_datetime(["2024-01-01", "2025-01-01", "2025-06-01"]),
+                             "frontier_model": ["big", "big", "big"], "laggard_model": ["small", "mid", "unknown"]})
+    implied = render.implied_gap(data, head, observed)
+    # the fit rises 0.1 per decade: 2 decades apart is 20 points, 1 decade 10; a model not in the series is left out
+    assert list(implied["gap"].round(6)) == [20.0, 10.0]
+    minutes = render.implied_gap({"series_points": points, "fit_bands": band.assign(fit=[1.0, 16.0])},
+                                 {**head, "unit": "minutes"}, observed)
+    assert list(minutes["gap"].round(6)) == [round(12.25 / 4.75, 6), round(12.25 / 8.5, 6)]   # a ratio for horizons
+    assert render.implied_gap(data, {**head, "x_axis": "date"}, observed) is None

@@ -388,7 +388,7 @@ def _decimal_today(today: datetime.date) -> float:
 
 
 def gap_figure(trajectory: pd.DataFrame, projection_row: Mapping, observed: pd.DataFrame | None = None,
-               today: datetime.date | None = None) -> dict:
+               today: datetime.date | None = None, implied: pd.DataFrame | None = None) -> dict:
     """The projected frontier and meek actor, the gap between them with its 10-90% band, and (optional) the
     observed gap from history over the same years.
 
@@ -436,6 +436,11 @@ def gap_figure(trajectory: pd.DataFrame, projection_row: Mapping, observed: pd.D
                  "hovertemplate": f"projected gap<br>{t_hover}: {gap_fmt}<extra></extra>"})
     if observed is not None and len(observed) and calendar:
         data += _observed_gap_traces(observed, "y2", gap_fmt)
+    if implied is not None and len(implied) and calendar:  # the fitted curve at both groups' compute, on history
+        data.append({"type": "scatter", "mode": "lines", "name": "fit at both groups' compute", "yaxis": "y2",
+                     "x": [pd.Timestamp(d).date().isoformat() for d in implied["date"]], "y": _numbers(implied["gap"]),
+                     "line": {"color": "#b3261e", "width": 1.5, "dash": "dash"},
+                     "hovertemplate": f"fit at both groups' compute<br>%{{x}}: {gap_fmt}<extra></extra>"})
     if has_lag:
         data.append({"type": "scatter", "mode": "lines", "name": "months the meek actor trails", "x": t, "y": lag,
                      "yaxis": "y3", "line": {"color": "#9467bd"},

@@ -184,7 +184,8 @@ GAP_LABEL = {"points": "gap (percentage points)", "ratio": "frontier ÷ meek (lo
 
 
 def group_figure(title: str, compute: list[Line], date: list[Line], gaps: list[Gap], unit: str, metric_label: str,
-                 observed: pd.DataFrame | None, counterpart: tuple[str, pd.DataFrame] | None, today: float):
+                 observed: pd.DataFrame | None, counterpart: tuple[str, pd.DataFrame] | None, today: float,
+                 implied: pd.DataFrame | None = None):
     """A metric group's page: the data against compute and against date with each source's best fit; the
     projected frontier-minus-meek gap on calendar dates beside the gap observed on history; the same gap on the
     counterpart scale (the paper's point: one closes while the other grows)."""
@@ -216,7 +217,7 @@ def group_figure(title: str, compute: list[Line], date: list[Line], gaps: list[G
         ax.set_ylabel(y_label(unit, metric_label), fontsize=7)
         ax.tick_params(labelsize=6)
         ax.legend(fontsize=5.5, frameon=False, loc="upper left" if unit != "nats" else "upper right")
-    _gap_panel(ax_g, gaps, unit, observed, today)
+    _gap_panel(ax_g, gaps, unit, observed, today, implied)
     if counterpart is not None and len(counterpart[1]):
         name, frame = counterpart
         t_col = _time_axis(frame)
@@ -245,7 +246,8 @@ def group_plot(*args) -> Plot:
     return _svg(group_figure(*args), svg=False)
 
 
-def _gap_panel(ax, gaps: list[Gap], unit: str, observed: pd.DataFrame | None, today: float) -> None:
+def _gap_panel(ax, gaps: list[Gap], unit: str, observed: pd.DataFrame | None, today: float,
+               implied: pd.DataFrame | None = None) -> None:
     scale = gap_scale(unit)
     if not gaps and (observed is None or observed.empty):
         ax.set_axis_off()
@@ -277,6 +279,9 @@ def _gap_panel(ax, gaps: list[Gap], unit: str, observed: pd.DataFrame | None, to
         ax.errorbar(pd.to_datetime(obs["date"]), y, yerr=[np.clip(y - lo, 0, None), np.clip(hi - y, 0, None)],
                     fmt="o", ms=2.2, lw=0.6, color="#b3261e", alpha=0.7, label="observed: open vs closed weights"
                     if (obs["comparison"] == "open_vs_closed").all() else "observed (history)")
+    if implied is not None and len(implied) and calendar_time:
+        ax.plot(pd.to_datetime(implied["date"]), implied["gap"], color="#b3261e", lw=0.9, ls="--",
+                label="fit at both groups' compute")
     if calendar_time:
         ax.axvline(calendar([today])[0], color="grey", lw=0.6, ls=":")
         _date_axis(ax)

@@ -259,13 +259,14 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
                 if len(traj):
                     gaps.append(plots.Gap(S.label(metric) if many else f"{_source_label(head, versions)} vs {head['x_axis']}",
                                           traj, p.get("peak_year")))
-                    interactive.append(("gap", traj, p, metric, head["source"]))
+                    interactive.append(("gap", traj, p, metric, head))
         head = heads[0]
         unit = head["unit"]
         observed = _observed(data.get("gap_series"), metrics[0], head["source"]) if group != "hex" else None
+        implied = implied_gap(data, head, observed)
         counterpart = _counterpart(data, head, gaps[0].trajectory if gaps else None)
         drawing = (S.group_title(group), compute, date, gaps, unit,
-                   S.label(metrics[0]) if not many else S.group_title(group), observed, counterpart, today)
+                   S.label(metrics[0]) if not many else S.group_title(group), observed, counterpart, today, implied)
         series = []
         for r in sel.sort_values(["metric", "x_axis", "source"]).to_dict("records"):
             key = {k: r[k] for k in KEYS}
@@ -292,7 +293,7 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
             sum(1 for h in heads if h and series_warnings(data, {k: h[k] for k in KEYS}))
         pages.append({"group": group, "title": S.group_title(group), "anchor": f"group-{group}", "rows": page_rows,
                       "drawing": drawing, "series": series, "warnings": warnings, "many": many, "other_warnings": others, "hidden": hidden,
-                      "interactive": _interactive(interactive, data.get("gap_series"), f"group-{group}", today),
+                      "interactive": _interactive(interactive, data, f"group-{group}", today),
                       "observed_note": bool(observed is not None and len(observed))})
     # every page's figure at once: those not in the cache drawn side by side when a pool is given
     drawn = figures.map(plots.group_plot, [p.pop("drawing") for p in pages], executor)
@@ -301,11 +302,12 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
     return pages
 
 
-def _interactive(specs: list[tuple], gap_series: pd.DataFrame | None, anchor: str, today: float) -> list[Markup]:
+def _interactive(specs: list[tuple], data: dict, anchor: str, today: float) -> list[Markup]:
     """The page's figures for the HTML, drawn by plotly.js in the reader's browser (hover names each model, its
     source, compute and value; legends toggle; figures zoom), from the same rows as the PDF's static figure."""
     from pipeline.report import interactive as I
 
+    gap_series = data.get("gap_series")
     when = pd.Timestamp(S.month(today) + "-15").date()
     out = []
     for i, spec in enumerate(specs):
@@ -313,11 +315,35 @@ def _interactive(specs: list[tuple], gap_series: pd.DataFrame | None, anchor: st
             _, points, bands, fits, best, axis, unit, metric, source = spec
             fig = I.fit_figure(points, bands, fits, best, axis, unit, metric, source)
         else:
-            _, traj, row, metric, source = spec
-            fig = I.gap_figure(traj, row, _observed(gap_series, metric, source) if not S.HEX.match(metric) else None,
-                               today=when)
+            _, traj, row, metric, head = spec
+            observed = _observed(gap_series, metric, head["source"]) if not S.HEX.match(metric) else None
+            fig = I.gap_figure(traj, row, observed, today=when, implied=implied_gap(data, head, observed))
         out.append(I.figure_div(fig, f"{anchor}-{i}"))
     return out
+
+
+def implied_gap(data: dict, head: dict, observed: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Theory on history: at each observed date, the headline fit evaluated at the compute of the leading group's
+    best model and of the laggard's, on the observed gap's scale. Where it tracks the observed gap, compute
+    explains the lead; where it does not, something else does (data, post-training, selection)."""
+    if observed is None or observed.empty or head.get("x_axis") != "compute":
+        return None
+    key = {k: head[k] for k in KEYS}
+    points = _match(data["series_points"], key)
+    band = _match(data["fit_bands"], key)
+    band = band[band["family"] == head["best_family"]].sort_values("x") if len(band) else band
+    if points.empty or band.empty:
+        return None
+    compute = dict(zip(points["model"], points["x"], strict=True))
+    rows = observed[observed["frontier_model"].isin(compute) & observed["laggard_model"].isin(compute)]
+    if len(rows) < 2:
+        return None
+    f = np.interp(rows["frontier_model"].map(compute), band["x"], band["fit"])
+    lag = np.interp(rows["laggard_model"].map(compute), band["x"], band["fit"])
+    scale = plots.gap_scale(head["unit"])
+    with np.errstate(all="ignore"):
+        gap = f / lag if scale == "ratio" else (f - lag) * (100.0 if scale == "points" else 1.0)
+    return pd.DataFrame({"date": rows["date"].to_numpy(), "gap": gap}).sort_values("date")
 
 
 def _observed(gap_series: pd.DataFrame | None, metric: str, source: str) -> pd.DataFrame | None:

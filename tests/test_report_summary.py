@@ -81,7 +81,7 @@ def test_headline_names_every_verdict_class():
     assert "On 1 of 3 metrics the frontier's lead is temporary (meek): MMLU" in text
     assert "peak between 2027-07 and 2027-07" in text and "close (below 1% of the range) between 2034-01" in text
     assert "the 50% task horizon" in text and "trails by 26 months" in text
-    assert "cannot decide ECI (indeterminate)" in text and "The sources disagree." in text
+    assert "cannot decide ECI (indeterminate)." in text and "The sources disagree." in text
     assert S.headline([], "default", None) and not math.isnan(S.decimal_year_or_nan("2034-01"))
 
 

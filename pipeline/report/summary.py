@@ -310,13 +310,15 @@ def headline(rows: list[Row], scenario: str | None, until: str | None) -> list[s
     out = []
     if meek:
         dated = [r.projection["peak_year"] for r in meek if r.projection and np.isfinite(r.projection.get("peak_year") or np.nan)]
-        closes = [decimal_year_or_nan(r.closes) for r in meek]
-        closes = [c for c in closes if np.isfinite(c)]
+        closing = [(decimal_year_or_nan(r.closes), r) for r in meek]
+        closes = [c for c, _ in closing if np.isfinite(c) and c <= FAR]
+        late = [r for c, r in closing if np.isfinite(c) and c > FAR]
         when = (f"; their projected gaps peak between {month(min(dated))} and {month(max(dated))}"
                 + (f" and close (below 1% of the range) between {month(min(closes))} and {month(max(closes))}" if closes
-                   else "") if dated else "")
+                   else "")
+                + (f" ({_names(late)}: only after {FAR}, far past any data)" if late else "") if dated else "")
         out.append(f"On {len(meek)} of {len(rows)} metrics the frontier's lead is temporary (meek): "
-                   f"{_names(meek)} are bounded, so under {scenario or 'the'} scenario's growth the small-budget actor "
+                   f"{_names(meek)} are bounded, so under the {scenario + ' ' if scenario else ''}scenario's growth the small-budget actor "
                    f"catches up{when}.")
     if mighty:
         lags = [r.projection.get("lag_months_end") for r in mighty if r.projection]
@@ -327,9 +329,12 @@ def headline(rows: list[Row], scenario: str | None, until: str | None) -> list[s
         out.append(f"On {_names(mighty)} the lead persists or grows (mighty): these scales are unbounded, so the same "
                    f"growth that closes the accuracy gaps keeps these apart{trail}.")
     if undecided:
-        out.append(f"The data cannot decide {_names(undecided)} (indeterminate): "
+        out.append(f"The data cannot decide {_names(undecided)} (indeterminate). "
                    + " ".join(r.reason for r in undecided[:2]))
     return out
+
+
+FAR = 2100   # a closing date later than this is stated as such, not as the headline's range
 
 
 def decimal_year_or_nan(text: str) -> float:

@@ -102,6 +102,7 @@ def test_one_page_per_metric_group_and_every_series_in_the_appendix(real_run):
         assert any(f"{metric} [{source}" in head and axis in head for head, _ in blocks)
     for _, body in blocks:
         assert "AICc" in body and "bootstrap 95% interval" in body
+    assert not re.search(r"\b20\d\d\.\d+ – 20\d\d\.\d+", appendix), "dates in the appendix as decimal years"
 
 
 def test_time_axes_carry_calendar_dates(real_run):

@@ -307,7 +307,7 @@ def run(
         print_json(result)
         return
     if result.get("report"):
-        for kind in ("html", "pdf"):
+        for kind in ("html", "pdf", "appendix"):
             if result["report"].get(kind):
                 out.print(result["report"][kind])
         return
@@ -703,8 +703,8 @@ def report(
     if as_json:
         print_json({"run_id": run_id, **paths})
         return
-    out.print(escape(str(paths["html"])))
-    out.print(escape(str(paths["pdf"])))
+    for kind in ("html", "pdf", "appendix"):
+        out.print(escape(str(paths[kind])))
 
 
 

@@ -256,3 +256,15 @@ def test_what_changed_names_new_models_and_missed_forecasts(real_run, tmp_path):
     assert f"Against run {real_run['run_id']}" in section
     assert re.search(r"MMLU: 2 new models \(Newcomer-High, Newcomer-Low\)", section), section[:3000]
     assert "Missed forecast: MMLU" in section and "Newcomer-Low (0.31" in section
+    # a third run, on GSM8K only and the same files: nothing new, and nothing said of the metric it left out
+    config = RunConfig.build(draws=Draws(fit=100, projection=50, backtest=10), metrics=["gsm8k"], x_axes=("compute",))
+    third = store.start_run(db, "test third run", config.as_dict())
+    ingest.ingest([str(ROOT / "data" / "raw" / "benchmarks.csv"), str(extra)], db, third)
+    for stage in (fit_stage, classify_stage, forecast_stage, project_stage):
+        stage.run(db, third, config)
+    store.finish_run(db, third, "succeeded")
+    paths = render.report_stage(db, third, tmp_path / "reports")
+    section = Path(paths["html"]).read_text().split('id="changes"', 1)[1].split("</section>", 1)[0]
+    head = section.split("<h3>", 1)[0]
+    assert f"Against run {run_id}" in section and "MMLU" not in head, head
+    assert "Nothing: the same observations" in section

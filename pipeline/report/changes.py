@@ -31,8 +31,8 @@ def compare(con, run_id: str, scenario: str | None = None) -> dict:
     if before is None:
         return {"previous": None, "items": [], "scores": scores}
     prev, date = before
-    items = (_new_observations(con, run_id, prev) + _verdicts(con, run_id, prev)
-             + _dates(con, run_id, prev, scenario) + _missed(scores))
+    new, lines = _new_observations(con, run_id, prev)
+    items = lines + _verdicts(con, run_id, prev) + _dates(con, run_id, prev, scenario) + _missed(scores, new)
     return {"previous": prev, "previous_date": date, "items": items, "scores": scores}
 
 
@@ -41,16 +41,23 @@ def _listing(names: list[str]) -> str:
     return shown + (f" and {len(names) - MOST} more" if len(names) > MOST else "")
 
 
-def _new_observations(con, run_id: str, prev: str) -> list[str]:
-    """Models this run's ingest brought that no earlier ingest had, per metric; and models the previous run fitted
-    that this one no longer has (a source forgotten or revised)."""
+def _new_observations(con, run_id: str, prev: str) -> tuple[set, list[str]]:
+    """Models this run's ingest brought that no earlier ingest had and the previous run did not fit, per metric;
+    and models the previous run fitted that this one, fitting the same metric, no longer has (a source forgotten
+    or revised). A run restricted to some metrics says nothing of the others."""
+    # rows re-derived each run from an unchanged file (the per-run horizons) carry that file's digest: not new
+    digests = con.execute("SELECT data_digests FROM runs WHERE run_id = ?", [prev]).fetchone()
+    seen = sorted(set(json.loads(digests[0] or "{}").values())) if digests and digests[0] else []
     new = con.execute(
-        "SELECT metric, model FROM observations o WHERE ingest_run_id = ? AND NOT EXISTS (SELECT 1 FROM observations p "
-        "WHERE p.metric = o.metric AND p.model = o.model AND p.ingest_run_id IS DISTINCT FROM ?) "
-        "GROUP BY ALL ORDER BY ALL", [run_id, run_id]).df()
+        "SELECT metric, model FROM observations o WHERE ingest_run_id = ? AND NOT list_contains(?, source_sha256) "
+        "AND NOT EXISTS (SELECT 1 FROM observations p WHERE p.metric = o.metric AND p.model = o.model "
+        "AND p.ingest_run_id IS DISTINCT FROM ?) "
+        "AND NOT EXISTS (SELECT 1 FROM series_points s WHERE s.run_id = ? AND s.metric = o.metric AND s.model = o.model) "
+        "GROUP BY ALL ORDER BY ALL", [run_id, seen, run_id, prev]).df()
     gone = con.execute(
-        "SELECT metric, model FROM series_points WHERE run_id = ? EXCEPT SELECT metric, model FROM series_points "
-        "WHERE run_id = ? ORDER BY ALL", [prev, run_id]).df()
+        "SELECT metric, model FROM series_points WHERE run_id = ? AND metric IN (SELECT metric FROM series_points "
+        "WHERE run_id = ?) EXCEPT SELECT metric, model FROM series_points WHERE run_id = ? ORDER BY ALL",
+        [prev, run_id, run_id]).df()
     out = []
     for metric in sorted(set(new["metric"]) | set(gone["metric"])):
         added = new[new["metric"] == metric]["model"].tolist()
@@ -60,7 +67,7 @@ def _new_observations(con, run_id: str, prev: str) -> list[str]:
         if lost:
             out.append(f"{label(metric)}: {len(lost)} model{'s' if len(lost) > 1 else ''} fitted last time no longer "
                        f"in the data ({_listing(lost)}).")
-    return out
+    return set(zip(new["metric"], new["model"], strict=True)), out
 
 
 def _verdicts(con, run_id: str, prev: str) -> list[str]:
@@ -75,7 +82,7 @@ def _verdicts(con, run_id: str, prev: str) -> list[str]:
         if pd.isna(r["before"]):
             out.append(f"{name}: newly classified, {r['now']} ({r['basis_now']}).")
         elif pd.isna(r["now"]):
-            out.append(f"{name}: no longer classified (was {r['before']}).")
+            continue   # not classified by this run (a run restricted to some metrics), which says nothing of it
         elif r["now"] != r["before"] or r["basis_now"] != r["basis_before"]:
             out.append(f"{name}: verdict changed from {r['before']} ({r['basis_before']}) to {r['now']} "
                        f"({r['basis_now']}); P(bounded) {r['p_before']:.2f} to {r['p_now']:.2f}.")
@@ -121,10 +128,18 @@ def _scores(con, run_id: str) -> list[dict]:
     return rows
 
 
-def _missed(scores: list[dict]) -> list[str]:
-    return [f"Missed forecast: {label(r['metric'])} [{r['source']}] vs {r['x_axis']}, made by run {r['forecast_run_id']}: "
-            f"{len(r['missed_list'])} of {r['n']} new observations fell outside its 95% interval: {r['missed_text']}."
-            for r in scores if r["missed_list"]]
+def _missed(scores: list[dict], new: set) -> list[str]:
+    """Earlier forecasts that this run's new models fell outside of (the scores table lists every score)."""
+    out = []
+    for r in scores:
+        missed = [m for m in r["missed_list"] if isinstance(m, dict) and (r["metric"], m.get("model")) in new]
+        if missed:
+            names = _listing([f"{m.get('model')} ({m.get('value'):.3g}, outside {m.get('q025'):.3g} to "
+                              f"{m.get('q975'):.3g})" for m in missed])
+            out.append(f"Missed forecast: {label(r['metric'])} [{r['source']}] vs {r['x_axis']}, made by run "
+                       f"{r['forecast_run_id']}: {len(missed)} of {r['n']} new observations fell outside its 95% "
+                       f"interval: {names}.")
+    return out
 
 
 def _json(text) -> list:

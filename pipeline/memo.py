@@ -98,11 +98,16 @@ class Memo:
                 self.hits += 1
             except (OSError, ValueError, TypeError, KeyError):
                 todo.append(i)
+        results = {}
         if executor is not None and len(todo) > 1:
-            futures = {i: executor.submit(fn, *calls[i]) for i in todo}
-            results = {i: f.result() for i, f in futures.items()}
-        else:
-            results = {i: fn(*calls[i]) for i in todo}
+            from concurrent.futures.process import BrokenProcessPool
+
+            try:
+                futures = {i: executor.submit(fn, *calls[i]) for i in todo}
+                results = {i: f.result() for i, f in futures.items()}
+            except BrokenProcessPool:  # a worker died (no shared memory, killed): do the rest here
+                results = {}
+        results = results or {i: fn(*calls[i]) for i in todo}
         for i, value in results.items():
             out[i] = value
             if paths[i] is not None:

@@ -268,3 +268,27 @@ def test_what_changed_names_new_models_and_missed_forecasts(real_run, tmp_path):
     head = section.split("<h3>", 1)[0]
     assert f"Against run {run_id}" in section and "MMLU" not in head, head
     assert "Nothing: the same observations" in section
+
+
+def test_a_worker_that_dies_does_not_lose_the_report(real_run, tmp_path, monkeypatch):
+    """Figures and the appendix are drawn in worker processes; if the pool breaks (a worker killed, no shared
+    memory), the report is drawn here instead, whole."""
+    import concurrent.futures
+    import contextlib
+    import multiprocessing
+    import os
+
+    @contextlib.contextmanager
+    def broken_pool():
+        pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        with contextlib.suppress(concurrent.futures.process.BrokenProcessPool):
+            pool.submit(os._exit, 1).result()
+        yield pool
+        pool.shutdown()
+
+    db = tmp_path / "copy.duckdb"   # a copy: its figure cache beside it starts empty, so figures are drawn
+    shutil.copy(real_run["db"], db)
+    monkeypatch.setattr(render, "_pool", broken_pool)
+    paths = render.report_stage(db, real_run["run_id"], tmp_path / "reports")
+    assert paths["figures_drawn"] >= 2 and paths["pages"] == real_run["paths"]["pages"]
+    assert paths["appendix_pages"] == real_run["paths"]["appendix_pages"]

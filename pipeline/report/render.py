@@ -665,14 +665,19 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
         if progress:
             progress(steps - 2, steps, "PDF: report")
         # the two PDFs laid out side by side (weasyprint holds one core each)
-        appendix_job = pool.submit(pdf_bytes, render_html(context, "pdf", "appendix.html.j2"), str(folder)) if pool \
-            else None
+        appendix_job = _submit(pool, pdf_bytes, render_html(context, "pdf", "appendix.html.j2"), str(folder))
         main_pdf, main_pages = pdf_bytes(render_html(context, "pdf"), str(folder))
         _atomic_write(pdf_path, main_pdf)
         if progress:
             progress(steps - 1, steps, "PDF: appendix")
-        appendix_pdf, appendix_pages = appendix_job.result() if appendix_job else pdf_bytes(
-            render_html(context, "pdf", "appendix.html.j2"), str(folder))
+        appendix_pdf = None
+        if appendix_job is not None:
+            from concurrent.futures.process import BrokenProcessPool
+
+            with contextlib.suppress(BrokenProcessPool):  # a worker that died: lay it out here instead
+                appendix_pdf, appendix_pages = appendix_job.result()
+        if appendix_pdf is None:
+            appendix_pdf, appendix_pages = pdf_bytes(render_html(context, "pdf", "appendix.html.j2"), str(folder))
         _atomic_write(appendix_path, appendix_pdf)
     if not suffix:
         for name, source in (("latest.html", html_path), ("latest.pdf", pdf_path), ("latest-appendix.pdf", appendix_path)):
@@ -681,6 +686,18 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
         pass  # records the stage; the report itself lives on disk, not in the store
     return {"html": str(html_path), "pdf": str(pdf_path), "appendix": str(appendix_path), "pages": main_pages,
             "appendix_pages": appendix_pages, "figures_drawn": figures.misses, "figures_cached": figures.hits}
+
+
+def _submit(pool, fn, *args):
+    """pool.submit, or None when there is no pool or it can no longer take work."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    if pool is None:
+        return None
+    try:
+        return pool.submit(fn, *args)
+    except (BrokenProcessPool, RuntimeError):
+        return None
 
 
 def pdf_bytes(html: str, base_url: str) -> tuple[bytes, int]:
@@ -710,7 +727,7 @@ def _pool():
         yield None
         return
     for _ in range(2):  # start both workers now: they load their libraries while this process reads the store
-        pool.submit(int)
+        _submit(pool, int)
     try:
         yield pool
     finally:

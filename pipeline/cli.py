@@ -943,6 +943,8 @@ def main() -> None:
     if _signals:
         store = sys.modules.get("pipeline.store")
         runs = store.runs_started() if store else []
+        if store:
+            store.cancel_unfinished(_signals[0])
         error(f"run {runs[-1]} interrupted ({_signals[0]}); nothing half-written was kept" if runs
               else f"interrupted ({_signals[0]})")
         sys.stdout.flush()

@@ -405,15 +405,33 @@ def start_run(db: str | Path | None, command: str, parameters: dict, run_id: str
     finally:
         con.close()
     _runs_started.append(run_id)
+    _run_stores[run_id] = db
     return run_id
 
 
 # Runs this process started, newest last: what an interrupted command names in its last line.
 _runs_started: list[str] = []
+_run_stores: dict[str, str | Path | None] = {}
 
 
 def runs_started() -> list[str]:
     return list(_runs_started)
+
+
+def cancel_unfinished(signal_name: str) -> None:
+    """Runs this process started and left `running` when an interrupt ended it (the signal landed where no
+    error path could record it): recorded `cancelled` now, so no reader sees a dead run as running."""
+    for run_id in _runs_started:
+        try:
+            con = connect(_run_stores.get(run_id), read_only=True)
+            try:
+                row = con.execute("SELECT status FROM runs WHERE run_id = ?", [run_id]).fetchone()
+            finally:
+                con.close()
+            if row and row[0] == "running":
+                finish_run(_run_stores.get(run_id), run_id, "cancelled", f"interrupted ({signal_name})")
+        except Exception:  # noqa: BLE001 - best effort on the way out; readers also see the process gone
+            pass
 
 
 def finish_run(db: str | Path | None, run_id: str, status: str, message: str | None = None,

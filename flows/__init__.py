@@ -49,6 +49,28 @@ def quiet_console(level: str = "CRITICAL") -> None:
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", level)
 
 
+def record_prefect_sigterm() -> None:
+    """While a flow runs Prefect swaps in its own SIGTERM handler, which raises TerminationSignal; a library
+    may turn that into an error of its own (DuckDB: "Query interrupted") and the command would never learn it
+    was signalled. Wrap Prefect's handler so the signal is recorded first (store.received_signals), and the run
+    ends as interrupted and cancelled whatever error the signal surfaces as."""
+    from prefect.utilities import engine
+
+    from pipeline import store
+
+    original = engine._prefect_sigterm_handler
+    if getattr(original, "records_signal", False):
+        return
+
+    def handler(signum, frame):
+        if "SIGTERM" not in store.received_signals:
+            store.received_signals.append("SIGTERM")
+        return original(signum, frame)
+
+    handler.records_signal = True
+    engine._prefect_sigterm_handler = handler
+
+
 PR_SET_PDEATHSIG = 1
 # Resolved before any fork: the child may only make the call, not load a library.
 _prctl = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True).prctl if sys.platform == "linux" else None

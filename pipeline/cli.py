@@ -272,6 +272,7 @@ def run(
     import flows
 
     flows.quiet_console()  # expected failures are shown once by main(), without Prefect's traceback
+    flows.record_prefect_sigterm()
     from flows.progress import RichReporter, set_reporter
     from flows.refresh import refresh
 
@@ -900,13 +901,19 @@ class Interrupted(KeyboardInterrupt):
 _signals = received_signals
 
 
+_raised: list[str] = []   # signals this handler has already turned into Interrupted
+
+
 def _interrupt(signum: int, frame) -> None:
-    if _signals:
+    if _raised:
         # A second signal while the first unwinds: stop at once. The kernel ends our children;
         # readers see the run as failed (process gone).
         os._exit(128 + signum)
-    _signals.append(signal.Signals(signum).name)
-    raise Interrupted(_signals[-1])
+    name = signal.Signals(signum).name
+    _raised.append(name)
+    if name not in _signals:  # Prefect's SIGTERM bridge may have recorded it already (then re-sent it here)
+        _signals.append(name)
+    raise Interrupted(name)
 
 
 def error(message: str) -> None:

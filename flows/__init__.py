@@ -11,11 +11,15 @@ import contextlib
 import ctypes
 import ctypes.util
 import functools
+import importlib.util
 import os
 import signal
+import socket
 import subprocess
 import sys
-import types
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,32 +100,106 @@ class GuardedPopen(subprocess.Popen):
         super().__init__(*args, **kwargs)
 
 
+class TemporaryServer:
+    """Prefect's temporary local server for one CLI run: the same uvicorn app Prefect would start, but as a
+    GuardedPopen child of the main thread, started before the run's own imports so the two overlap.
+
+    Prefect would otherwise start it lazily, possibly from a worker thread (a parent-death signal fires when the
+    forking *thread* ends), as a plain child that a SIGKILL of the run orphans, and only once the flow begins."""
+
+    def __init__(self) -> None:
+        self.process: subprocess.Popen | None = None
+        self.url: str | None = None
+        self._settings = contextlib.ExitStack()
+
+    def start(self) -> None:
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}/api"
+        spec = importlib.util.find_spec("prefect")
+        app_dir = str(Path(spec.origin).parent.parent)
+        env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+               "PREFECT__SERVER_FINAL": "1"}
+        env.pop("PREFECT_API_URL", None)
+        self.process = GuardedPopen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, "--factory",
+             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "error", "--lifespan", "on"], env=env)
+
+    def wait(self) -> str:
+        """Block until the server answers (it is started again on another port if this one was taken)."""
+        timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120"))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = self.process.poll()
+            if code == 3:  # uvicorn: the port was taken meanwhile
+                self.start()
+                continue
+            if code is not None:
+                raise RuntimeError(f"ephemeral Prefect API server exited with status {code}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        self._no_heartbeats()
+                        return self.url
+            except (OSError, urllib.error.URLError):
+                pass
+            time.sleep(0.1)
+        raise RuntimeError("Timed out while attempting to connect to ephemeral Prefect API server")
+
+    def _no_heartbeats(self) -> None:
+        """Flow-run heartbeats let a lasting server notice a crashed run; this one ends with the run, and each
+        flow would wait up to a second at its end for the heartbeat thread."""
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+        self._settings.enter_context(temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}))
+
+    def stop(self) -> None:
+        self._settings.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @contextlib.contextmanager
-def temporary_server() -> Iterator[str | None]:
-    """Prefect's temporary local server for one CLI run, as a GuardedPopen child; stopped on exit.
-
-    Prefect would otherwise start it lazily, possibly from a worker thread (a parent-death signal
-    fires when the forking *thread* ends) and as a plain child that a SIGKILL of the run orphans.
-    Yields its API URL, or None when PREFECT_API_URL names a server to use instead."""
-    from prefect.server.api import server as prefect_server
-    from prefect.settings import PREFECT_API_URL
-
-    if PREFECT_API_URL.value():
+def temporary_server() -> Iterator[TemporaryServer | None]:
+    """A TemporaryServer for one CLI run, started at once and stopped on exit; call `.wait()` before the first
+    flow. Yields None when $PREFECT_API_URL names a server to use instead. While it serves, this process's
+    Prefect settings point at it."""
+    if os.environ.get("PREFECT_API_URL"):
         yield None
         return
-    server = prefect_server.SubprocessASGIServer()
+    server = TemporaryServer()
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.url
+    _refresh_prefect_settings()
     try:
-        prefect_server.subprocess = types.SimpleNamespace(**{**vars(subprocess), "Popen": GuardedPopen})
-        try:
-            server.start()
-        finally:
-            prefect_server.subprocess = subprocess
-        yield server.api_url
+        yield server
     finally:
-        # Logs and events still queued go out first (each worker bounded), while the server listens.
-        from prefect.events.worker import EventsWorker
-        from prefect.logging.handlers import APILogWorker
+        os.environ.pop("PREFECT_API_URL", None)
+        if "prefect" in sys.modules:
+            # Logs and events still queued go out first (each worker bounded), while the server listens.
+            from prefect.events.worker import EventsWorker
+            from prefect.logging.handlers import APILogWorker
 
-        for worker in (APILogWorker, EventsWorker):
-            worker.drain_all(timeout=5)
+            for worker in (APILogWorker, EventsWorker):
+                worker.drain_all(timeout=5)
         server.stop()
+        _refresh_prefect_settings()
+
+
+def _refresh_prefect_settings() -> None:
+    """Prefect reads its settings when imported: an already imported Prefect re-reads the environment."""
+    if "prefect.context" in sys.modules:
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()

@@ -4,9 +4,12 @@ The flow builds one `RunConfig` from its parameters and calls each stage of `pip
 stage that does not run fails the run, unless the configuration turned it off (then it is recorded as
 skipped, with why).
 
-Caching: only the expensive, pure `fitting.fit_series` computation is cached (key: the series'
-content + families + draws + seed + the fitting code's digest; results persisted under
-`.prefect/storage`). Stages that write the store always run, so every run id holds its full results.
+Caching, two layers, both off with `use_cache=False`:
+- a run whose data, configuration and code are those of the newest run that computed anything copies that
+  run's stage results under its own run id (`pipeline.stages.reuse`), so every run id holds its full results;
+  the report is always rendered;
+- otherwise the expensive, pure `fitting.fit_series` computation is cached per series (key: the series'
+  content + families + draws + seed + the fitting code's digest; results persisted under `.prefect/storage`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pipeline.config import X_AXES, Draws, RunConfig
 from pipeline.memo import content_digest
 from pipeline.schema import InputError, ScalegapError
 from pipeline.stages import fit as fit_stage
+from pipeline.stages import reuse
 
 BUNDLED = PROJECT_ROOT / "data" / "raw"
 ALL_PUBLIC = "all-public"
@@ -117,6 +121,12 @@ def fit_series_task(series: Any, families: list[str] | None, draws: int, backtes
 @task(name="store-fits", cache_policy=NO_CACHE, persist_result=False)
 def store_fits_task(db: str | None, run_id: str, fits: list) -> Any:
     return fit_stage.store_fits(db, run_id, fits)
+
+
+@task(name="reuse", cache_policy=NO_CACHE, persist_result=False)
+def reuse_task(db: str | None, run_id: str, origin: str, wanted: tuple[str, ...]) -> dict:
+    """Copy an earlier run's results (same data, configuration and code) instead of recomputing them."""
+    return reuse.copy(db, run_id, origin, wanted)
 
 
 @task(name="stage", cache_policy=NO_CACHE, persist_result=False)
@@ -263,6 +273,7 @@ def refresh(
     result: dict[str, Any] = {"run_id": run_id, "db": str(store.resolve_db(db)), "stages": {},
                               "timings_s": {}, "report": None}
     digests: dict[str, str] | None = None
+    inputs: str | None = None
     try:
         t0 = time.perf_counter()
         summary = ingest_sources(sources, db, run_id)
@@ -273,8 +284,22 @@ def refresh(
                   f"{summary.observations} observations, {len(summary.skipped_unchanged)} unchanged")
         logger.info("ingest: %s", detail)
         reporter().done("ingest", detail)
+        inputs, origin = reuse.plan(db, run_id, config, summary.alias_digests, allowed=use_cache)
+        reused = {}
+        if origin:
+            t0 = time.perf_counter()
+            wanted = tuple(s for s in stages.ORDER if s in config.stages and s in reuse.REUSABLE)
+            reused = reuse_task(db, run_id, origin, wanted)
+            logger.info("results of %s reused from run %s (same data, configuration and code)",
+                        ", ".join(wanted), origin)
+            for stage in wanted:
+                result["stages"][stage] = reused[stage]
+                result["timings_s"][stage] = (time.perf_counter() - t0) / len(wanted)
+                reporter().done(stage, f"reused from run {reused[stage]['reused_from']}")
         for stage in stages.ORDER[1:]:
             t0 = time.perf_counter()
+            if stage in reused:
+                continue
             if stage not in config.stages:
                 outcome: Any = _skip(stage, db, run_id, "turned off for this run")
             elif stage == "fit":
@@ -296,9 +321,10 @@ def refresh(
                 result["report"] = {k: str(v) for k, v in outcome.items()}
         _check_stages(db, run_id, config)
     except BaseException as exc:
-        store.finish_run(db, run_id, "failed", str(exc) or type(exc).__name__, data_digests=digests)
+        store.finish_run(db, run_id, "failed", str(exc) or type(exc).__name__, data_digests=digests,
+                         inputs_digest=inputs)
         raise
-    store.finish_run(db, run_id, "succeeded", data_digests=digests)
+    store.finish_run(db, run_id, "succeeded", data_digests=digests, inputs_digest=inputs)
     logger.info("run %s succeeded", run_id)
     return result
 

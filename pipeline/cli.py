@@ -272,13 +272,17 @@ def run(
     import flows
 
     flows.quiet_console()  # expected failures are shown once by main(), without Prefect's traceback
-    flows.record_prefect_sigterm()
     from flows.progress import RichReporter, set_reporter
-    from flows.refresh import refresh
 
-    set_reporter(None if quiet or as_json and not err.is_terminal else RichReporter(err))
     try:
-        with flows.temporary_server():
+        # the temporary server starts first, so that its start-up and the imports below overlap
+        with flows.temporary_server() as server:
+            flows.record_prefect_sigterm()
+            from flows.refresh import refresh
+
+            set_reporter(None if quiet or as_json and not err.is_terminal else RichReporter(err))
+            if server is not None:
+                server.wait()
             result = refresh(
                 sources=_split(sources), metrics=_split(metric), families=_split(families),
                 x_axes=_split(x_axis), fit_draws=fit_draws, projection_draws=projection_draws,

@@ -59,6 +59,7 @@ class IngestSummary:
     rejected: int = 0
     notes: list[str] = field(default_factory=list)
     digests: dict[str, str] = field(default_factory=dict)
+    alias_digests: list[str] = field(default_factory=list)   # the alias files the registry was rebuilt from
 
     def as_dict(self) -> dict:
         return {
@@ -389,7 +390,9 @@ def ingest(targets: list[str], db: str | Path | None = None, run_id: str | None 
             if data.notes:
                 summary.notes.append(f"{data.source}@{version}: {data.notes}")
         # the model registry, rebuilt from everything stored (and the alias files), joined to the observations
-        built = aliases.rebuild(con, aliases.alias_files(targets))
+        alias_paths = aliases.alias_files(targets)
+        built = aliases.rebuild(con, alias_paths)
+        summary.alias_digests = sorted(store.file_sha256(p) for p in alias_paths if Path(p).is_file())
         summary.notes.append(f"model registry: {built['models']} models; spellings {built['status']}; "
                              f"{built['gained_compute']} observations gained compute")
         summary.notes.extend(f"model registry: {note}" for note in built["notes"])

@@ -105,7 +105,7 @@ class Memo:
             try:
                 futures = {i: executor.submit(fn, *calls[i]) for i in todo}
                 results = {i: f.result() for i, f in futures.items()}
-            except BrokenProcessPool:  # a worker died (no shared memory, killed): do the rest here
+            except (BrokenProcessPool, RuntimeError):  # a worker died (no shared memory, killed), or none started: here
                 results = {}
         results = results or {i: fn(*calls[i]) for i in todo}
         for i, value in results.items():

@@ -150,8 +150,9 @@ STORE_FIX = "restore it from a backup, or point --db at another file (`scalegap 
 FOUNDATION = ("runs", "run_stages", "sources", "observations", "rejected", "model_aliases", "model_compute",
               "metr_release_dates", "metr_runs")
 
-# Foundation columns a numbered migration adds (001): a read-only look at an older store may lack them.
-ADDED_COLUMNS = (("observations", "inference_budget", "DOUBLE"),)
+# Foundation columns a numbered migration adds (001, 009): a read-only look at an older store may lack them.
+ADDED_COLUMNS = (("observations", "inference_budget", "DOUBLE"), ("runs", "inputs_digest", "VARCHAR"),
+                 ("run_stages", "reused_from", "VARCHAR"))
 
 
 def _unreadable(path: Path, problem: str, fix: str = STORE_FIX) -> StoreUnavailable:
@@ -435,7 +436,7 @@ def cancel_unfinished(signal_name: str) -> None:
 
 
 def finish_run(db: str | Path | None, run_id: str, status: str, message: str | None = None,
-               data_digests: dict | None = None) -> None:
+               data_digests: dict | None = None, inputs_digest: str | None = None) -> None:
     """Record a run's end. A run that fails while handling an interrupt (SIGINT, SIGTERM) is
     `cancelled`, whichever command's error path records it: its stages rolled back, nothing broke."""
     signal_name = interrupting_signal(sys.exc_info()[1])
@@ -446,9 +447,11 @@ def finish_run(db: str | Path | None, run_id: str, status: str, message: str | N
         with transaction(con):
             con.execute(
                 "UPDATE runs SET finished_at = ?, status = ?, message = ?, "
-                "data_digests = coalesce(?, data_digests) WHERE run_id = ?",
+                "data_digests = coalesce(?, data_digests), inputs_digest = coalesce(?, inputs_digest) "
+                "WHERE run_id = ?",
                 [now(), status, message,
-                 json.dumps(data_digests, sort_keys=True) if data_digests is not None else None, run_id],
+                 json.dumps(data_digests, sort_keys=True) if data_digests is not None else None, inputs_digest,
+                 run_id],
             )
     finally:
         con.close()

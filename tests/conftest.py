@@ -71,12 +71,12 @@ def _without_field(line: str, index: int) -> str:
     return "\x1f".join(row[:index] + row[index + 1:])
 
 
-def query_frame(db: Path, sql: str) -> pd.DataFrame:
+def query_frame(db: Path, sql: str, params: list | None = None) -> pd.DataFrame:
     """A read-only query on a test store, as a frame."""
     import duckdb
 
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return con.execute(sql).df()
+        return con.execute(sql, params or []).df()
     finally:
         con.close()

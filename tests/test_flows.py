@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import query_frame
 
 import flows
 from flows import deployments
@@ -208,13 +209,15 @@ def test_failed_run_is_recorded_as_failed(harness, tmp_path):
 @pytest.mark.slow
 @needs_bundle
 def test_second_run_is_served_from_the_fit_cache(harness, tmp_path):
+    """A run that changes only a later stage's setting (projection draws) is not a repeat: it recomputes, but
+    every fit comes from the fit cache, identical."""
     db = tmp_path / "cache.duckdb"
     t0 = time.perf_counter()
     # 1000 draws: with fewer, on four series, Prefect's per-task overhead hides the fitting cost
     first = _run(db, seed=5, metrics=SUBSET, report=False, bootstrap=1000)
     t_first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    second = _run(db, seed=5, metrics=SUBSET, report=False, bootstrap=1000)
+    second = _run(db, seed=5, metrics=SUBSET, report=False, bootstrap=1000, projection_draws=60)
     t_second = time.perf_counter() - t0
     assert first["stages"]["fit"]["series"] > 0
     assert first["stages"]["fit"]["cached"] == 0
@@ -222,6 +225,63 @@ def test_second_run_is_served_from_the_fit_cache(harness, tmp_path):
     print(f"first run {t_first:.1f} s, second run {t_second:.1f} s")
     # both runs hold their full fits, identical apart from the run id
     pd.testing.assert_frame_equal(_fits(db, first["run_id"]), _fits(db, second["run_id"]))
+
+
+def test_a_repeat_run_copies_results_identical_to_recomputing_them(harness, tmp_path):
+    """Same data, configuration and code as the run before: the results are copied (each stage records the run
+    that computed them), and they equal what recomputing gives (--no-cache). A changed seed, a changed input
+    file, or a finished run rewritten by a later command each make the next run recompute."""
+    from pipeline.stages import reuse
+
+    db = tmp_path / "repeat.duckdb"
+    first = _run(db, seed=5, metrics=SUBSET, report=False)
+    second = _run(db, seed=5, metrics=SUBSET, report=False)
+    stages = query_frame(db, "SELECT stage, reused_from, message FROM run_stages WHERE run_id = ? ORDER BY stage",
+                         [second["run_id"]])
+    copied = stages[stages["stage"].isin(reuse.REUSABLE)]
+    assert set(copied["stage"]) == set(reuse.REUSABLE)
+    assert (copied["reused_from"] == first["run_id"]).all(), stages
+    assert second["stages"]["fit"] == {"reused_from": first["run_id"], "rows": second["stages"]["fit"]["rows"]}
+    recomputed = _run(db, seed=5, metrics=SUBSET, report=False, use_cache=False)
+    assert query_frame(db, "SELECT count(*) AS n FROM run_stages WHERE run_id = ? AND reused_from IS NOT NULL",
+                       [recomputed["run_id"]])["n"][0] == 0
+    for stage, tables in reuse.WRITES.items():
+        for table, column in tables:
+            copy, fresh = (_rows(db, table, column, r) for r in (second["run_id"], recomputed["run_id"]))
+            if table == "forecast_scores":  # the recomputed run also scores the two runs before it (nothing new)
+                fresh = fresh[fresh["forecast_run_id"] != second["run_id"]].reset_index(drop=True)
+                copy = copy[copy["forecast_run_id"] != first["run_id"]].reset_index(drop=True)
+            pd.testing.assert_frame_equal(copy, fresh, obj=f"{stage}: {table}")
+    digests = query_frame(db, "SELECT run_id, inputs_digest FROM runs ORDER BY started_at")
+    assert digests["inputs_digest"].nunique() == 1 and digests["inputs_digest"].notna().all()
+
+    # a later command rewrote the newest run's results after it finished: recompute
+    from pipeline.config import RunConfig
+    from pipeline.stages import classify as classify_stage
+
+    latest = recomputed["run_id"]
+    classify_stage.run(str(db), latest, RunConfig.build(None, seed=5, metrics=SUBSET))
+    assert _reused(db, _run(db, seed=5, metrics=SUBSET, report=False)) is None
+    # another seed: recompute; then the same again: copied from it
+    other = _run(db, seed=6, metrics=SUBSET, report=False)
+    assert _reused(db, other) is None
+    assert _reused(db, _run(db, seed=6, metrics=SUBSET, report=False)) == other["run_id"]
+    # a new input file: recompute
+    extra = tmp_path / "extra.csv"
+    extra.write_text("model,metric,value,train_flop,source\n" + "".join(
+        f"m{i},extra_bench,{0.3 + 0.05 * i:.2f},{10 ** (21 + i):.0e},extra\n" for i in range(6)))
+    assert _reused(db, _run(db, seed=6, metrics=SUBSET, report=False, sources=[str(DATA), str(extra)])) is None
+
+
+def _reused(db: Path, result: dict) -> str | None:
+    frame = query_frame(db, "SELECT DISTINCT reused_from FROM run_stages WHERE run_id = ? AND stage = 'fit'",
+                        [result["run_id"]])
+    return frame["reused_from"][0]
+
+
+def _rows(db: Path, table: str, column: str, run_id: str) -> pd.DataFrame:
+    frame = query_frame(db, f"SELECT * EXCLUDE ({column}) FROM {table} WHERE {column} = ? ORDER BY ALL", [run_id])
+    return frame.reset_index(drop=True)
 
 
 def _fits(db: Path, run_id: str, table: str = "fits") -> pd.DataFrame:

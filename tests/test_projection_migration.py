@@ -27,6 +27,6 @@ def test_migration_008_adds_the_columns_to_an_old_store(tmp_path):
         for table, columns in NEW_COLUMNS.items():
             assert set(columns) <= set(store.table_columns(con, table)), table
         assert con.execute("SELECT peak_gap, start_year, lag_months_end FROM projections").fetchall() == [(0.2, None, None)]
-        assert con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == 8
+        assert con.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == int(store.MIGRATIONS[-1].name[:3])
     finally:
         con.close()

@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS runs (
     code_version VARCHAR,
     data_digests JSON,
     host VARCHAR,
-    pid INTEGER
+    pid INTEGER,
+    inputs_digest VARCHAR        -- data, configuration and code after ingest (pipeline.stages.reuse)
 );
 
 CREATE TABLE IF NOT EXISTS run_stages (
@@ -29,6 +30,7 @@ CREATE TABLE IF NOT EXISTS run_stages (
     status VARCHAR,
     rows_written BIGINT,
     message VARCHAR,
+    reused_from VARCHAR,         -- the run that computed these rows, when copied from it
     PRIMARY KEY (run_id, stage)
 );
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import math
 import os
@@ -199,6 +200,7 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
         "rows": rows, "headline": S.headline(rows, scenario and scenario["scenario"], scenario and scenario["until"]),
         "groups": groups, "sections": sections, "explicit": explicit, "sources": data["sources"].to_dict("records"),
         "rejected": rejected_summary, "stages": data["stages"].to_dict("records"), "scenario": scenario,
+        "results_run": results_run(data["stages"], run_id),
         "sensitivity_svg": figures.call(plots.sensitivity_plot, sens, _decimal_year(scenario.get("until")) if scenario
                                         else None) if len(sens) else None,
         "horizons": _sorted(data["horizons"], ["release_date"]).to_dict("records"),
@@ -209,6 +211,13 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
         "calibration": data.get("forecast_calibration", pd.DataFrame()).to_dict("records"),
         "changes": data.get("changes"), "published": data.get("published", []),
     }
+
+
+def results_run(stages: pd.DataFrame, run_id: str) -> str:
+    """The run that computed this run's results: itself, or the run they were copied from (pipeline.stages.reuse)."""
+    if "reused_from" in stages and stages["reused_from"].notna().any():
+        return str(stages["reused_from"].dropna().iloc[0])
+    return run_id
 
 
 def _source_label(row: dict, versions: dict) -> str:
@@ -586,7 +595,9 @@ def render_report(data: dict, run_id: str, medium: str = "html") -> str:
     return render_html(build_context(data, run_id), medium)
 
 
+@functools.cache
 def _environment(medium: str) -> jinja2.Environment:
+    """One per medium and process: each template is compiled once (jinja re-reads a template file that changed)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.ChainableUndefined)
     env.filters["fmt"] = fmt
@@ -664,20 +675,26 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
         steps = len(context["groups"]) + 2
         if progress:
             progress(steps - 2, steps, "PDF: report")
-        # the two PDFs laid out side by side (weasyprint holds one core each)
-        appendix_job = _submit(pool, pdf_bytes, render_html(context, "pdf", "appendix.html.j2"), str(folder))
-        main_pdf, main_pages = pdf_bytes(render_html(context, "pdf"), str(folder))
+        # The appendix shows only results (no run id but the one that computed them): the same results give the
+        # same HTML, and its PDF is taken from the cache. Otherwise the two PDFs are laid out side by side.
+        pdfs = PdfCache(memo.cache_dir(db, "pdf"))
+        appendix_html = render_html(context, "pdf", "appendix.html.j2")
+        cached = pdfs.get(appendix_html)
+        appendix_job = None if cached else _submit(pool, pdf_bytes, appendix_html, None)
+        main_pdf, main_pages = pdf_bytes(render_html(context, "pdf"), None)
         _atomic_write(pdf_path, main_pdf)
         if progress:
             progress(steps - 1, steps, "PDF: appendix")
-        appendix_pdf = None
+        appendix_pdf, appendix_pages = cached or (None, 0)
         if appendix_job is not None:
             from concurrent.futures.process import BrokenProcessPool
 
             with contextlib.suppress(BrokenProcessPool):  # a worker that died: lay it out here instead
                 appendix_pdf, appendix_pages = appendix_job.result()
         if appendix_pdf is None:
-            appendix_pdf, appendix_pages = pdf_bytes(render_html(context, "pdf", "appendix.html.j2"), str(folder))
+            appendix_pdf, appendix_pages = pdf_bytes(appendix_html, None)
+        if not cached:
+            pdfs.put(appendix_html, appendix_pdf, appendix_pages)
         _atomic_write(appendix_path, appendix_pdf)
     if not suffix:
         for name, source in (("latest.html", html_path), ("latest.pdf", pdf_path), ("latest-appendix.pdf", appendix_path)):
@@ -700,38 +717,85 @@ def _submit(pool, fn, *args):
         return None
 
 
-def pdf_bytes(html: str, base_url: str) -> tuple[bytes, int]:
-    """A PDF laid out by weasyprint from the report's HTML, and its page count (run in a worker process too)."""
+def pdf_bytes(html: str, base_url: str | None = None) -> tuple[bytes, int]:
+    """A PDF laid out by weasyprint from the report's HTML, and its page count (run in a worker process too).
+    The reports embed every figure and style, so the HTML alone decides the PDF."""
     import weasyprint
 
     document = weasyprint.HTML(string=html, base_url=base_url).render()
     return document.write_pdf(), len(document.pages)
 
 
+class PdfCache:
+    """PDFs keyed on the HTML they were laid out from and the layout engine's version."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+
+    def _stem(self, html: str) -> str:
+        import weasyprint
+
+        return hashlib.sha256(f"weasyprint {weasyprint.__version__}\n{html}".encode()).hexdigest()[:32]
+
+    def get(self, html: str) -> tuple[bytes, int] | None:
+        if self.folder is None:
+            return None
+        for path in self.folder.glob(f"{self._stem(html)}.*p.pdf"):
+            with contextlib.suppress(OSError, ValueError):
+                return path.read_bytes(), int(path.name.split(".")[1][:-1])
+        return None
+
+    def put(self, html: str, pdf: bytes, pages: int) -> None:
+        if self.folder is None:
+            return
+        with contextlib.suppress(OSError, ScalegapError):  # a cache that cannot be written only costs time
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _atomic_write(self.folder / f"{self._stem(html)}.{pages}p.pdf", pdf)
+
+
 @contextlib.contextmanager
 def _pool():
     """Two worker processes for the figures and the appendix's layout (the report's slow, independent parts),
-    started fresh (spawn), not forked from this process, which may run Prefect's threads; each is killed by
-    the kernel if this process dies, so a killed run leaves no worker behind.
-    None on a one-core machine or where processes cannot be started: everything then runs here, in turn."""
-    import concurrent.futures
-    import multiprocessing
-
+    started on the first piece of work (a report whose figures and appendix are all cached starts none), fresh
+    (spawn), not forked from this process, which may run Prefect's threads; each is killed by the kernel if this
+    process dies, so a killed run leaves no worker behind. On a one-core machine, or where processes cannot be
+    started, everything runs here, in turn."""
     if (os.cpu_count() or 1) < 2:
         yield None
         return
-    try:
-        pool = concurrent.futures.ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn"),
-                                                      initializer=_worker_start, initargs=(os.getpid(),))
-    except (OSError, ValueError):
-        yield None
-        return
-    for _ in range(2):  # start both workers now: they load their libraries while this process reads the store
-        _submit(pool, int)
+    pool = LazyPool()
     try:
         yield pool
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown()
+
+
+class LazyPool:
+    """A ProcessPoolExecutor made when first given work (`submit`, as concurrent.futures)."""
+
+    def __init__(self) -> None:
+        self._executor = None
+        self._failed = False
+
+    def submit(self, fn, *args):
+        if self._executor is None:
+            if self._failed:
+                raise RuntimeError("no worker processes here")
+            import concurrent.futures
+            import multiprocessing
+
+            try:
+                self._executor = concurrent.futures.ProcessPoolExecutor(
+                    max_workers=2, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start,
+                    initargs=(os.getpid(),))
+            except (OSError, ValueError) as exc:
+                self._failed = True
+                raise RuntimeError(str(exc)) from None
+        return self._executor.submit(fn, *args)
+
+    def shutdown(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _worker_start(parent: int) -> None:

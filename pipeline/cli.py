@@ -7,6 +7,7 @@ message and exit non-zero, never a traceback.
 
 from __future__ import annotations
 
+import atexit
 import difflib
 import json
 import os
@@ -282,6 +283,9 @@ def run(
 
             set_reporter(None if quiet or as_json and not err.is_terminal else RichReporter(err))
             if server is not None:
+                from pipeline.stages import report as report_stage
+
+                report_stage.load_libraries()  # while the server starts
                 server.wait()
             result = refresh(
                 sources=_split(sources), metrics=_split(metric), families=_split(families),
@@ -965,6 +969,23 @@ def main() -> None:
     sys.exit(code)
 
 
+def entry() -> None:
+    """The `scalegap` command: main(), then a quick exit. Once the command has written and closed everything, and
+    the exit handlers (log flushing among them) have run, the interpreter's own teardown of the loaded libraries
+    (over a second after a run) is skipped. In-process callers use main(), which raises SystemExit."""
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _run_app() -> int:
     """The command's exit status; expected failures printed as one `error:` line."""
     try:
@@ -997,4 +1018,4 @@ def _run_app() -> int:
 
 
 if __name__ == "__main__":
-    main()
+    entry()

@@ -232,6 +232,7 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
         return []
     versions = selection.groupby("source")["source_version"].nunique().to_dict()
     selection = selection.assign(group=selection["metric"].map(S.group_of))
+    divs = memo.Memo(figures.folder.parent / "interactive" if figures.folder else None, INTERACTIVE_CODE)
     reach = S.data_reach(data["series_points"])
     pages = []
     groups = sorted(selection["group"].unique(), key=S.group_order)
@@ -302,7 +303,7 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
             sum(1 for h in heads if h and series_warnings(data, {k: h[k] for k in KEYS}))
         pages.append({"group": group, "title": S.group_title(group), "anchor": f"group-{group}", "rows": page_rows,
                       "drawing": drawing, "series": series, "warnings": warnings, "many": many, "other_warnings": others, "hidden": hidden,
-                      "interactive": _interactive(interactive, data, f"group-{group}", today),
+                      "interactive": _interactive(interactive, data, f"group-{group}", today, divs),
                       "observed_note": bool(observed is not None and len(observed))})
     # every page's figure at once: those not in the cache drawn side by side when a pool is given
     drawn = figures.map(plots.group_plot, [p.pop("drawing") for p in pages], executor)
@@ -311,24 +312,38 @@ def group_pages(data: dict, rows: list, today: float, figures: memo.Memo, progre
     return pages
 
 
-def _interactive(specs: list[tuple], data: dict, anchor: str, today: float) -> list[Markup]:
-    """The page's figures for the HTML, drawn by plotly.js in the reader's browser (hover names each model, its
-    source, compute and value; legends toggle; figures zoom), from the same rows as the PDF's static figure."""
-    from pipeline.report import interactive as I
+INTERACTIVE_CODE = [interactive.__file__, __file__]
 
+
+def _interactive(specs: list[tuple], data: dict, anchor: str, today: float, cache: memo.Memo | None = None
+                 ) -> list[Markup]:
+    """The page's figures for the HTML, drawn by plotly.js in the reader's browser (hover names each model, its
+    source, compute and value; legends toggle; figures zoom), from the same rows as the PDF's static figure.
+    `cache`: the same rows give the same figure, taken from there."""
     gap_series = data.get("gap_series")
     when = pd.Timestamp(S.month(today) + "-15").date()
-    out = []
+    calls = []
     for i, spec in enumerate(specs):
         if spec[0] == "fit":
-            _, points, bands, fits, best, axis, unit, metric, source = spec
-            fig = I.fit_figure(points, bands, fits, best, axis, unit, metric, source)
+            calls.append(("fit", spec[1:], f"{anchor}-{i}"))
         else:
             _, traj, row, metric, head = spec
             observed = _observed(gap_series, metric, head["source"]) if not S.HEX.match(metric) else None
-            fig = I.gap_figure(traj, row, observed, today=when, implied=implied_gap(data, head, observed))
-        out.append(I.figure_div(fig, f"{anchor}-{i}"))
-    return out
+            row = {k: v for k, v in row.items() if k != "run_id"}  # the figure shows results, not which run
+            calls.append(("gap", (traj, row, observed, when, implied_gap(data, head, observed)), f"{anchor}-{i}"))
+    return [Markup(div) for div in (cache or memo.Memo(None, [])).map(interactive_div, calls)]
+
+
+def interactive_div(kind: str, args: tuple, div_id: str) -> str:
+    """One interactive figure's <div> and script (see _interactive)."""
+    from pipeline.report import interactive as I
+
+    if kind == "fit":
+        fig = I.fit_figure(*args)
+    else:
+        traj, row, observed, when, implied = args
+        fig = I.gap_figure(traj, row, observed, today=when, implied=implied)
+    return str(I.figure_div(fig, div_id))
 
 
 def implied_gap(data: dict, head: dict, observed: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -417,7 +432,15 @@ def _group_warnings(data: dict, sel: pd.DataFrame, heads: list[dict] | None = No
 
 def series_warnings(data: dict, key: dict) -> list[str]:
     """The verdict's warnings, then what the projection adds, then any parameter of the best fit that lies
-    outside its own bootstrap interval (a fit its resamples do not reproduce)."""
+    outside its own bootstrap interval (a fit its resamples do not reproduce). Worked out once per series."""
+    known = data.setdefault("_series_warnings", {})
+    series = tuple(key[k] for k in KEYS)
+    if series not in known:
+        known[series] = _series_warnings(data, key)
+    return list(known[series])
+
+
+def _series_warnings(data: dict, key: dict) -> list[str]:
     cls = _match(data["classifications"], key)
     proj = _match(data["projections"], key) if len(data["projections"]) else pd.DataFrame()
     first = _json_list(cls.iloc[0]["warnings"]) if len(cls) else []

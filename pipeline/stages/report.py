@@ -19,3 +19,13 @@ def run(db, run_id: str, config: RunConfig | None = None, out_dir="reports", pro
     finally:
         con.close()
     return paths
+
+
+def load_libraries() -> None:
+    """Import the layout engine and the interactive plots' script now (about half a second), e.g. while the
+    orchestrator's server starts, rather than when the report is due."""
+    import weasyprint  # noqa: F401
+
+    from pipeline.report import interactive
+
+    interactive.script()

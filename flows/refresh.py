@@ -37,7 +37,6 @@ from pipeline import stages, store
 from pipeline.config import X_AXES, Draws, RunConfig
 from pipeline.memo import content_digest
 from pipeline.schema import InputError, ScalegapError
-from pipeline.stages import fit as fit_stage
 from pipeline.stages import reuse
 
 BUNDLED = PROJECT_ROOT / "data" / "raw"
@@ -120,6 +119,8 @@ def fit_series_task(series: Any, families: list[str] | None, draws: int, backtes
 
 @task(name="store-fits", cache_policy=NO_CACHE, persist_result=False)
 def store_fits_task(db: str | None, run_id: str, fits: list) -> Any:
+    from pipeline.stages import fit as fit_stage
+
     return fit_stage.store_fits(db, run_id, fits)
 
 
@@ -154,6 +155,8 @@ def make_task_runner(task_runner: str = "default", dask_address: str | None = No
 @flow(name="fit-series-map", validate_parameters=False, persist_result=False)
 def fit_flow(db: str | None, run_id: str, config: RunConfig, use_cache: bool = True) -> dict:
     """Map `fit_series` over every selected series on this flow's task runner, then store them."""
+    from pipeline.stages import fit as fit_stage
+
     logger = get_run_logger()
     series = fit_stage.load_series(db, config.metrics, config.x_axes, None, config.frontier_kinds)
     reporter().start("fit", total=len(series))

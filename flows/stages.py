@@ -75,7 +75,7 @@ def project_flow(scenario: str | None = None, projection_draws: int = 1000, seed
         if run_id is None:
             raise ScalegapError(f"{store.resolve_db(db)}: no fitted run to project. "
                                 "Fix: run `scalegap run` or the fit flow first")
-    outcome = stage_task.with_options(name="project")(stages.project.run,
+    outcome = stage_task.with_options(name="project")(stages.STAGES["project"],
                                                       {"db": db, "run_id": run_id, "config": config})
     return {"run_id": run_id, **_plain(outcome)}
 

@@ -9,17 +9,25 @@ import re
 import textwrap
 from typing import NamedTuple
 
-import matplotlib
-import matplotlib.dates
-import matplotlib.ticker
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 PNG_DPI = 150  # sharp on paper at the PDF's plot width, a few tens of kB per figure
-plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "svg.fonttype": "none", "svg.hashsalt": "scalegap", "figure.dpi": 100})
+
+
+def _matplotlib():
+    """(matplotlib, pyplot), loaded and set up on the first drawing: a report whose figures all come from the
+    cache draws none, and does not load it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.dates
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+
+    plt.rcParams.update({"font.size": 8, "axes.titlesize": 9, "svg.fonttype": "none", "svg.hashsalt": "scalegap",
+                         "figure.dpi": 100})
+    return matplotlib, plt
 
 
 class Plot(NamedTuple):
@@ -32,6 +40,7 @@ class Plot(NamedTuple):
 def _svg(fig, svg: bool = True) -> Plot:
     """PNG for the PDF, and the SVG unless the page draws this figure itself (svg=False: the HTML has an
     interactive figure from the same rows, and the SVG would only cost time)."""
+    matplotlib, plt = _matplotlib()
     # One layout pass for the tight box, reused by both outputs (savefig's "tight" would draw twice each).
     box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
     picture = io.BytesIO()
@@ -79,6 +88,7 @@ def _time_axis(trajectory: pd.DataFrame) -> str:
 def sensitivity_plot(sens: pd.DataFrame, until_year: float | None = None) -> Plot:
     """Headline gaps as each growth rate varies (values stored by the project stage): the year the gap peaks
     (curves whose gap peaks inside the window) and the peak gap relative to its value at the scenario's rates."""
+    matplotlib, plt = _matplotlib()
     curves = list(dict.fromkeys(sens["curve"]))[:8]
     factors = ("hardware", "algorithms", "investment")
     fig, axes = plt.subplots(2, 3, figsize=(7.0, 4.6), sharey="row", sharex="col")
@@ -147,6 +157,7 @@ def calendar(years) -> pd.DatetimeIndex:
 
 
 def _date_axis(ax) -> None:
+    matplotlib, plt = _matplotlib()
     locator = matplotlib.dates.AutoDateLocator(minticks=3, maxticks=8)
     locator.intervald[matplotlib.dates.YEARLY] = [1, 2, 5, 10, 20, 25, 50, 100, 200]
     ax.xaxis.set_major_locator(locator)
@@ -189,6 +200,7 @@ def group_figure(title: str, compute: list[Line], date: list[Line], gaps: list[G
     """A metric group's page: the data against compute and against date with each source's best fit; the
     projected frontier-minus-meek gap on calendar dates beside the gap observed on history; the same gap on the
     counterpart scale (the paper's point: one closes while the other grows)."""
+    matplotlib, plt = _matplotlib()
     fig, axes = plt.subplots(2, 2, figsize=(7.2, 5.0))
     ax_c, ax_d, ax_g, ax_p = axes.ravel()
     log_y = unit == "minutes"

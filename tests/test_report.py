@@ -166,12 +166,30 @@ def test_rerender_is_idempotent(real_run):
     first = Path(real_run["paths"]["html"]).read_text()
     again = render.report_stage(real_run["db"], real_run["run_id"], real_run["out"])
     assert Path(again["html"]).read_text() == first
-    # every figure of the re-render came from the figure cache, and drew the same SVG
-    assert again["figures_drawn"] == 0 and again["figures_cached"] > 0
+    # nothing was drawn or built again: the same results, reported before, come from the cache
+    assert again["figures_drawn"] == 0 and again["results_cached"]
     con = store.connect(real_run["db"], read_only=True)
     n = con.execute("SELECT count(*) FROM run_stages WHERE run_id = ? AND stage = 'report'", [real_run["run_id"]]).fetchone()[0]
     con.close()
     assert n == 1
+
+
+def test_cached_results_render_the_same_report(real_run, tmp_path):
+    """The results part of the context, taken from the cache, renders exactly what building it renders; any
+    changed result misses the cache."""
+    db, run_id = real_run["db"], real_run["run_id"]
+    figures, cache = render.figure_cache(db), render.ContextCache(tmp_path)
+    fresh = render.build_context(render.load(db, run_id), run_id, figures)
+    render.build_context(render.load(db, run_id), run_id, figures, cache=cache)
+    assert len(list(tmp_path.glob("*.pickle"))) == 1
+    cached = render.build_context(render.load(db, run_id), run_id, figures, cache=cache)
+    for medium, template in (("html", "report.html.j2"), ("pdf", "report.html.j2"), ("pdf", "appendix.html.j2")):
+        assert render.render_html({**cached, "plotly_script": ""}, medium, template) == \
+            render.render_html({**fresh, "plotly_script": ""}, medium, template)
+    changed = render.load(db, run_id)
+    changed["classifications"].loc[0, "p_bounded"] = 0.123
+    assert cache.get(changed, fresh["today"]) is None
+    assert cache.get(render.load(db, run_id), fresh["today"]) is not None
 
 
 def test_empty_stages_say_so(tmp_path):
@@ -195,17 +213,22 @@ def test_unknown_run_is_a_clear_error(real_run, tmp_path):
 
 
 def test_cli_report_prints_both_paths(real_run, tmp_path):
+    db = tmp_path / "copy.duckdb"  # beside it, no cache yet: every step is done
+    shutil.copy(real_run["db"], db)
     out = tmp_path / "cli"
-    result = subprocess.run([str(ROOT / ".venv" / "bin" / "scalegap"), "report", "--db", str(real_run["db"]),
-                             "--out", str(out), "--json"], capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    payload = json.loads(result.stdout)
-    assert payload["run_id"] == real_run["run_id"]
-    assert Path(payload["html"]).is_file() and Path(payload["pdf"]).is_file() and Path(payload["appendix"]).is_file()
-    # stderr is a pipe here, as in a log file: one line per step, no bar
-    steps = re.findall(r"^report (\d+)/(\d+): (.+)$", result.stderr, re.M)
-    assert [s[2] for s in steps] == ["MMLU", "GSM8K", "PDF: report", "PDF: appendix"], result.stderr
-    assert all(s[1] == "4" for s in steps) and [int(s[0]) for s in steps] == [1, 2, 3, 4]
+    for cached in (False, True):
+        result = subprocess.run([str(ROOT / ".venv" / "bin" / "scalegap"), "report", "--db", str(db),
+                                 "--out", str(out), "--json"], capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stderr
+        payload = json.loads(result.stdout)
+        assert payload["run_id"] == real_run["run_id"] and payload["results_cached"] == cached
+        assert Path(payload["html"]).is_file() and Path(payload["pdf"]).is_file() and Path(payload["appendix"]).is_file()
+        # stderr is a pipe here, as in a log file: one line per step, no bar; the pages of results reported
+        # before come from the cache, so only the PDFs remain the second time
+        steps = re.findall(r"^report (\d+)/(\d+): (.+)$", result.stderr, re.M)
+        names = ["PDF: report", "PDF: appendix"] if cached else ["MMLU", "GSM8K", "PDF: report", "PDF: appendix"]
+        assert [s[2] for s in steps] == names, result.stderr
+        assert all(s[1] == "4" for s in steps) and [int(s[0]) for s in steps] == [1, 2, 3, 4][-len(names):]
     assert (out / "latest.pdf").is_file()
 
 

@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import re
 import tempfile
 from collections.abc import Callable
@@ -170,12 +171,34 @@ def figure_cache(db: str | Path | None = None) -> memo.Memo:
 
 
 def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, progress: Progress | None = None,
-                  executor=None) -> dict:
+                  executor=None, cache: ContextCache | None = None) -> dict:
     """Everything both reports show: page 1's rows and headline, one page per metric group, and the appendix's
-    per-series detail."""
+    per-series detail (`results_context`, taken from `cache` when the same results were reported before), with
+    this run's own record (its id, parameters, stages and what changed since the run before)."""
     figures = figures or memo.Memo(None, [])
     run = data["run"].iloc[0].to_dict() if len(data["run"]) else {"run_id": run_id}
     today = _decimal_year(run.get("started_at")) or _decimal_year(pd.Timestamp.now())
+    results = cache.get(data, today) if cache else None
+    if results is None:
+        results = results_context(data, today, figures, progress, executor)
+        if cache:
+            cache.put(data, today, results)
+    elif cache:
+        cache.hits += 1
+    return {
+        **results, "run": run, "run_id": run_id, "parameters": _json(run.get("parameters")),
+        "digests": _json(run.get("data_digests")), "stages": data["stages"].to_dict("records"),
+        "results_run": results_run(data["stages"], run_id), "changes": data.get("changes"),
+    }
+
+
+# What `load` reads that belongs to the run rather than to its results.
+RUN_RECORD = ("run", "stages", "changes", "own_scenario")
+
+
+def results_context(data: dict, today: float, figures: memo.Memo, progress: Progress | None = None,
+                    executor=None) -> dict:
+    """The part of the report's context that the run's results and the day decide (not the run's own record)."""
     scenario = data["scenarios"].iloc[0].to_dict() if len(data["scenarios"]) else None
     if scenario:
         try:
@@ -195,12 +218,10 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
                         .sort_values("rows", ascending=False).head(40).to_dict("records")) if len(rejected) else []
     sens = data["projection_sensitivity"]
     return {
-        "run": run, "run_id": run_id, "today": today, "parameters": _json(run.get("parameters")),
-        "digests": _json(run.get("data_digests")),
+        "today": today,
         "rows": rows, "headline": S.headline(rows, scenario and scenario["scenario"], scenario and scenario["until"]),
         "groups": groups, "sections": sections, "explicit": explicit, "sources": data["sources"].to_dict("records"),
-        "rejected": rejected_summary, "stages": data["stages"].to_dict("records"), "scenario": scenario,
-        "results_run": results_run(data["stages"], run_id),
+        "rejected": rejected_summary, "scenario": scenario,
         "sensitivity_svg": figures.call(plots.sensitivity_plot, sens, _decimal_year(scenario.get("until")) if scenario
                                         else None) if len(sens) else None,
         "horizons": _sorted(data["horizons"], ["release_date"]).to_dict("records"),
@@ -209,8 +230,39 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
         "gaps": gap_context(data.get("gap_summary", pd.DataFrame()), data.get("gap_series", pd.DataFrame())),
         "warnings": all_warnings(data),
         "calibration": data.get("forecast_calibration", pd.DataFrame()).to_dict("records"),
-        "changes": data.get("changes"), "published": data.get("published", []),
+        "published": data.get("published", []),
     }
+
+
+class ContextCache:
+    """`results_context` keyed on the results it was built from (run ids left out, see memo.feed), the day and
+    the code. A run whose results were copied from the run before reports them without building them again.
+    Pickled: the context holds figures, markup and timestamps (the same trust as Prefect's own result store)."""
+
+    def __init__(self, folder: Path | None) -> None:
+        self.folder = folder
+        self.hits = 0
+
+    def _path(self, data: dict, today: float) -> Path:
+        digest = hashlib.sha256(f"{store.code_version()}\n{today!r}".encode())
+        memo.feed(digest, sorted((k, v) for k, v in data.items() if k not in RUN_RECORD and not k.startswith("_")))
+        return self.folder / f"{digest.hexdigest()[:32]}.pickle"
+
+    def get(self, data: dict, today: float) -> dict | None:
+        if self.folder is None:
+            return None
+        try:
+            with open(self._path(data, today), "rb") as handle:
+                return pickle.load(handle)
+        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
+            return None
+
+    def put(self, data: dict, today: float, results: dict) -> None:
+        if self.folder is None:
+            return
+        with contextlib.suppress(OSError, ScalegapError, pickle.PicklingError, TypeError, AttributeError):
+            self.folder.mkdir(parents=True, exist_ok=True)
+            _atomic_write(self._path(data, today), pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
 
 
 def results_run(stages: pd.DataFrame, run_id: str) -> str:
@@ -688,7 +740,8 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
     except OSError as exc:
         raise _unwritable(folder, exc) from None
     with _pool() as pool:
-        context = build_context(data, run_id, figures, progress, pool)
+        contexts = ContextCache(memo.cache_dir(db, "context"))
+        context = build_context(data, run_id, figures, progress, pool, contexts)
         context["plotly_script"] = interactive.script()
         # another scenario projected on the same run is written beside the run's own report, never over it
         suffix = "" if data["own_scenario"] else "." + _file_safe(context["scenario"]["scenario"])
@@ -725,7 +778,8 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
     with store.open_stage(db, run_id, "report"):
         pass  # records the stage; the report itself lives on disk, not in the store
     return {"html": str(html_path), "pdf": str(pdf_path), "appendix": str(appendix_path), "pages": main_pages,
-            "appendix_pages": appendix_pages, "figures_drawn": figures.misses, "figures_cached": figures.hits}
+            "appendix_pages": appendix_pages, "figures_drawn": figures.misses, "figures_cached": figures.hits,
+            "results_cached": bool(contexts.hits)}
 
 
 def _submit(pool, fn, *args):

@@ -5,9 +5,10 @@ Usage: .venv/bin/python benchmarks/bench_report.py [--db STORE] [--run-id RUN]
        projection, `scalegap run` fills a temporary one first (about 4 minutes, not timed).
 Target (issue 15): the whole report stage (report.html, report.pdf, appendix.pdf) under 15 s on 2 cores, cold.
 
-The store is copied into a temporary folder, so the figure cache beside it starts empty; the same copy is then
-rendered again (warm: every figure from the cache). The baseline measured in the same run is the warm render:
-what is left when no figure is drawn (loading, HTML, PDF layout). Both call render.report_stage as a run does.
+The store is copied into a temporary folder, so the caches beside it start empty; the same copy is then rendered
+again (warm: the same results reported again, so the pages' contents, figures and the appendix's PDF come from
+the caches). The baseline measured in the same run is the warm render: what is left when nothing is drawn or
+built again (loading, HTML, the report's own PDF layout). Both call render.report_stage as a run does.
 """
 
 from __future__ import annotations

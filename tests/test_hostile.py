@@ -591,7 +591,7 @@ def test_run_records_name_their_columns(seeded_db):
     con.execute("ALTER TABLE runs RENAME TO runs_before")
     con.execute("CREATE TABLE runs (pid INTEGER, host VARCHAR, data_digests JSON, code_version VARCHAR, "
                 "parameters JSON, message VARCHAR, status VARCHAR, finished_at TIMESTAMP, started_at TIMESTAMP, "
-                "command VARCHAR, run_id VARCHAR PRIMARY KEY)")
+                "command VARCHAR, inputs_digest VARCHAR, run_id VARCHAR PRIMARY KEY)")
     con.execute("INSERT INTO runs BY NAME SELECT * FROM runs_before")
     con.execute("DROP TABLE runs_before")
     con.close()

@@ -3,8 +3,9 @@
 The forms are those the README and the CLI help show (`log(log(C))`) and the meek-math §5 boundary
 cases they stand for. Each is classified in a warm process (sympy and mpmath imported, one call made
 first), median of --runs calls, with the default sympy timeout; the baseline is the median time of
-`parse_expression` on the same form in the same run, the floor every call pays. One cold
-`python -m pipeline.cli classify --expr` run is timed as well, to show what start-up adds.
+`parse_expression` on the same form in the same run, the floor every call pays. Then each form is answered
+the way a user asks, `scalegap classify --expr FORM` in a new process (interpreter start and imports
+included), and that too must take under 1 s.
 
 Run: .venv/bin/python benchmarks/bench_expr.py [--runs 5]
 """
@@ -50,12 +51,17 @@ def main() -> None:
         print(f"{form:<22} {verdict:<20} {seconds:>10.3f} {baseline:>9.4f} {seconds / baseline:>6.0f}x  "
               f"{'PASS' if ok else 'FAIL'}")
 
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipeline.cli", "classify", "--expr", FORMS[0]], check=True,
-                   capture_output=True)
-    print(f"cold CLI run (interpreter start, imports, {FORMS[0]}): {time.perf_counter() - start:.2f} s (context, "
-          "not part of the target)")
-    print(f"{len(FORMS) - failed}/{len(FORMS)} forms under {TARGET_S:g} s: {'PASS' if not failed else 'FAIL'}")
+    print(f"\n{'scalegap classify --expr FORM, a new process':<46} {'seconds':>8}  target < {TARGET_S:g} s")
+    for form in FORMS:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "pipeline.cli", "classify", "--expr", form], check=True,
+                       capture_output=True)
+        seconds = time.perf_counter() - start
+        ok = seconds < TARGET_S
+        failed += not ok
+        print(f"{form:<46} {seconds:>8.2f}  {'PASS' if ok else 'FAIL'}")
+    print(f"{2 * len(FORMS) - failed}/{2 * len(FORMS)} under {TARGET_S:g} s (in process and as a command): "
+          f"{'PASS' if not failed else 'FAIL'}")
     sys.exit(1 if failed else 0)
 
 

@@ -21,8 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.schema import ScalegapError
-from pipeline.store import one_line_store_errors, received_signals
+from pipeline.errors import ScalegapError, one_line_store_errors, received_signals
 
 try:  # typer 0.2x raises its own copy of click's exceptions; older releases raise click's
     from typer._click import exceptions as click_errors
@@ -432,12 +431,10 @@ def classify(
 
     Example: scalegap classify --expr "log(log(C))" --json
     """
-    from pipeline import expressions, store
-    from pipeline.config import RunConfig
-    from pipeline.stages import classify as classify_stage
-
     chosen = _scenario_with(scenario, hardware, algorithms, investment)
-    if expr is not None:
+    if expr is not None:  # a formula needs sympy only, not the store or the fitting libraries
+        from pipeline import expressions
+
         a, b = chosen.effective_rates()
         verdict = expressions.classify_expression(expr, a=a, b=b)
         payload = {k: _finite_or_label(v) for k, v in verdict.as_dict().items()} | {"growth_a": a, "growth_b": b}
@@ -447,6 +444,10 @@ def classify(
             for key, value in payload.items():
                 out.print(f"{key}: {value}", highlight=False, markup=False)
         return
+    from pipeline import store
+    from pipeline.config import RunConfig
+    from pipeline.stages import classify as classify_stage
+
     config = RunConfig.build(chosen, metrics=_split(metric), threshold=threshold)
     con = store.connect(db, read_only=True)
     try:

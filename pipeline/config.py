@@ -15,8 +15,8 @@ import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from pipeline.errors import InputError
 from pipeline.scenario import DEFAULT_SCENARIO, Scenario, load_scenario
-from pipeline.schema import InputError
 
 X_AXES = ("compute", "date", "inference")
 KINDS = ("benchmark", "elo", "horizon", "loss")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.schema import ScalegapError
+from pipeline.errors import ScalegapError
 
 LN10 = math.log(10.0)
 

@@ -19,7 +19,7 @@ from functools import reduce
 import mpmath
 import numpy as np
 
-from pipeline.schema import ScalegapError
+from pipeline.errors import ScalegapError
 from pipeline.taxonomy import DEFAULT_A, DEFAULT_B, gap_limit_constant
 
 ALLOWED_FUNCTIONS = ("log", "ln", "exp", "sqrt", "atan", "tanh", "erf")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.curves import FAMILIES
-from pipeline.schema import InputError
+from pipeline.errors import InputError
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 DEFAULT_SCENARIO = SCENARIO_DIR / "default.toml"

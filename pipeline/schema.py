@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from pipeline.errors import InputError, ScalegapError  # noqa: F401  (their home; imported from here too)
 
 KINDS = ("benchmark", "elo", "horizon", "loss")
 UNITS = ("fraction", "elo", "minutes", "nats", "index", "score")
@@ -50,34 +51,6 @@ REJECTED_COLUMNS = ("source", "source_version", "row_ref", "column_name", "value
 
 # Known bounds per unit; a fraction above 1 or below 0 is an input error, not a measurement.
 UNIT_RANGE = {"fraction": (0.0, 1.0), "minutes": (0.0, np.inf), "nats": (0.0, np.inf)}
-
-
-class ScalegapError(Exception):
-    """An expected failure: shown to the user as one clear message, never as a traceback."""
-
-    exit_code = 2
-
-
-@dataclass
-class InputError(ScalegapError):
-    """Bad input: names the file, the row and column, and what would fix it."""
-
-    path: str
-    problem: str
-    fix: str = ""
-    row: int | str | None = None
-    column: str | None = None
-
-    def __str__(self) -> str:
-        where = [str(self.path)]
-        if self.row is not None:
-            where.append(f"row {self.row}")
-        if self.column is not None:
-            where.append(f"column '{self.column}'")
-        message = f"{', '.join(where)}: {self.problem}"
-        if self.fix:
-            message += f". Fix: {self.fix}"
-        return message
 
 
 def empty_observations() -> pd.DataFrame:

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import socket
@@ -21,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,18 +28,17 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from pipeline.schema import ScalegapError
+from pipeline.errors import (  # noqa: F401  (their home; imported from here too)
+    STORE_FIX,
+    ScalegapError,
+    StoreBusy,
+    StoreUnavailable,
+    one_line_store_errors,
+    received_signals,
+)
 
 DEFAULT_DB = Path("data/processed/scalegap.duckdb")
 LOCK_TIMEOUT_S = float(os.environ.get("SCALEGAP_LOCK_TIMEOUT", "60"))
-
-
-class StoreBusy(ScalegapError):
-    pass
-
-
-class StoreUnavailable(ScalegapError):
-    pass
 
 
 DDL_DIR = Path(__file__).parent / "ddl"
@@ -145,7 +143,6 @@ def connect(db: str | Path | None = None, read_only: bool = False,
     return con
 
 
-STORE_FIX = "restore it from a backup, or point --db at another file (`scalegap ingest` builds a new store)"
 # Tables the ingest stage and the run records write: their columns are checked on every open.
 FOUNDATION = ("runs", "run_stages", "sources", "observations", "rejected", "model_aliases", "model_compute",
               "metr_release_dates", "metr_runs")
@@ -209,28 +206,6 @@ def _check_store(con: duckdb.DuckDBPyConnection, path: Path) -> None:
 def _migration(path: Path, sql: str) -> str:
     return (f"run {sql} on it: python -c \"import duckdb; duckdb.connect('{path}').execute('{sql}')\" "
             "(or use another --db)")
-
-
-def one_line_store_errors(call: Callable) -> Callable:
-    """`call`, with a store found damaged (a truncated file, a bad checksum), its disk full or its memory exhausted
-    only when some stage reads or writes it turned into a one-line StoreUnavailable; any other error keeps its
-    traceback."""
-    @functools.wraps(call)
-    def checked(*args, **kwargs):
-        try:
-            return call(*args, **kwargs)
-        except duckdb.Error as exc:
-            text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            if re.search(r"[Cc]orrupt|checksum|Could not read|not a valid DuckDB", text):
-                raise StoreUnavailable(f"cannot read the store: {text}. Fix: {STORE_FIX}") from None
-            if re.search(r"No space left|[Cc]ould not write|disk (is )?full", text):
-                raise StoreUnavailable(f"cannot write the store ({text}); nothing of this stage was stored. "
-                                       "Fix: free disk space, or use another --db") from None
-            if isinstance(exc, duckdb.OutOfMemoryException):
-                raise StoreUnavailable(f"the store ran out of memory ({text}); nothing of this stage was stored. "
-                                       "Fix: close other programs, or split the input") from None
-            raise
-    return checked
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -455,11 +430,6 @@ def finish_run(db: str | Path | None, run_id: str, status: str, message: str | N
             )
     finally:
         con.close()
-
-
-# Signals this process received (set by the command line's handler): a run that fails after one was
-# interrupted, even when a library turned the interrupt into an error of its own without chaining it.
-received_signals: list[str] = []
 
 
 def interrupting_signal(exc: BaseException | None) -> str | None:

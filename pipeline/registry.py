@@ -19,6 +19,7 @@ with their candidates, and neither borrows anything.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -52,7 +53,14 @@ _ANY_DATE = re.compile(r"((?:19|20)\d{2})[-_ ]?(0[1-9]|1[0-2])[-_ ]?(0[1-9]|[12]
 
 
 def _stripped(name: str) -> str:
-    s = str(name).strip().lower().replace("+", " plus ")
+    return _stripped_text(str(name))
+
+
+# Keys of one spelling are asked for several times in a row (its key, release key, lookup): a small cache
+# serves those repeats without holding every spelling of a large source.
+@functools.lru_cache(maxsize=1 << 16)
+def _stripped_text(name: str) -> str:
+    s = name.strip().lower().replace("+", " plus ")
     s = _ORG_PREFIX.sub("", s)
     s = re.sub(r"^meta[-_ ](?=llama)", "", s)  # Meta-Llama-3.1-70B is Llama 3.1-70B
     s = _ANY_DATE.sub(r"\1\2\3", s)  # one form for a date: 2024-12-17, 2024_12_17 and 20241217 alike
@@ -72,7 +80,12 @@ def _compact(s: str) -> str:
 
 def key(name: str) -> str:
     """The spelling with case, organisation prefix, run settings and punctuation dropped."""
-    return _compact(_stripped(name))
+    return _key_text(str(name))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _key_text(name: str) -> str:
+    return _compact(_stripped_text(name))
 
 
 def strict_key(name: str) -> str:
@@ -267,9 +280,13 @@ def build(facts: pd.DataFrame, names: pd.DataFrame, alias_file: AliasFile | None
             if pd.notna(row.release_date):
                 ents.version_date.setdefault(key(row.name), pd.Timestamp(row.release_date))
     groups = _resolve_groups(alias_file, ents, notes)
+    names = names.assign(spelling_key=names["name"].astype(str).map(key))  # once per spelling: a source may have millions
     dates = _release_dates(ents, names, groups, own_dates)
-    rows = [_match(row, ents, groups, alias_file, dates, own_dates) for row in names.itertuples(index=False)]
+    # one tuple per spelling, not a dict: a source of millions of model names must fit in memory
+    rows = [tuple(map(_match(row, ents, groups, alias_file, dates, own_dates).__getitem__, ALIAS_COLUMNS))
+            for row in names.itertuples(index=False)]
     aliases = pd.DataFrame(rows, columns=list(ALIAS_COLUMNS))
+    del rows
     # The canonical spellings themselves (the registry's own rows), so every model lists its names.
     own = [{"source": "registry", "alias": spelling, "model": model, "status": "matched",
             "method": "canonical" if spelling == model else "release or display name of the model",
@@ -378,8 +395,8 @@ def _resolve_groups(alias_file: AliasFile, ents: _Entities, notes: list[str]) ->
     return out
 
 
-def _release_key(spelling: str, groups: dict) -> str:
-    k = key(spelling)
+def _release_key(spelling: str, groups: dict, k: str | None = None) -> str:
+    k = key(spelling) if k is None else k
     return groups[k][2] if k in groups else "release:" + k
 
 
@@ -396,14 +413,14 @@ def _release_dates(ents: _Entities, names: pd.DataFrame, groups: dict, own_dates
             dates.setdefault(_release_key(spelling, groups), pd.Timestamp(date))
     for row in names.itertuples(index=False):
         if pd.notna(row.release_date):
-            dates.setdefault(_release_key(str(row.name), groups), pd.Timestamp(row.release_date))
+            dates.setdefault(_release_key(str(row.name), groups, row.spelling_key), pd.Timestamp(row.release_date))
     return dates
 
 
 def _match(row, ents: _Entities, groups, alias_file: AliasFile, dates: dict, own_dates: dict) -> dict:
     spelling = str(row.name)
-    k = key(spelling)
-    release = _release_key(spelling, groups)
+    k = row.spelling_key
+    release = _release_key(spelling, groups, k)
     own = row.release_date if pd.notna(row.release_date) else own_dates.get(spelling)
     own = pd.Timestamp(own) if own is not None and pd.notna(own) else None
     out = {"source": row.source, "alias": spelling, "model": None, "status": "unmatched", "method": None,

@@ -261,7 +261,7 @@ def run(
     out_dir: OutOption = Path("reports"),
     task_runner: Annotated[str, typer.Option("--task-runner", help="default (threads) or dask.")] = "default",
     dask_address: Annotated[str | None, typer.Option("--dask-address", help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: a local cluster of 2 workers).")] = None,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute fits even when cached.")] = False,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Recompute everything: copy no results from an earlier run with the same inputs, use no cached fits.")] = False,
     as_json: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:

@@ -1,4 +1,5 @@
-"""A content-addressed cache for pure computations inside a stage (counterpart fits, report figures).
+"""A content-addressed cache for pure computations inside a stage (counterpart fits, report figures), and `Blobs`,
+the same for bytes (the report's cached context and appendix PDF).
 
 The key is the content of the inputs plus the source of the code that computes them, so a changed
 row, parameter or line of code is a miss; the run id and timestamps are never part of it. Values are
@@ -8,6 +9,7 @@ a cache that cannot be written only costs time. Whole stages stay on Prefect's t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -123,3 +125,31 @@ class Memo:
             os.replace(tmp.name, path)
         except (OSError, TypeError, ValueError):
             pass
+
+
+class Blobs:
+    """Bytes kept under a content digest (`content_digest` of whatever decides them) in `folder`, or nowhere when
+    `folder` is None. Unreadable entries are misses; a cache that cannot be written only costs time."""
+
+    def __init__(self, folder: Path | None, suffix: str) -> None:
+        self.folder, self.suffix = folder, suffix
+
+    def get(self, digest: str) -> bytes | None:
+        if self.folder is None:
+            return None
+        try:
+            return (self.folder / f"{digest[:32]}{self.suffix}").read_bytes()
+        except OSError:
+            return None
+
+    def put(self, digest: str, payload: bytes) -> None:
+        if self.folder is None:
+            return
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("wb", dir=self.folder, delete=False, suffix=".tmp") as tmp:
+                tmp.write(payload)
+            os.replace(tmp.name, self.folder / f"{digest[:32]}{self.suffix}")
+        except OSError:
+            with contextlib.suppress(OSError, NameError):
+                os.unlink(tmp.name)

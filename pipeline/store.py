@@ -285,10 +285,12 @@ def open_stage(db: str | Path | None, run_id: str | None, stage: str) -> Iterato
 
 
 def record_stage(con: duckdb.DuckDBPyConnection, run_id: str, stage: str, status: str, message: str | None = None,
-                 started=None) -> None:
-    """A stage's row in run_stages outside `open_stage` (skipped on purpose, or failed)."""
-    con.execute("INSERT OR REPLACE INTO run_stages (run_id, stage, started_at, finished_at, status, message) "
-                "VALUES (?, ?, ?, ?, ?, ?)", [run_id, stage, started or now(), now(), status, message])
+                 started=None, rows_written: int | None = None, reused_from: str | None = None) -> None:
+    """A stage's row in run_stages outside `open_stage` (skipped on purpose, failed, or copied from the run named
+    by `reused_from`)."""
+    con.execute("INSERT OR REPLACE INTO run_stages (run_id, stage, started_at, finished_at, status, message, "
+                "rows_written, reused_from) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, stage, started or now(), now(), status, message, rows_written, reused_from])
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:

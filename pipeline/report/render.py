@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import json
 import math
 import os
@@ -178,13 +177,12 @@ def build_context(data: dict, run_id: str, figures: memo.Memo | None = None, pro
     figures = figures or memo.Memo(None, [])
     run = data["run"].iloc[0].to_dict() if len(data["run"]) else {"run_id": run_id}
     today = _decimal_year(run.get("started_at")) or _decimal_year(pd.Timestamp.now())
-    results = cache.get(data, today) if cache else None
+    key = cache.key(data, today) if cache else None
+    results = cache.load(key) if cache else None
     if results is None:
         results = results_context(data, today, figures, progress, executor)
         if cache:
-            cache.put(data, today, results)
-    elif cache:
-        cache.hits += 1
+            cache.save(key, results)
     return {
         **results, "run": run, "run_id": run_id, "parameters": _json(run.get("parameters")),
         "digests": _json(run.get("data_digests")), "stages": data["stages"].to_dict("records"),
@@ -240,29 +238,34 @@ class ContextCache:
     Pickled: the context holds figures, markup and timestamps (the same trust as Prefect's own result store)."""
 
     def __init__(self, folder: Path | None) -> None:
-        self.folder = folder
+        self.blobs = memo.Blobs(folder, ".pickle")
         self.hits = 0
 
-    def _path(self, data: dict, today: float) -> Path:
-        digest = hashlib.sha256(f"{store.code_version()}\n{today!r}".encode())
-        memo.feed(digest, sorted((k, v) for k, v in data.items() if k not in RUN_RECORD and not k.startswith("_")))
-        return self.folder / f"{digest.hexdigest()[:32]}.pickle"
+    def key(self, data: dict, today: float) -> str:
+        return memo.content_digest((store.code_version(), today, sorted(
+            (k, v) for k, v in data.items() if k not in RUN_RECORD and not k.startswith("_"))))
+
+    def load(self, key: str) -> dict | None:
+        results = _unpickled(self.blobs.get(key))
+        self.hits += results is not None
+        return results
+
+    def save(self, key: str, results: dict) -> None:
+        with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
+            self.blobs.put(key, pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
 
     def get(self, data: dict, today: float) -> dict | None:
-        if self.folder is None:
-            return None
-        try:
-            with open(self._path(data, today), "rb") as handle:
-                return pickle.load(handle)
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError):
-            return None
+        return self.load(self.key(data, today))
 
-    def put(self, data: dict, today: float, results: dict) -> None:
-        if self.folder is None:
-            return
-        with contextlib.suppress(OSError, ScalegapError, pickle.PicklingError, TypeError, AttributeError):
-            self.folder.mkdir(parents=True, exist_ok=True)
-            _atomic_write(self._path(data, today), pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL))
+
+def _unpickled(payload: bytes | None):
+    """A cached value, or None when there is none or it no longer loads (written by other code)."""
+    if payload is None:
+        return None
+    try:
+        return pickle.loads(payload)
+    except (EOFError, pickle.UnpicklingError, AttributeError, ImportError, TypeError, ValueError, IndexError):
+        return None
 
 
 def results_run(stages: pd.DataFrame, run_id: str) -> str:
@@ -755,7 +758,8 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
         # same HTML, and its PDF is taken from the cache. Otherwise the two PDFs are laid out side by side.
         pdfs = PdfCache(memo.cache_dir(db, "pdf"))
         appendix_html = render_html(context, "pdf", "appendix.html.j2")
-        cached = pdfs.get(appendix_html)
+        appendix_key = pdfs.key(appendix_html)
+        cached = pdfs.get(appendix_key)
         appendix_job = None if cached else _submit(pool, pdf_bytes, appendix_html, None)
         main_pdf, main_pages = pdf_bytes(render_html(context, "pdf"), None)
         _atomic_write(pdf_path, main_pdf)
@@ -770,7 +774,7 @@ def report_stage(db: str | Path | None, run_id: str, out_dir: str | Path = "repo
         if appendix_pdf is None:
             appendix_pdf, appendix_pages = pdf_bytes(appendix_html, None)
         if not cached:
-            pdfs.put(appendix_html, appendix_pdf, appendix_pages)
+            pdfs.put(appendix_key, appendix_pdf, appendix_pages)
         _atomic_write(appendix_path, appendix_pdf)
     if not suffix:
         for name, source in (("latest.html", html_path), ("latest.pdf", pdf_path), ("latest-appendix.pdf", appendix_path)):
@@ -804,30 +808,21 @@ def pdf_bytes(html: str, base_url: str | None = None) -> tuple[bytes, int]:
 
 
 class PdfCache:
-    """PDFs keyed on the HTML they were laid out from and the layout engine's version."""
+    """PDFs (and their page counts) keyed on the HTML they were laid out from and the layout engine's version."""
 
     def __init__(self, folder: Path | None) -> None:
-        self.folder = folder
+        self.blobs = memo.Blobs(folder, ".pdf.pickle")
 
-    def _stem(self, html: str) -> str:
+    def key(self, html: str) -> str:
         import weasyprint
 
-        return hashlib.sha256(f"weasyprint {weasyprint.__version__}\n{html}".encode()).hexdigest()[:32]
+        return memo.content_digest(("weasyprint", weasyprint.__version__, html))
 
-    def get(self, html: str) -> tuple[bytes, int] | None:
-        if self.folder is None:
-            return None
-        for path in self.folder.glob(f"{self._stem(html)}.*p.pdf"):
-            with contextlib.suppress(OSError, ValueError):
-                return path.read_bytes(), int(path.name.split(".")[1][:-1])
-        return None
+    def get(self, key: str) -> tuple[bytes, int] | None:
+        return _unpickled(self.blobs.get(key))
 
-    def put(self, html: str, pdf: bytes, pages: int) -> None:
-        if self.folder is None:
-            return
-        with contextlib.suppress(OSError, ScalegapError):  # a cache that cannot be written only costs time
-            self.folder.mkdir(parents=True, exist_ok=True)
-            _atomic_write(self.folder / f"{self._stem(html)}.{pages}p.pdf", pdf)
+    def put(self, key: str, pdf: bytes, pages: int) -> None:
+        self.blobs.put(key, pickle.dumps((pdf, pages), protocol=pickle.HIGHEST_PROTOCOL))
 
 
 @contextlib.contextmanager

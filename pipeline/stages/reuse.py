@@ -16,12 +16,11 @@ data). Requiring the copied run to be the newest one that computed anything keep
 
 from __future__ import annotations
 
-import hashlib
-import json
 from importlib import metadata
 
 from pipeline import store
 from pipeline.config import RunConfig
+from pipeline.memo import content_digest
 
 # The run-keyed tables each stage writes, and the column naming the run.
 WRITES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -46,18 +45,14 @@ def inputs_digest(con, config: RunConfig, alias_digests: list[str]) -> str:
     """Digest of what a run's stages compute from: the stored source versions (their file digests; forgotten ones
     left out), the alias files, the run configuration, the code and the numerical libraries' versions."""
     marks = ", ".join("?" for _ in DERIVED_ADAPTERS)
-    sources = con.execute(f"SELECT source, source_version, sha256 FROM sources WHERE adapter IS NULL OR adapter "
-                          f"NOT IN ({marks}) ORDER BY ALL", list(DERIVED_ADAPTERS)).fetchall()
-    forgotten = sorted(store.forgotten_sources(con))
-    record = {
-        "sources": [list(map(str, row)) for row in sources if (str(row[0]), str(row[1])) not in set(forgotten)],
-        "forgotten": [list(k) for k in forgotten],
-        "aliases": sorted(alias_digests),
-        "config": config.as_dict(),
-        "code": store.code_version(),
+    sources = store.drop_forgotten(con, con.execute(
+        f"SELECT source, source_version, sha256 FROM sources WHERE adapter IS NULL OR adapter NOT IN ({marks}) "
+        "ORDER BY ALL", list(DERIVED_ADAPTERS)).df())
+    return content_digest({
+        "sources": sources, "forgotten": sorted(store.forgotten_sources(con)), "aliases": sorted(alias_digests),
+        "config": config.as_dict(), "code": store.code_version(),
         "libraries": {name: _version(name) for name in LIBRARIES},
-    }
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+    })
 
 
 def _version(name: str) -> str | None:
@@ -106,10 +101,9 @@ def copy(db, run_id: str, source_run: str, stages: tuple[str, ...]) -> dict[str,
                     rows += con.execute(f"INSERT INTO {table} SELECT * REPLACE (?::VARCHAR AS {column}) "
                                         f"FROM {table} WHERE {column} = ?", [run_id, source_run]).fetchone()[0]
                 origin = origins.get(stage, source_run)
-                con.execute("INSERT OR REPLACE INTO run_stages (run_id, stage, started_at, finished_at, status, "
-                            "rows_written, message, reused_from) VALUES (?, ?, ?, ?, 'succeeded', ?, ?, ?)",
-                            [run_id, stage, started, store.now(), rows,
-                             f"reused from run {origin} (same data, configuration and code)", origin])
+                store.record_stage(con, run_id, stage, "succeeded",
+                                   f"reused from run {origin} (same data, configuration and code)", started=started,
+                                   rows_written=rows, reused_from=origin)
                 out[stage] = {"reused_from": origin, "rows": rows}
     finally:
         con.close()

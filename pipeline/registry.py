@@ -27,6 +27,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -240,68 +241,158 @@ class _Entities:
         return "", set()
 
 
-def build(facts: pd.DataFrame, names: pd.DataFrame, alias_file: AliasFile | None = None,
-          own_dates: dict[str, pd.Timestamp] | None = None) -> Registry:
-    """The registry from Epoch's model facts and every spelling the sources use.
+class Builder:
+    """The registry built so that a source of millions of spellings is never held whole: the models and the
+    alias-file groups come from the facts and Epoch's own spellings (small); every other spelling is matched a
+    piece at a time (`match`), into a DuckDB table (`create_rows_table`) where `finish_sql` gives each release
+    its date and each spelling one row; the models' fields then come from the matched rows alone (`models`).
 
     `facts`: FACT_COLUMNS, one row per model (or per release, `version_name`) as an origin publishes it.
-    `names`: NAME_COLUMNS, one row per (source, spelling) with what that source itself says of it;
-    `creates` marks Epoch's own spellings, which found a model when none matches. `own_dates`: release dates
-    published for spellings outside the observations (METR's release_dates tables)."""
-    alias_file = alias_file or AliasFile()
-    own_dates = own_dates or {}
-    facts = _frame(facts, FACT_COLUMNS)
-    names = _frame(names, NAME_COLUMNS)
-    for column in ("name", "version_name", "display_name"):  # Epoch's cells carry stray newlines and spaces
-        facts[column] = facts[column].where(facts[column].isna(), facts[column].astype(str).str.strip())
-    facts = facts[facts["name"].notna() & (facts["name"] != "")].copy()
-    facts["rank"] = facts["origin"].map(origin_rank)
-    facts = facts.sort_values(["rank", "origin", "name"], ascending=[False, True, True], kind="stable")
+    `creating`: NAME_COLUMNS rows of Epoch's own spellings, which found a model when none matches (a release
+    Epoch evaluates whose model table is absent from the store). `own_dates`: release dates published for
+    spellings outside the observations (METR's release_dates tables)."""
 
-    ents = _Entities()
-    canonical, first_dates = _merge_epoch_names(facts)
-    facts["name"] = facts["name"].map(canonical)
-    for model in sorted(set(canonical.values())):
-        ents.add_model(model)
-    for spelling, model in sorted(canonical.items()):
-        if spelling != model:  # a finer Epoch name of the model ('GPT-4 (Mar 2023)'): one of its releases
-            ents.add_name(spelling, model, first_dates.get(spelling))
-    for row in facts.itertuples(index=False):
-        ents.add_name(row.version_name, row.name, row.release_date)
-        ents.add_name(row.display_name, row.name)
-    notes: list[str] = []
-    names = names.sort_values(["creates", "source", "name"], ascending=[False, True, True], kind="stable")
-    # Epoch's own spellings found a model when nothing matches them (a release Epoch evaluates whose
-    # model table is absent from the store); everything else only ever joins a model.
-    for row in names[names["creates"].fillna(False).astype(bool)].itertuples(index=False):
-        if not ents.lookup(str(row.name))[1] and key(row.name) not in alias_file.not_models:
-            ents.add_model(str(row.name))
-            ents.created.add(str(row.name))
-            if pd.notna(row.release_date):
-                ents.version_date.setdefault(key(row.name), pd.Timestamp(row.release_date))
-    groups = _resolve_groups(alias_file, ents, notes)
-    names = names.assign(spelling_key=names["name"].astype(str).map(key))  # once per spelling: a source may have millions
-    dates = _release_dates(ents, names, groups, own_dates)
-    # one tuple per spelling, not a dict: a source of millions of model names must fit in memory
-    rows = [tuple(map(_match(row, ents, groups, alias_file, dates, own_dates).__getitem__, ALIAS_COLUMNS))
-            for row in names.itertuples(index=False)]
-    aliases = pd.DataFrame(rows, columns=list(ALIAS_COLUMNS))
-    del rows
-    # The canonical spellings themselves (the registry's own rows), so every model lists its names.
-    own = [{"source": "registry", "alias": spelling, "model": model, "status": "matched",
-            "method": "canonical" if spelling == model else "release or display name of the model",
-            "key": key(spelling), "release_key": _release_key(spelling, groups),
-            "release_date": dates.get(_release_key(spelling, groups)) if spelling != model else None,
-            "candidates": None, "n_observations": 0, "filled": None, "note": None}
-           for spelling, model in ents.names.items()]
-    aliases = pd.concat([aliases, pd.DataFrame(own, columns=list(ALIAS_COLUMNS))], ignore_index=True)
-    aliases = aliases.drop_duplicates(["source", "alias"]).sort_values(["source", "alias"]).reset_index(drop=True)
-    models = _models(ents, facts, names, aliases)
-    return Registry(models, aliases, notes)
+    def __init__(self, facts: pd.DataFrame, creating: pd.DataFrame | None = None,
+                 alias_file: AliasFile | None = None, own_dates: dict[str, pd.Timestamp] | None = None) -> None:
+        self.alias_file = alias_file or AliasFile()
+        self.own_dates = own_dates or {}
+        facts = _frame(facts, FACT_COLUMNS)
+        for column in ("name", "version_name", "display_name"):  # Epoch's cells carry stray newlines and spaces
+            facts[column] = facts[column].where(facts[column].isna(), facts[column].astype(str).str.strip())
+        facts = facts[facts["name"].notna() & (facts["name"] != "")].copy()
+        facts["rank"] = facts["origin"].map(origin_rank)
+        facts = facts.sort_values(["rank", "origin", "name"], ascending=[False, True, True], kind="stable")
+        ents = _Entities()
+        canonical, first_dates = _merge_epoch_names(facts)
+        facts["name"] = facts["name"].map(canonical)
+        for model in sorted(set(canonical.values())):
+            ents.add_model(model)
+        for spelling, model in sorted(canonical.items()):
+            if spelling != model:  # a finer Epoch name of the model ('GPT-4 (Mar 2023)'): one of its releases
+                ents.add_name(spelling, model, first_dates.get(spelling))
+        for row in facts.itertuples(index=False):
+            ents.add_name(row.version_name, row.name, row.release_date)
+            ents.add_name(row.display_name, row.name)
+        creating = _frame(creating, NAME_COLUMNS).sort_values(["source", "name"], kind="stable")
+        for row in creating.itertuples(index=False):
+            if not ents.lookup(str(row.name))[1] and key(row.name) not in self.alias_file.not_models:
+                ents.add_model(str(row.name))
+                ents.created.add(str(row.name))
+                if pd.notna(row.release_date):
+                    ents.version_date.setdefault(key(row.name), pd.Timestamp(row.release_date))
+        self.notes: list[str] = []
+        self.groups = _resolve_groups(self.alias_file, ents, self.notes)
+        self.ents, self.facts = ents, facts
+        # the release dates known before any source's spellings: Epoch's, then those published beside them
+        self.dates = _release_dates(ents, self.groups, self.own_dates)
+
+    def match(self, names: pd.DataFrame) -> pd.DataFrame:
+        """One ROW_COLUMNS row per spelling of `names` (NAME_COLUMNS, and `_ordinal`: which of two rows of one
+        spelling counts, the lower). Its release date is its own, else one known before the sources'."""
+        ordinal = names["_ordinal"] if "_ordinal" in names else pd.Series(0, index=names.index)
+        names = _frame(names, NAME_COLUMNS).assign(position=ordinal.to_numpy())  # itertuples renames _fields
+        keys = names["name"].astype(str).map(key)  # once per spelling
+        rows = [self._row(row, k) for row, k in zip(names.itertuples(index=False), keys, strict=True)]
+        return _rows_frame(rows)
+
+    def _row(self, row, k: str) -> tuple:
+        out = _match(row, k, self.ents, self.groups, self.alias_file, self.dates, self.own_dates)
+        flop = row.train_flop if pd.notna(row.train_flop) else None
+        return (*map(out.__getitem__, ALIAS_COLUMNS), bool(row.creates) if pd.notna(row.creates) else False,
+                int(row.position), row.release_date if pd.notna(row.release_date) else None,
+                row.organization if pd.notna(row.organization) else None, flop,
+                row.train_flop_note if pd.notna(row.train_flop_note) else None, True)
+
+    def own_rows(self) -> pd.DataFrame:
+        """The canonical spellings themselves (the registry's own rows), so every model lists its names."""
+        rows = []
+        for spelling, model in self.ents.names.items():
+            release = _release_key(spelling, self.groups)
+            named = spelling != model  # a release or display name takes its release's date; the model's own does not
+            rows.append(("registry", spelling, model, "matched",
+                         "canonical" if not named else "release or display name of the model", key(spelling),
+                         release, self.dates.get(release) if named else None, None, 0, None, None,
+                         False, LAST, None, None, None, None, named))
+        return _rows_frame(rows)
+
+    def models(self, matched: pd.DataFrame) -> pd.DataFrame:
+        """One row per model from the finished rows whose status is 'matched' (`finish_sql`)."""
+        return _models(self.ents, self.facts, matched)
+
+
+def build(facts: pd.DataFrame, names: pd.DataFrame, alias_file: AliasFile | None = None,
+          own_dates: dict[str, pd.Timestamp] | None = None) -> Registry:
+    """The registry from Epoch's model facts and every spelling the sources use, all in memory (the store
+    builds the same through `Builder` a piece at a time: `pipeline.aliases.rebuild`).
+
+    `names`: NAME_COLUMNS, one row per (source, spelling) with what that source itself says of it; `creates`
+    marks Epoch's own spellings."""
+    names = _frame(names, NAME_COLUMNS)
+    builder = Builder(facts, names[names["creates"].fillna(False).astype(bool)], alias_file, own_dates)
+    con = duckdb.connect()
+    try:
+        create_rows_table(con, "rows")
+        for frame in (builder.match(names.assign(_ordinal=np.arange(len(names)))), builder.own_rows()):
+            con.register("_piece", frame)
+            con.execute("INSERT INTO rows BY NAME SELECT * FROM _piece")
+            con.unregister("_piece")
+        aliases = finished(con.execute(finish_sql("rows")).df())
+    finally:
+        con.close()
+    models = builder.models(aliases[aliases["status"] == "matched"])
+    return Registry(models, aliases[list(ALIAS_COLUMNS)], builder.notes)
 
 
 ALIAS_COLUMNS = ("source", "alias", "model", "status", "method", "key", "release_key", "release_date", "candidates",
                  "n_observations", "filled", "note")
+# A matched row also carries what `finish_sql` and `Builder.models` need from its source row: which of two rows
+# of one spelling counts (`_ordinal`), the order in which sources date a release (`_creates` first, then source
+# and spelling), and the source's own date, organisation and compute.
+ROW_COLUMNS = ALIAS_COLUMNS + ("_creates", "_ordinal", "_row_date", "_organization", "_train_flop",
+                               "_train_flop_note", "_takes_date")
+ROW_TYPES = ("VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "TIMESTAMP", "VARCHAR",
+             "INTEGER", "VARCHAR", "VARCHAR", "BOOLEAN", "BIGINT", "TIMESTAMP", "VARCHAR", "DOUBLE", "VARCHAR",
+             "BOOLEAN")
+LAST = 1 << 40  # the registry's own rows yield to a source's row of the same (source, spelling)
+
+
+def _rows_frame(rows: list[tuple]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+    for column in ("release_date", "_row_date"):
+        frame[column] = pd.to_datetime(frame[column])
+    return frame
+
+
+def create_rows_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """The table `Builder.match` pieces are inserted into (BY NAME), on any DuckDB connection."""
+    columns = ", ".join(f'"{c}" {t}' for c, t in zip(ROW_COLUMNS, ROW_TYPES, strict=True))
+    con.execute(f"CREATE TABLE {table} ({columns})")
+
+
+def finished(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows read back from DuckDB, with None (not NaN) for a missing text."""
+    for column in frame.columns:
+        if pd.api.types.is_string_dtype(frame[column]):
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
+
+
+def finish_sql(table: str) -> str:
+    """The rows of `table` as the registry's spellings: one row per (source, spelling), the lowest `_ordinal`;
+    a spelling with no date of its own takes its release's, from the first source row (Epoch's sources first,
+    then by source and spelling) that dates the release. Ordered by source and spelling."""
+    kept = ", ".join(f'r."{c}"' for c in ROW_COLUMNS if c != "release_date")
+    return f"""
+        WITH firsts AS (
+            SELECT release_key, first(_row_date ORDER BY _creates DESC, source, alias, _ordinal) AS dated
+            FROM {table} WHERE _row_date IS NOT NULL GROUP BY release_key),
+        kept AS (
+            SELECT * FROM {table} QUALIFY row_number() OVER (PARTITION BY source, alias ORDER BY _ordinal) = 1)
+        SELECT {kept}, CASE WHEN r._takes_date THEN coalesce(r.release_date, f.dated) ELSE r.release_date END
+                       AS release_date
+        FROM kept r LEFT JOIN firsts f USING (release_key) ORDER BY r.source, r.alias"""
+
+
 MODEL_COLUMNS = ("model", "organization", "country", "release_date", "train_flop", "train_flop_lo", "train_flop_hi",
                  "confidence", "bounds_basis", "accessibility", "accessibility_detail", "params", "n_aliases",
                  "field_sources", "sources")
@@ -400,9 +491,10 @@ def _release_key(spelling: str, groups: dict, k: str | None = None) -> str:
     return groups[k][2] if k in groups else "release:" + k
 
 
-def _release_dates(ents: _Entities, names: pd.DataFrame, groups: dict, own_dates: dict) -> dict[str, pd.Timestamp]:
-    """The date of each release (spellings of one key or one alias-file group): Epoch's release dates first,
-    then a date published beside a spelling (METR's release-date tables, then the sources' own rows)."""
+def _release_dates(ents: _Entities, groups: dict, own_dates: dict) -> dict[str, pd.Timestamp]:
+    """The date of each release (spellings of one key or one alias-file group) known before the sources' rows:
+    Epoch's release dates first, then METR's release-date tables. A date a source gives beside its own rows comes
+    after these (`finish_sql`)."""
     dates: dict[str, pd.Timestamp] = {}
     for spelling in ents.names:
         k = key(spelling)
@@ -411,15 +503,11 @@ def _release_dates(ents: _Entities, names: pd.DataFrame, groups: dict, own_dates
     for spelling, date in sorted(own_dates.items()):
         if date is not None and pd.notna(date):
             dates.setdefault(_release_key(spelling, groups), pd.Timestamp(date))
-    for row in names.itertuples(index=False):
-        if pd.notna(row.release_date):
-            dates.setdefault(_release_key(str(row.name), groups, row.spelling_key), pd.Timestamp(row.release_date))
     return dates
 
 
-def _match(row, ents: _Entities, groups, alias_file: AliasFile, dates: dict, own_dates: dict) -> dict:
+def _match(row, k: str, ents: _Entities, groups, alias_file: AliasFile, dates: dict, own_dates: dict) -> dict:
     spelling = str(row.name)
-    k = row.spelling_key
     release = _release_key(spelling, groups, k)
     own = row.release_date if pd.notna(row.release_date) else own_dates.get(spelling)
     own = pd.Timestamp(own) if own is not None and pd.notna(own) else None
@@ -445,12 +533,15 @@ def _match(row, ents: _Entities, groups, alias_file: AliasFile, dates: dict, own
     return out
 
 
-def _models(ents: _Entities, facts: pd.DataFrame, names: pd.DataFrame, aliases: pd.DataFrame) -> pd.DataFrame:
+def _models(ents: _Entities, facts: pd.DataFrame, aliases: pd.DataFrame) -> pd.DataFrame:
     """One row per model: each field from the newest Epoch fact that gives it, else from what the sources
-    themselves publish beside their rows; `field_sources` says which origin gave which field."""
+    themselves publish beside their rows; `field_sources` says which origin gave which field. `aliases`: the
+    matched rows (ROW_COLUMNS), the registry's own included."""
     matched = aliases[(aliases["status"] == "matched") & (aliases["source"] != "registry")]
-    seen = names.merge(matched[["source", "alias", "model"]], left_on=["source", "name"],
-                       right_on=["source", "alias"], how="inner").rename(columns={"source": "origin"})
+    seen = pd.DataFrame({
+        "origin": matched["source"], "name": matched["alias"], "model": matched["model"],
+        "release_date": matched["_row_date"], "organization": matched["_organization"],
+        "train_flop": pd.to_numeric(matched["_train_flop"]), "train_flop_note": matched["_train_flop_note"]})
     seen = seen.sort_values(["model", "origin", "name"], kind="stable")
     models = pd.DataFrame({"model": sorted(set(ents.models) | set(matched["model"].dropna()))})
     facts = facts.rename(columns={"name": "model"})

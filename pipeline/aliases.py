@@ -8,9 +8,11 @@ import os
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from pipeline import registry, store
+from pipeline.sources import Scratch
 
 ALIAS_FILE = "aliases.toml"
 PROJECT_ALIASES = Path(__file__).resolve().parents[1] / "data" / "raw" / ALIAS_FILE
@@ -78,9 +80,85 @@ def _unregistered_sql(column: str = "source") -> str:
     return " AND ".join(f"{column} NOT LIKE '{prefix}%'" for prefix in UNREGISTERED)
 
 
+# The SQL types of registry.ROW_COLUMNS
+ROW_TYPES = ("VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "TIMESTAMP", "VARCHAR",
+             "INTEGER", "VARCHAR", "VARCHAR", "BOOLEAN", "BIGINT", "TIMESTAMP", "VARCHAR", "DOUBLE", "VARCHAR",
+             "BOOLEAN")
+
+
+def create_rows_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """The table `registry.Builder.match` pieces are inserted into (BY NAME), on any DuckDB connection."""
+    columns = ", ".join(f'"{c}" {t}' for c, t in zip(registry.ROW_COLUMNS, ROW_TYPES, strict=True))
+    con.execute(f"CREATE TABLE {table} ({columns})")
+
+
+def finished(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows read back from DuckDB, with None (not NaN) for a missing text."""
+    for column in frame.columns:
+        if pd.api.types.is_string_dtype(frame[column]):
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
+
+
+def finish_sql(table: str) -> str:
+    """The rows of `table` as the registry's spellings: one row per (source, spelling), the lowest `_ordinal`;
+    a spelling with no date of its own takes its release's, from the first source row (Epoch's sources first,
+    then by source and spelling) that dates the release. Ordered by source and spelling."""
+    kept = ", ".join(f'r."{c}"' for c in registry.ROW_COLUMNS if c != "release_date")
+    return f"""
+        WITH firsts AS (
+            SELECT release_key, first(_row_date ORDER BY _creates DESC, source, alias, _ordinal) AS dated
+            FROM {table} WHERE _row_date IS NOT NULL GROUP BY release_key),
+        kept AS (
+            SELECT * FROM {table} QUALIFY row_number() OVER (PARTITION BY source, alias ORDER BY _ordinal) = 1)
+        SELECT {kept}, CASE WHEN r._takes_date THEN coalesce(r.release_date, f.dated) ELSE r.release_date END
+                       AS release_date
+        FROM kept r LEFT JOIN firsts f USING (release_key) ORDER BY r.source, r.alias"""
+
+
+def build(facts: pd.DataFrame, names: pd.DataFrame, alias_file: registry.AliasFile | None = None,
+          own_dates: dict[str, pd.Timestamp] | None = None) -> registry.Registry:
+    """The registry from Epoch's model facts and every spelling the sources use, all in memory (`rebuild` builds
+    the same in the store, a piece at a time).
+
+    `names`: registry.NAME_COLUMNS, one row per (source, spelling) with what that source itself says of it; `creates`
+    marks Epoch's own spellings."""
+    names = registry.names_frame(names)
+    builder = registry.Builder(facts, names[names["creates"].fillna(False).astype(bool)], alias_file, own_dates)
+    con = duckdb.connect()
+    try:
+        create_rows_table(con, "rows")
+        for frame in (builder.match(names.assign(_ordinal=np.arange(len(names)))), builder.own_rows()):
+            con.register("_piece", frame)
+            con.execute("INSERT INTO rows BY NAME SELECT * FROM _piece")
+            con.unregister("_piece")
+        aliases = finished(con.execute(finish_sql("rows")).df())
+    finally:
+        con.close()
+    models = builder.models(aliases[aliases["status"] == "matched"])
+    return registry.Registry(models, aliases[list(registry.ALIAS_COLUMNS)], builder.notes)
+
+
+def _names_sql(where: str = "TRUE") -> str:
+    """Every spelling an observation or a METR run uses, one row per (source, spelling) and what that source says
+    of it (`_ordinal`: an observation's row counts before a run's)."""
+    return f"""
+        SELECT source, model AS name, min(release_date) AS release_date, min(organization) AS organization,
+               max(train_flop) FILTER (WHERE coalesce(train_flop_note, '') NOT LIKE 'joined%') AS train_flop,
+               min(train_flop_note) FILTER (WHERE coalesce(train_flop_note, '') NOT LIKE 'joined%'
+                                            AND train_flop IS NOT NULL) AS train_flop_note,
+               count(*) AS n_observations, source LIKE 'epoch_%' AS creates, 0 AS _ordinal
+        FROM observations WHERE {_unregistered_sql()} AND {where} GROUP BY source, model
+        UNION ALL
+        SELECT source, alias AS name, NULL::TIMESTAMP, NULL::VARCHAR, NULL::DOUBLE, NULL::VARCHAR, count(*),
+               false, 1
+        FROM metr_runs WHERE {where} GROUP BY source, alias"""
+
+
 def registry_inputs(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    """(facts, names, own dates) as stored: Epoch's model facts (and the older compute lookup), every
-    spelling an observation or a METR run uses, and METR's release-date tables."""
+    """(facts, Epoch's own spellings, own dates) as stored: Epoch's model facts (and the older compute lookup),
+    the spellings of Epoch's sources (which found a model when none matches), and METR's release-date tables.
+    Every other spelling is read a piece at a time (`rebuild`)."""
     facts = con.execute("SELECT origin, name, version_name, display_name, organization, country, release_date, "
                         "train_flop, train_flop_lo, train_flop_hi, confidence, accessibility, params "
                         "FROM model_facts ORDER BY origin, row_ref").df()
@@ -89,20 +167,14 @@ def registry_inputs(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.Da
                          "(SELECT 1 FROM model_facts f WHERE f.origin = c.source || '@' || c.source_version) "
                          "ORDER BY origin, name").df()
     facts = pd.concat([facts, legacy], ignore_index=True) if len(legacy) else facts
-    obs = con.execute(f"""
-        SELECT source, model AS name, min(release_date) AS release_date,
-               min(organization) AS organization,
-               max(train_flop) FILTER (WHERE coalesce(train_flop_note, '') NOT LIKE 'joined%') AS train_flop,
-               min(train_flop_note) FILTER (WHERE coalesce(train_flop_note, '') NOT LIKE 'joined%'
-                                            AND train_flop IS NOT NULL) AS train_flop_note,
-               count(*) AS n_observations, source LIKE 'epoch_%' AS creates
-        FROM observations WHERE {_unregistered_sql()} GROUP BY source, model ORDER BY source, model""").df()
-    runs = con.execute("SELECT source, alias AS name, count(*) AS n_observations, false AS creates FROM metr_runs "
-                       "GROUP BY source, alias ORDER BY source, alias").df()
-    names = pd.concat([obs, runs], ignore_index=True) if len(runs) else obs
+    epoch = _names_sql("source LIKE 'epoch_%'")
+    creating = con.execute(f"SELECT * FROM ({epoch}) ORDER BY source, name").df()
     dates = con.execute("SELECT alias, release_date FROM metr_release_dates ORDER BY source_version DESC, alias").df()
     own_dates = dates.drop_duplicates("alias").set_index("alias")["release_date"].to_dict()
-    return facts, names, own_dates
+    return facts, creating, own_dates
+
+
+PIECE_ROWS = 100_000  # spellings matched at a time
 
 
 def rebuild(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | None = None) -> dict:
@@ -111,22 +183,51 @@ def rebuild(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | None = Non
 
     What an earlier build wrote into the observations is undone first (compute by its note, dates and
     organisations by the spellings' `filled` record), so the registry never reads its own output back as a
-    source's, and a rebuild of unchanged inputs changes nothing."""
+    source's, and a rebuild of unchanged inputs changes nothing.
+
+    The spellings go through a scratch file a piece at a time (a source may name millions of models): written
+    out by the store, matched, settled in the scratch store (which spills to disk), and copied back in one
+    INSERT; only the matched ones are held, to build the models from."""
     paths = alias_files() if alias_paths is None else alias_paths
     alias_file = load_alias_files(paths)
     _unfill(con)
-    facts, names, own_dates = registry_inputs(con)
-    built = registry.build(facts, names, alias_file, own_dates)
-    aliases = built.aliases.assign(release_date=pd.to_datetime(built.aliases["release_date"]))
-    aliases["filled"] = _what_fills(aliases, names, built.models)
+    facts, creating, own_dates = registry_inputs(con)
+    builder = registry.Builder(facts, creating, alias_file, own_dates)
+    scratch = Scratch()
+    names = scratch.folder / "names.parquet"
+    con.execute(f"COPY ({_names_sql()}) TO '{_quoted_path(names)}' (FORMAT parquet)")
+    create_rows_table(scratch.con, "rows")
+    for piece in scratch.pieces("SELECT * FROM read_parquet(?)", [str(names)], PIECE_ROWS):
+        scratch.append("rows", builder.match(piece))
+    scratch.append("rows", builder.own_rows())
+    names.unlink()
+    scratch.con.execute(f"CREATE TABLE aliases AS {finish_sql('rows')}")
+    scratch.con.execute("DROP TABLE rows")
+    matched = finished(scratch.con.execute("SELECT * FROM aliases WHERE status = 'matched'").df())
+    counts = dict(scratch.con.execute("SELECT status, count(*) FROM aliases WHERE source <> 'registry' "
+                                      "GROUP BY status ORDER BY count(*) DESC, status").fetchall())
+    models = builder.models(matched)
+    filled = pd.DataFrame({"source": matched["source"], "alias": matched["alias"],
+                           "filled": _what_fills(matched, models)})
     con.execute("DELETE FROM models")
     con.execute("DELETE FROM model_aliases")
-    store.upsert(con, "models", built.models)
-    store.upsert(con, "model_aliases", aliases)
+    store.upsert(con, "models", models)
+    columns = ", ".join(f'"{c}"' for c in registry.ALIAS_COLUMNS)
+    chosen = ", ".join("f.filled" if c == "filled" else f'a."{c}"' for c in registry.ALIAS_COLUMNS)
+    con.register("_filled", filled)
+    try:
+        with scratch.attached(con, "registry_rows") as rows:
+            con.execute(f"INSERT INTO model_aliases ({columns}) SELECT {chosen} FROM {rows}.aliases a "
+                        "LEFT JOIN _filled f USING (source, alias)")
+    finally:
+        con.unregister("_filled")
     gained = _fill_observations(con)
-    counts = built.aliases[built.aliases["source"] != "registry"]["status"].value_counts().to_dict()
-    return {"models": len(built.models), "spellings": int(sum(counts.values())), "status": counts,
-            "gained_compute": gained, "alias_files": [str(p) for p in paths], "notes": built.notes}
+    return {"models": len(models), "spellings": int(sum(counts.values())), "status": counts,
+            "gained_compute": gained, "alias_files": [str(p) for p in paths], "notes": builder.notes}
+
+
+def _quoted_path(path: Path) -> str:
+    return str(path).replace("'", "''")
 
 
 def attach_compute(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | None = None) -> int:
@@ -155,23 +256,23 @@ def _unfill(con: duckdb.DuckDBPyConnection) -> None:
                         AND list_contains(CAST(a.filled AS VARCHAR[]), '{column}')""")
 
 
-def _what_fills(aliases: pd.DataFrame, names: pd.DataFrame, models: pd.DataFrame) -> list:
-    """The observation fields the fill will write for each spelling: a date or organisation none of its rows has."""
-    own = names.drop_duplicates(["source", "name"]).set_index(["source", "name"])[["release_date", "organization"]]
+def _what_fills(matched: pd.DataFrame, models: pd.DataFrame) -> list:
+    """The observation fields the fill will write for each matched spelling (finished registry rows): a date or
+    organisation none of its rows has. The registry's own rows fill nothing."""
     model_date = models.set_index("model")["release_date"]
     model_org = models.set_index("model")["organization"]
     out = []
-    for row in aliases.itertuples(index=False):
-        if row.status != "matched" or (row.source, row.alias) not in own.index:
+    for source, model, date, org, own_date, method in zip(
+            matched["source"], matched["model"], matched["_row_date"], matched["_organization"],
+            matched["release_date"], matched["method"], strict=True):
+        if source == "registry":
             out.append(None)
             continue
-        date, org = own.loc[(row.source, row.alias)]
         fields = []
-        lends_date = pd.notna(row.release_date) or (row.method != "same key without dates"
-                                                    and pd.notna(model_date.get(row.model)))
+        lends_date = pd.notna(own_date) or (method != "same key without dates" and pd.notna(model_date.get(model)))
         if pd.isna(date) and lends_date:
             fields.append("release_date")
-        if pd.isna(org) and pd.notna(model_org.get(row.model)):
+        if pd.isna(org) and pd.notna(model_org.get(model)):
             fields.append("organization")
         out.append(json.dumps(fields) if fields else None)
     return out

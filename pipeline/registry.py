@@ -27,7 +27,6 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -244,8 +243,9 @@ class _Entities:
 class Builder:
     """The registry built so that a source of millions of spellings is never held whole: the models and the
     alias-file groups come from the facts and Epoch's own spellings (small); every other spelling is matched a
-    piece at a time (`match`), into a DuckDB table (`create_rows_table`) where `finish_sql` gives each release
-    its date and each spelling one row; the models' fields then come from the matched rows alone (`models`).
+    piece at a time (`match`), into a table where the store's glue (`pipeline.aliases.finish_sql`) gives each
+    release its date and each spelling one row; the models' fields then come from the matched rows alone
+    (`models`).
 
     `facts`: FACT_COLUMNS, one row per model (or per release, `version_name`) as an origin publishes it.
     `creating`: NAME_COLUMNS rows of Epoch's own spellings, which found a model when none matches (a release
@@ -316,43 +316,17 @@ class Builder:
         return _rows_frame(rows)
 
     def models(self, matched: pd.DataFrame) -> pd.DataFrame:
-        """One row per model from the finished rows whose status is 'matched' (`finish_sql`)."""
+        """One row per model from the finished rows whose status is 'matched' (`aliases.finish_sql`)."""
         return _models(self.ents, self.facts, matched)
-
-
-def build(facts: pd.DataFrame, names: pd.DataFrame, alias_file: AliasFile | None = None,
-          own_dates: dict[str, pd.Timestamp] | None = None) -> Registry:
-    """The registry from Epoch's model facts and every spelling the sources use, all in memory (the store
-    builds the same through `Builder` a piece at a time: `pipeline.aliases.rebuild`).
-
-    `names`: NAME_COLUMNS, one row per (source, spelling) with what that source itself says of it; `creates`
-    marks Epoch's own spellings."""
-    names = _frame(names, NAME_COLUMNS)
-    builder = Builder(facts, names[names["creates"].fillna(False).astype(bool)], alias_file, own_dates)
-    con = duckdb.connect()
-    try:
-        create_rows_table(con, "rows")
-        for frame in (builder.match(names.assign(_ordinal=np.arange(len(names)))), builder.own_rows()):
-            con.register("_piece", frame)
-            con.execute("INSERT INTO rows BY NAME SELECT * FROM _piece")
-            con.unregister("_piece")
-        aliases = finished(con.execute(finish_sql("rows")).df())
-    finally:
-        con.close()
-    models = builder.models(aliases[aliases["status"] == "matched"])
-    return Registry(models, aliases[list(ALIAS_COLUMNS)], builder.notes)
 
 
 ALIAS_COLUMNS = ("source", "alias", "model", "status", "method", "key", "release_key", "release_date", "candidates",
                  "n_observations", "filled", "note")
-# A matched row also carries what `finish_sql` and `Builder.models` need from its source row: which of two rows
+# A matched row also carries what `aliases.finish_sql` and `Builder.models` need from its source row: which of two rows
 # of one spelling counts (`_ordinal`), the order in which sources date a release (`_creates` first, then source
 # and spelling), and the source's own date, organisation and compute.
 ROW_COLUMNS = ALIAS_COLUMNS + ("_creates", "_ordinal", "_row_date", "_organization", "_train_flop",
                                "_train_flop_note", "_takes_date")
-ROW_TYPES = ("VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "VARCHAR", "TIMESTAMP", "VARCHAR",
-             "INTEGER", "VARCHAR", "VARCHAR", "BOOLEAN", "BIGINT", "TIMESTAMP", "VARCHAR", "DOUBLE", "VARCHAR",
-             "BOOLEAN")
 LAST = 1 << 40  # the registry's own rows yield to a source's row of the same (source, spelling)
 
 
@@ -363,39 +337,14 @@ def _rows_frame(rows: list[tuple]) -> pd.DataFrame:
     return frame
 
 
-def create_rows_table(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """The table `Builder.match` pieces are inserted into (BY NAME), on any DuckDB connection."""
-    columns = ", ".join(f'"{c}" {t}' for c, t in zip(ROW_COLUMNS, ROW_TYPES, strict=True))
-    con.execute(f"CREATE TABLE {table} ({columns})")
-
-
-def finished(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows read back from DuckDB, with None (not NaN) for a missing text."""
-    for column in frame.columns:
-        if pd.api.types.is_string_dtype(frame[column]):
-            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
-    return frame
-
-
-def finish_sql(table: str) -> str:
-    """The rows of `table` as the registry's spellings: one row per (source, spelling), the lowest `_ordinal`;
-    a spelling with no date of its own takes its release's, from the first source row (Epoch's sources first,
-    then by source and spelling) that dates the release. Ordered by source and spelling."""
-    kept = ", ".join(f'r."{c}"' for c in ROW_COLUMNS if c != "release_date")
-    return f"""
-        WITH firsts AS (
-            SELECT release_key, first(_row_date ORDER BY _creates DESC, source, alias, _ordinal) AS dated
-            FROM {table} WHERE _row_date IS NOT NULL GROUP BY release_key),
-        kept AS (
-            SELECT * FROM {table} QUALIFY row_number() OVER (PARTITION BY source, alias ORDER BY _ordinal) = 1)
-        SELECT {kept}, CASE WHEN r._takes_date THEN coalesce(r.release_date, f.dated) ELSE r.release_date END
-                       AS release_date
-        FROM kept r LEFT JOIN firsts f USING (release_key) ORDER BY r.source, r.alias"""
-
-
 MODEL_COLUMNS = ("model", "organization", "country", "release_date", "train_flop", "train_flop_lo", "train_flop_hi",
                  "confidence", "bounds_basis", "accessibility", "accessibility_detail", "params", "n_aliases",
                  "field_sources", "sources")
+
+
+def names_frame(names: pd.DataFrame | None) -> pd.DataFrame:
+    """`names` with every NAME_COLUMNS column, typed (a missing one empty)."""
+    return _frame(names, NAME_COLUMNS)
 
 
 def _frame(frame: pd.DataFrame | None, columns) -> pd.DataFrame:
@@ -494,7 +443,7 @@ def _release_key(spelling: str, groups: dict, k: str | None = None) -> str:
 def _release_dates(ents: _Entities, groups: dict, own_dates: dict) -> dict[str, pd.Timestamp]:
     """The date of each release (spellings of one key or one alias-file group) known before the sources' rows:
     Epoch's release dates first, then METR's release-date tables. A date a source gives beside its own rows comes
-    after these (`finish_sql`)."""
+    after these (`aliases.finish_sql`)."""
     dates: dict[str, pd.Timestamp] = {}
     for spelling in ents.names:
         k = key(spelling)

@@ -101,7 +101,7 @@ FACTS = _facts([
 
 
 def test_epoch_names_merge_across_snapshots():
-    built = registry.build(FACTS, _names([]))
+    built = aliases.build(FACTS, _names([]))
     models = built.models.set_index("model")
     # 'GPT-4' (Dec 2025) and 'GPT-4 (Mar 2023)' (2026) share the release gpt-4-0314: one model, the shorter name
     assert "GPT-4" in models.index and "GPT-4 (Mar 2023)" not in models.index
@@ -132,7 +132,7 @@ def test_spellings_match_or_are_listed():
         {"source": "metr_runs", "name": "human"},
     ])
     alias_file = registry.AliasFile(not_models=frozenset({registry.key("human")}))
-    aliases_ = registry.build(FACTS, names, alias_file).aliases.set_index(["source", "alias"])
+    aliases_ = aliases.build(FACTS, names, alias_file).aliases.set_index(["source", "alias"])
     assert aliases_.loc[("metr_runs", "GPT-4 0314"), "model"] == "GPT-4"
     # the same release lends its date; a spelling matched without its date lends none
     assert aliases_.loc[("metr_runs", "GPT-4 0314"), "release_date"] == pd.Timestamp("2023-03-14")
@@ -155,7 +155,7 @@ def test_two_epoch_models_with_one_key_are_ambiguous_not_guessed():
         ("epoch_ai_models@x_2026-02", "MiniMax-M1-80k", None, None, "MiniMax", "CN", "2025-06-16", None, None, None,
          None, "Open weights (unrestricted)", None),
     ])
-    built = registry.build(facts, _names([{"source": "arena", "name": "minimax-m1"}]))
+    built = aliases.build(facts, _names([{"source": "arena", "name": "minimax-m1"}]))
     row = built.aliases.set_index(["source", "alias"]).loc[("arena", "minimax-m1")]
     assert row["status"] == "ambiguous" and row["model"] is None
     assert json.loads(row["candidates"]) == ["MiniMax-M1-40k", "MiniMax-M1-80k"]
@@ -172,7 +172,7 @@ def test_alias_file_groups(tmp_path):
                      "US", "2024-06-20", 2.7e25, None, None, "Speculative", "API access", None)])
     names = _names([{"source": "metr_runs", "name": "Claude 3.5 Sonnet (New)"},
                     {"source": "x", "name": "Mystery Bot"}])
-    built = registry.build(facts, names, alias_file)
+    built = aliases.build(facts, names, alias_file)
     rows = built.aliases.set_index(["source", "alias"])
     new = rows.loc[("metr_runs", "Claude 3.5 Sonnet (New)")]
     assert new["model"] == "Claude 3.5 Sonnet" and new["method"] == "alias file"

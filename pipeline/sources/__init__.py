@@ -88,6 +88,15 @@ class Scratch:
             self.con = None
         return self.file
 
+    @contextmanager
+    def attached(self, con: duckdb.DuckDBPyConnection, alias: str) -> Iterator[str]:
+        """Closed and attached read-only to `con` as `alias`, for the store to copy from inside its transaction."""
+        con.execute(f"ATTACH '{str(self.close()).replace(chr(39), chr(39) * 2)}' AS {alias} (READ_ONLY)")
+        try:
+            yield alias
+        finally:
+            con.execute(f"DETACH {alias}")
+
 
 @dataclass
 class Staged:
@@ -104,14 +113,8 @@ class Staged:
     def keep(self, table: str, frame: pd.DataFrame) -> None:
         self.scratch.append(f"kept_{table}", frame.assign(_part=self.part))
 
-    @contextmanager
-    def attached(self, con: duckdb.DuckDBPyConnection) -> Iterator[str]:
-        alias = f"staged_{self.part}"
-        con.execute(f"ATTACH '{str(self.scratch.close()).replace(chr(39), chr(39) * 2)}' AS {alias} (READ_ONLY)")
-        try:
-            yield alias
-        finally:
-            con.execute(f"DETACH {alias}")
+    def attached(self, con: duckdb.DuckDBPyConnection):
+        return self.scratch.attached(con, f"staged_{self.part}")
 
 
 class Adapter(Protocol):

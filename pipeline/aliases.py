@@ -103,17 +103,20 @@ def finished(frame: pd.DataFrame) -> pd.DataFrame:
 def finish_sql(table: str) -> str:
     """The rows of `table` as the registry's spellings: one row per (source, spelling), the lowest `_ordinal`;
     a spelling with no date of its own takes its release's, from the first source row (Epoch's sources first,
-    then by source and spelling) that dates the release. Ordered by source and spelling."""
+    then by source and spelling) that dates the release. Unordered; each step a join or a plain aggregate,
+    which DuckDB spills to disk (a window or an ordered aggregate over millions of rows would not)."""
     kept = ", ".join(f'r."{c}"' for c in registry.ROW_COLUMNS if c != "release_date")
     return f"""
         WITH firsts AS (
-            SELECT release_key, first(_row_date ORDER BY _creates DESC, source, alias, _ordinal) AS dated
+            SELECT release_key, arg_min(_row_date, (NOT _creates, source, alias, _ordinal)) AS dated
             FROM {table} WHERE _row_date IS NOT NULL GROUP BY release_key),
-        kept AS (
-            SELECT * FROM {table} QUALIFY row_number() OVER (PARTITION BY source, alias ORDER BY _ordinal) = 1)
+        repeated AS (
+            SELECT source, alias, min(_ordinal) AS _ordinal FROM {table} GROUP BY source, alias HAVING count(*) > 1)
         SELECT {kept}, CASE WHEN r._takes_date THEN coalesce(r.release_date, f.dated) ELSE r.release_date END
                        AS release_date
-        FROM kept r LEFT JOIN firsts f USING (release_key) ORDER BY r.source, r.alias"""
+        FROM {table} r LEFT JOIN firsts f USING (release_key)
+        WHERE NOT EXISTS (SELECT 1 FROM repeated d WHERE d.source = r.source AND d.alias = r.alias
+                          AND d._ordinal < r._ordinal)"""
 
 
 def build(facts: pd.DataFrame, names: pd.DataFrame, alias_file: registry.AliasFile | None = None,
@@ -132,7 +135,7 @@ def build(facts: pd.DataFrame, names: pd.DataFrame, alias_file: registry.AliasFi
             con.register("_piece", frame)
             con.execute("INSERT INTO rows BY NAME SELECT * FROM _piece")
             con.unregister("_piece")
-        aliases = finished(con.execute(finish_sql("rows")).df())
+        aliases = finished(con.execute(f"{finish_sql('rows')} ORDER BY source, alias").df())
     finally:
         con.close()
     models = builder.models(aliases[aliases["status"] == "matched"])
@@ -194,6 +197,7 @@ def rebuild(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | None = Non
     facts, creating, own_dates = registry_inputs(con)
     builder = registry.Builder(facts, creating, alias_file, own_dates)
     scratch = Scratch()
+    scratch.con.execute("SET preserve_insertion_order = false")  # the rows are settled by key, not by order
     names = scratch.folder / "names.parquet"
     con.execute(f"COPY ({_names_sql()}) TO '{_quoted_path(names)}' (FORMAT parquet)")
     create_rows_table(scratch.con, "rows")

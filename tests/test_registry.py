@@ -260,6 +260,43 @@ def test_rebuild_changes_nothing_and_follows_the_alias_file(toy):
     assert digests() == before
 
 
+def test_the_store_rebuilds_in_pieces_what_the_whole_build_gives(toy, monkeypatch):
+    """A source of many spellings is matched a piece at a time; the release dates one spelling lends another of
+    its release (from another piece), and every row, must equal the registry built from all spellings at once."""
+    db, folder = toy
+    rows = ["model,metric,value,train_flop,release_date,unit,source,source_version,citation,license"]
+    for i in range(3000):
+        rows.append(f"pair-{i},toy_score,0.5,1e22,,fraction,many_bench,v1,cite,CC BY 4.0")  # dated only by its release
+        rows.append(f"PAIR {i},toy_score,0.5,,2024-{1 + i % 12:02d}-01,fraction,many_bench,v1,cite,CC BY 4.0")
+        if i % 3 == 0:  # a later-sorted spelling of the release with another date: the first one counts
+            rows.append(f"pair_{i},toy_score,0.5,,2023-01-01,fraction,many_bench,v1,cite,CC BY 4.0")
+    rows.append("Small-Open-V1,toy_score,0.4,,2024-06-01,fraction,many_bench,v1,cite,CC BY 4.0")
+    (folder / "many.csv").write_text("\n".join(rows) + "\n")
+    monkeypatch.setattr(aliases, "PIECE_ROWS", 2048)  # one DuckDB vector a piece: four pieces here
+    ingest.ingest([str(folder)], db=db, run_id="many")
+    con = store.connect(db, read_only=True)
+    try:
+        stored = aliases.finished(con.execute("SELECT * FROM model_aliases ORDER BY source, alias").df())
+        models = con.execute("SELECT * FROM models ORDER BY model").df()
+        facts, _, own_dates = aliases.registry_inputs(con)
+        names = con.execute(aliases._names_sql()).df()
+    finally:
+        con.close()
+    whole = aliases.build(facts, names, aliases.load_alias_files([folder / "aliases.toml"]), own_dates)
+    assert len(stored) == len(whole.aliases) > 7000
+    pd.testing.assert_frame_equal(stored.drop(columns="filled"), whole.aliases.drop(columns="filled"),
+                                  check_dtype=False)
+    def plain(frame):
+        return frame.astype(object).where(frame.notna(), None)
+
+    pd.testing.assert_frame_equal(plain(models), plain(whole.models))
+    by_alias = stored[stored["source"] == "many_bench"].set_index("alias")
+    assert by_alias.loc["pair-7", "release_date"] == pd.Timestamp("2024-08-01")   # PAIR 7's, not its own
+    assert by_alias.loc["pair-6", "release_date"] == pd.Timestamp("2024-07-01")   # PAIR 6 sorts before pair_6
+    assert by_alias.loc["pair_6", "release_date"] == pd.Timestamp("2023-01-01")   # its own date stays
+    assert by_alias.loc["Small-Open-V1", ["model", "status"]].tolist() == ["Small Open", "matched"]
+
+
 def test_models_command_json(toy):
     db, _ = toy
     result = CliRunner().invoke(app, ["models", "--db", str(db), "--json"])

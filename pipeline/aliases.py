@@ -142,20 +142,24 @@ def build(facts: pd.DataFrame, names: pd.DataFrame, alias_file: registry.AliasFi
     return registry.Registry(models, aliases[list(registry.ALIAS_COLUMNS)], builder.notes)
 
 
-def _names_sql(where: str = "TRUE") -> str:
+def _names_sql(sources_like: str = "%", parts: int = 1, part: int = 0) -> str:
     """Every spelling an observation or a METR run uses, one row per (source, spelling) and what that source says
-    of it (`_ordinal`: an observation's row counts before a run's)."""
+    of it (`_ordinal`: an observation's row counts before a run's): of sources named like `sources_like`, and of
+    the spellings whose hash falls in `part` of `parts` (each part grouped on its own, in a part of the memory)."""
+    def chosen(column: str) -> str:
+        return f"source LIKE '{sources_like}' AND hash({column}) % {parts} = {part}"
+
     return f"""
         SELECT source, model AS name, min(release_date) AS release_date, min(organization) AS organization,
                max(train_flop) FILTER (WHERE coalesce(train_flop_note, '') NOT LIKE 'joined%') AS train_flop,
                min(train_flop_note) FILTER (WHERE coalesce(train_flop_note, '') NOT LIKE 'joined%'
                                             AND train_flop IS NOT NULL) AS train_flop_note,
                count(*) AS n_observations, source LIKE 'epoch_%' AS creates, 0 AS _ordinal
-        FROM observations WHERE {_unregistered_sql()} AND {where} GROUP BY source, model
+        FROM observations WHERE {_unregistered_sql()} AND {chosen("model")} GROUP BY source, model
         UNION ALL
         SELECT source, alias AS name, NULL::TIMESTAMP, NULL::VARCHAR, NULL::DOUBLE, NULL::VARCHAR, count(*),
                false, 1
-        FROM metr_runs WHERE {where} GROUP BY source, alias"""
+        FROM metr_runs WHERE {chosen("alias")} GROUP BY source, alias"""
 
 
 def registry_inputs(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -170,14 +174,14 @@ def registry_inputs(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.Da
                          "(SELECT 1 FROM model_facts f WHERE f.origin = c.source || '@' || c.source_version) "
                          "ORDER BY origin, name").df()
     facts = pd.concat([facts, legacy], ignore_index=True) if len(legacy) else facts
-    epoch = _names_sql("source LIKE 'epoch_%'")
-    creating = con.execute(f"SELECT * FROM ({epoch}) ORDER BY source, name").df()
+    creating = con.execute(f"SELECT * FROM ({_names_sql('epoch_%')}) ORDER BY source, name").df()
     dates = con.execute("SELECT alias, release_date FROM metr_release_dates ORDER BY source_version DESC, alias").df()
     own_dates = dates.drop_duplicates("alias").set_index("alias")["release_date"].to_dict()
     return facts, creating, own_dates
 
 
 PIECE_ROWS = 100_000  # spellings matched at a time
+GROUP_ROWS = 250_000  # observations grouped into spellings at a time (DuckDB's hash table of a part)
 
 
 def rebuild(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | None = None) -> dict:
@@ -188,9 +192,9 @@ def rebuild(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | None = Non
     organisations by the spellings' `filled` record), so the registry never reads its own output back as a
     source's, and a rebuild of unchanged inputs changes nothing.
 
-    The spellings go through a scratch file a piece at a time (a source may name millions of models): written
-    out by the store, matched, settled in the scratch store (which spills to disk), and copied back in one
-    INSERT; only the matched ones are held, to build the models from."""
+    The spellings go through scratch files a piece at a time (a source may name millions of models): grouped
+    and written out by the store a hash part at a time, matched, settled in a scratch store that spills to disk,
+    and copied back in one INSERT; only the matched ones are held, to build the models from."""
     paths = alias_files() if alias_paths is None else alias_paths
     alias_file = load_alias_files(paths)
     _unfill(con)
@@ -198,13 +202,18 @@ def rebuild(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | None = Non
     builder = registry.Builder(facts, creating, alias_file, own_dates)
     scratch = Scratch()
     scratch.con.execute("SET preserve_insertion_order = false")  # the rows are settled by key, not by order
-    names = scratch.folder / "names.parquet"
-    con.execute(f"COPY ({_names_sql()}) TO '{_quoted_path(names)}' (FORMAT parquet)")
+    observations = con.execute("SELECT count(*) FROM observations").fetchone()[0]
+    parts = max(1, -(-observations // GROUP_ROWS))
+    for part in range(parts):
+        names = _quoted_path(scratch.folder / f"names_{part}.parquet")
+        con.execute(f"COPY ({_names_sql(parts=parts, part=part)}) TO '{names}' (FORMAT parquet)")
     create_rows_table(scratch.con, "rows")
-    for piece in scratch.pieces("SELECT * FROM read_parquet(?)", [str(names)], PIECE_ROWS):
+    names = str(scratch.folder / "names_*.parquet")
+    for piece in scratch.pieces("SELECT * FROM read_parquet(?)", [names], PIECE_ROWS):
         scratch.append("rows", builder.match(piece))
     scratch.append("rows", builder.own_rows())
-    names.unlink()
+    for part in range(parts):
+        (scratch.folder / f"names_{part}.parquet").unlink()
     scratch.con.execute(f"CREATE TABLE aliases AS {finish_sql('rows')}")
     scratch.con.execute("DROP TABLE rows")
     matched = finished(scratch.con.execute("SELECT * FROM aliases WHERE status = 'matched'").df())

@@ -273,6 +273,7 @@ def test_the_store_rebuilds_in_pieces_what_the_whole_build_gives(toy, monkeypatc
     rows.append("Small-Open-V1,toy_score,0.4,,2024-06-01,fraction,many_bench,v1,cite,CC BY 4.0")
     (folder / "many.csv").write_text("\n".join(rows) + "\n")
     monkeypatch.setattr(aliases, "PIECE_ROWS", 2048)  # one DuckDB vector a piece: four pieces here
+    monkeypatch.setattr(aliases, "GROUP_ROWS", 1000)  # and the observations grouped in eight hash parts
     ingest.ingest([str(folder)], db=db, run_id="many")
     con = store.connect(db, read_only=True)
     try:

@@ -181,7 +181,7 @@ def registry_inputs(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.Da
 
 
 PIECE_ROWS = 100_000  # spellings matched at a time
-GROUP_ROWS = 250_000  # observations grouped into spellings at a time (DuckDB's hash table of a part)
+GROUP_ROWS = 100_000  # observations grouped into spellings at a time (DuckDB's hash table of a part)
 
 
 def rebuild(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | None = None) -> dict:
@@ -322,9 +322,14 @@ def copy_spellings(con: duckdb.DuckDBPyConnection, from_source: str, to_source: 
     """A derived source that keeps another's names (per-run METR horizons keep the run aliases) joins the
     registry the same way: its spellings are copied, not matched again."""
     con.execute("DELETE FROM model_aliases WHERE source = ?", [to_source])
-    rows = con.execute("SELECT * FROM model_aliases WHERE source = ? ORDER BY alias", [from_source]).df()
-    rows = rows[rows["alias"].isin(names)].assign(source=to_source)
-    return store.upsert(con, "model_aliases", rows)
+    chosen = pd.DataFrame({"alias": sorted(set(names))})
+    con.register("_chosen", chosen)
+    try:
+        return con.execute("INSERT INTO model_aliases SELECT * REPLACE (? AS source) FROM model_aliases "
+                           "WHERE source = ? AND alias IN (SELECT alias FROM _chosen)",
+                           [to_source, from_source]).fetchone()[0]
+    finally:
+        con.unregister("_chosen")
 
 
 def lookup(con: duckdb.DuckDBPyConnection, source: str, names: list[str]) -> pd.DataFrame:

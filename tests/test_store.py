@@ -77,6 +77,36 @@ def test_migrations_bring_an_old_store_up_to_date_in_order(tmp_path):
         con.close()
 
 
+def test_migration_010_drops_the_registry_key_and_keeps_its_rows(tmp_path):
+    """A store from before 010 holds model_aliases with a primary key (an index DuckDB keeps in memory until an
+    ingest commits); the migration copies its rows into the keyless table."""
+    db = tmp_path / "store.duckdb"
+    con = store.connect(db)
+    con.execute("DROP TABLE model_aliases")
+    con.execute(OLD_MODEL_ALIASES)
+    con.execute("INSERT INTO model_aliases (source, alias, model, status) VALUES ('arena', 'gpt-4', 'GPT-4', 'matched')")
+    con.execute("DELETE FROM schema_migrations WHERE version = 10")
+    con.close()
+
+    def keys(con):
+        return con.execute("SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'model_aliases' "
+                           "AND constraint_type = 'PRIMARY KEY'").fetchone()[0]
+
+    con = store.connect(db)
+    try:
+        assert keys(con) == 0
+        assert con.execute("SELECT source, alias, model, status FROM model_aliases").fetchall() == [
+            ("arena", "gpt-4", "GPT-4", "matched")]
+        assert con.execute("SELECT count(*) FROM schema_migrations WHERE version = 10").fetchone()[0] == 1
+    finally:
+        con.close()
+
+
+OLD_MODEL_ALIASES = """CREATE TABLE model_aliases (source VARCHAR, alias VARCHAR, model VARCHAR, status VARCHAR,
+    method VARCHAR, "key" VARCHAR, release_key VARCHAR, release_date TIMESTAMP, candidates JSON, n_observations INTEGER,
+    filled JSON, note VARCHAR, PRIMARY KEY (source, alias))"""
+
+
 def test_upsert_replaces_on_natural_key(tmp_db):
     con = store.connect(tmp_db)
     with store.transaction(con):

@@ -111,8 +111,9 @@ CREATE TABLE IF NOT EXISTS model_aliases (
     candidates JSON,             -- the models an ambiguous spelling could be
     n_observations INTEGER,
     filled JSON,                 -- observation fields the registry wrote for this spelling (undone before a rebuild)
-    note VARCHAR,
-    PRIMARY KEY (source, alias)
+    note VARCHAR
+    -- one row per (source, alias) by construction (pipeline.aliases.rebuild), and no primary key, whose index DuckDB
+    -- would hold in memory until the ingest commits, for a source that may name millions of models
 );
 
 CREATE TABLE IF NOT EXISTS models (

@@ -180,7 +180,8 @@ def registry_inputs(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, pd.Da
     return facts, creating, own_dates
 
 
-PIECE_ROWS = 100_000  # spellings matched at a time
+PIECE_ROWS = 20_000  # spellings matched at a time
+SCRATCH_MEMORY = "128MB"  # what the scratch store holds before it spills
 GROUP_ROWS = 100_000  # observations grouped into spellings at a time (DuckDB's hash table of a part)
 
 
@@ -200,7 +201,7 @@ def rebuild(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | None = Non
     _unfill(con)
     facts, creating, own_dates = registry_inputs(con)
     builder = registry.Builder(facts, creating, alias_file, own_dates)
-    scratch = Scratch()
+    scratch = Scratch(memory=SCRATCH_MEMORY)
     scratch.con.execute("SET preserve_insertion_order = false")  # the rows are settled by key, not by order
     observations = con.execute("SELECT count(*) FROM observations").fetchone()[0]
     parts = max(1, -(-observations // GROUP_ROWS))
@@ -296,24 +297,30 @@ def _fill_observations(con: duckdb.DuckDBPyConnection) -> int:
     A release date comes from the spelling's own release, or the model's first release when the spelling
     names the model itself; a spelling matched only without its date lends no date."""
     before = con.execute("SELECT count(*) FROM observations WHERE train_flop IS NOT NULL").fetchone()[0]
-    joined = """
-        FROM model_aliases a JOIN models m ON m.model = a.model
-        WHERE observations.source = a.source AND observations.model = a.alias AND a.status = 'matched'"""
-    con.execute(f"""
-        UPDATE observations SET train_flop = m.train_flop,
-            train_flop_note = 'joined from ' || CASE WHEN json_extract_string(m.field_sources, '$.train_flop')
-                    LIKE 'epoch%' THEN 'Epoch ' ELSE '' END
-                || coalesce(json_extract_string(m.field_sources, '$.train_flop'), 'unknown')
-                || ' {REGISTRY_NOTE} as ' || chr(39) || m.model || chr(39)
-                || ' (Confidence: ' || coalesce(m.confidence, 'Unknown') || ')'
-        {joined} AND observations.train_flop IS NULL AND m.train_flop IS NOT NULL
-            AND coalesce(observations.train_flop_note, '') NOT LIKE '{NO_COMPUTE}'""")
-    con.execute(f"""
-        UPDATE observations SET release_date = coalesce(a.release_date,
-            CASE WHEN a.method <> 'same key without dates' THEN m.release_date END)
-        {joined} AND observations.release_date IS NULL""")
-    con.execute(f"UPDATE observations SET organization = m.organization {joined} "
-                "AND observations.organization IS NULL AND m.organization IS NOT NULL")
+    # the matched spellings first, on their own: joined to the observations they are the small side, where
+    # millions of unmatched spellings in model_aliases would have DuckDB hash the observations instead
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE registry_fill AS
+        SELECT a.source, a.alias, a.method, a.release_date AS alias_release_date, m.release_date, m.organization,
+               m.train_flop, m.confidence, m.model, json_extract_string(m.field_sources, '$.train_flop') AS origin
+        FROM model_aliases a JOIN models m ON m.model = a.model WHERE a.status = 'matched'""")
+    joined = "FROM registry_fill f WHERE observations.source = f.source AND observations.model = f.alias"
+    try:
+        con.execute(f"""
+            UPDATE observations SET train_flop = f.train_flop,
+                train_flop_note = 'joined from ' || CASE WHEN f.origin LIKE 'epoch%' THEN 'Epoch ' ELSE '' END
+                    || coalesce(f.origin, 'unknown') || ' {REGISTRY_NOTE} as ' || chr(39) || f.model || chr(39)
+                    || ' (Confidence: ' || coalesce(f.confidence, 'Unknown') || ')'
+            {joined} AND observations.train_flop IS NULL AND f.train_flop IS NOT NULL
+                AND coalesce(observations.train_flop_note, '') NOT LIKE '{NO_COMPUTE}'""")
+        con.execute(f"""
+            UPDATE observations SET release_date = coalesce(f.alias_release_date,
+                CASE WHEN f.method <> 'same key without dates' THEN f.release_date END)
+            {joined} AND observations.release_date IS NULL""")
+        con.execute(f"UPDATE observations SET organization = f.organization {joined} "
+                    "AND observations.organization IS NULL AND f.organization IS NOT NULL")
+    finally:
+        con.execute("DROP TABLE IF EXISTS registry_fill")
     after = con.execute("SELECT count(*) FROM observations WHERE train_flop IS NOT NULL").fetchone()[0]
     return int(after - before)
 

@@ -61,11 +61,11 @@ class Scratch:
 
     MEMORY = "256MB"
 
-    def __init__(self) -> None:
+    def __init__(self, memory: str = MEMORY) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="scalegap-ingest-"))
         self.file = self.folder / "rows.duckdb"
         self.con: duckdb.DuckDBPyConnection | None = duckdb.connect(str(self.file))
-        for setting in (f"memory_limit = '{self.MEMORY}'", f"temp_directory = '{self.folder / 'spill'}'",
+        for setting in (f"memory_limit = '{memory}'", f"temp_directory = '{self.folder / 'spill'}'",
                         "enable_progress_bar = false"):
             self.con.execute(f"SET {setting}")
         weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)

@@ -49,6 +49,9 @@ _SETTING = re.compile(
     r"|[_-]\d+k(?:[_-]thinking)?|[_-]thinking[_-]\d+k)$")
 # A full date (2024-08-06, 20241022, (2024-05-13)); a bare 0314 is left alone: 'GPT-4 1106' is GPT-4 Turbo.
 _DATE = re.compile(r"[-_ ]?\(?(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\)?(?=$|[-_ )(])")
+_META = re.compile(r"^meta[-_ ](?=llama)")
+_BETWEEN_DIGITS = re.compile(r"(?<=\d)[^a-z0-9]+(?=\d)")
+_PUNCTUATION = re.compile(r"[^a-z0-9]")
 _ANY_DATE = re.compile(r"((?:19|20)\d{2})[-_ ]?(0[1-9]|1[0-2])[-_ ]?(0[1-9]|[12]\d|3[01])(?!\d)")
 
 
@@ -62,7 +65,7 @@ def _stripped(name: str) -> str:
 def _stripped_text(name: str) -> str:
     s = name.strip().lower().replace("+", " plus ")
     s = _ORG_PREFIX.sub("", s)
-    s = re.sub(r"^meta[-_ ](?=llama)", "", s)  # Meta-Llama-3.1-70B is Llama 3.1-70B
+    s = _META.sub("", s)  # Meta-Llama-3.1-70B is Llama 3.1-70B
     s = _ANY_DATE.sub(r"\1\2\3", s)  # one form for a date: 2024-12-17, 2024_12_17 and 20241217 alike
     while True:
         shorter = _SETTING.sub("", s).strip()
@@ -74,8 +77,8 @@ def _stripped_text(name: str) -> str:
 def _compact(s: str) -> str:
     # a separator between two digits is a decimal point or a version dot ('3.5', '3_5', '3-5' alike), kept as
     # 'p' so that OPT-1.3B and OPT-13B stay apart; every other character that is not a letter or digit goes
-    s = re.sub(r"(?<=\d)[^a-z0-9]+(?=\d)", "p", s)
-    return re.sub(r"[^a-z0-9]", "", s)
+    s = _BETWEEN_DIGITS.sub("p", s)
+    return _PUNCTUATION.sub("", s)
 
 
 def key(name: str) -> str:
@@ -227,11 +230,11 @@ class _Entities:
         if b:
             self.by_base.setdefault(b, set()).add(model)
 
-    def lookup(self, spelling: str) -> tuple[str, set[str]]:
-        """(how, candidate models) for a spelling, by exact name, key, then key without dates."""
+    def lookup(self, spelling: str, k: str | None = None) -> tuple[str, set[str]]:
+        """(how, candidate models) for a spelling, by exact name, key (`k`, when known), then key without dates."""
         if spelling in self.names:
             return "same name", {self.names[spelling]}
-        k = key(spelling)
+        k = key(spelling) if k is None else k
         if k in self.by_key:
             return "same key", self.by_key[k]
         b = base_key(spelling)
@@ -289,19 +292,19 @@ class Builder:
     def match(self, names: pd.DataFrame) -> pd.DataFrame:
         """One ROW_COLUMNS row per spelling of `names` (NAME_COLUMNS, and `_ordinal`: which of two rows of one
         spelling counts, the lower). Its release date is its own, else one known before the sources'."""
-        ordinal = names["_ordinal"] if "_ordinal" in names else pd.Series(0, index=names.index)
-        names = _frame(names, NAME_COLUMNS).assign(position=ordinal.to_numpy())  # itertuples renames _fields
-        keys = names["name"].astype(str).map(key)  # once per spelling
-        rows = [self._row(row, k) for row, k in zip(names.itertuples(index=False), keys, strict=True)]
+        ordinal = names["_ordinal"].tolist() if "_ordinal" in names else [0] * len(names)
+        names = _frame(names, NAME_COLUMNS)
+        # plain values, None where missing: a source may have millions of spellings, each looked at once
+        plain = [names[c].astype(object).where(names[c].notna(), None).tolist() for c in NAME_COLUMNS]
+        rows = []
+        for *values, position in zip(*plain, ordinal, strict=True):
+            source, name, date, org, flop, note, n, creates = values
+            spelling = str(name)
+            out = _match(source, spelling, key(spelling), date, n, self.ents, self.groups, self.alias_file,
+                         self.dates, self.own_dates)
+            rows.append((*map(out.__getitem__, ALIAS_COLUMNS), bool(creates) if creates is not None else False,
+                         int(position), date, org, flop, note, True))
         return _rows_frame(rows)
-
-    def _row(self, row, k: str) -> tuple:
-        out = _match(row, k, self.ents, self.groups, self.alias_file, self.dates, self.own_dates)
-        flop = row.train_flop if pd.notna(row.train_flop) else None
-        return (*map(out.__getitem__, ALIAS_COLUMNS), bool(row.creates) if pd.notna(row.creates) else False,
-                int(row.position), row.release_date if pd.notna(row.release_date) else None,
-                row.organization if pd.notna(row.organization) else None, flop,
-                row.train_flop_note if pd.notna(row.train_flop_note) else None, True)
 
     def own_rows(self) -> pd.DataFrame:
         """The canonical spellings themselves (the registry's own rows), so every model lists its names."""
@@ -455,14 +458,15 @@ def _release_dates(ents: _Entities, groups: dict, own_dates: dict) -> dict[str, 
     return dates
 
 
-def _match(row, k: str, ents: _Entities, groups, alias_file: AliasFile, dates: dict, own_dates: dict) -> dict:
-    spelling = str(row.name)
+def _match(source: str, spelling: str, k: str, date, n_observations, ents: _Entities, groups,
+           alias_file: AliasFile, dates: dict, own_dates: dict) -> dict:
+    """A spelling's registry row (ALIAS_COLUMNS); `date` and `n_observations` are its source's (None if missing)."""
     release = _release_key(spelling, groups, k)
-    own = row.release_date if pd.notna(row.release_date) else own_dates.get(spelling)
+    own = date if date is not None else own_dates.get(spelling)
     own = pd.Timestamp(own) if own is not None and pd.notna(own) else None
-    out = {"source": row.source, "alias": spelling, "model": None, "status": "unmatched", "method": None,
+    out = {"source": source, "alias": spelling, "model": None, "status": "unmatched", "method": None,
            "key": k, "release_key": release, "release_date": own if own is not None else dates.get(release),
-           "candidates": None, "n_observations": int(row.n_observations) if pd.notna(row.n_observations) else 0,
+           "candidates": None, "n_observations": int(n_observations) if n_observations is not None else 0,
            "filled": None, "note": None}
     if k in alias_file.not_models:
         return {**out, "status": "not a model", "method": "alias file (not_models)"}
@@ -471,7 +475,7 @@ def _match(row, k: str, ents: _Entities, groups, alias_file: AliasFile, dates: d
         if model is None:
             return {**out, "status": "ambiguous" if "several" in how else "unmatched", "method": how}
         return {**out, "model": model, "status": "matched", "method": how}
-    how, candidates = ents.lookup(spelling)
+    how, candidates = ents.lookup(spelling, k)
     if len(candidates) == 1:
         model = next(iter(candidates))
         if spelling in ents.created:

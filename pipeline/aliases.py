@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline import registry, store
-from pipeline.sources import Scratch
+from pipeline.sources import Scratch, sql_text
 
 ALIAS_FILE = "aliases.toml"
 PROJECT_ALIASES = Path(__file__).resolve().parents[1] / "data" / "raw" / ALIAS_FILE
@@ -205,16 +205,15 @@ def rebuild(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | None = Non
     scratch.con.execute("SET preserve_insertion_order = false")  # the rows are settled by key, not by order
     observations = con.execute("SELECT count(*) FROM observations").fetchone()[0]
     parts = max(1, -(-observations // GROUP_ROWS))
-    for part in range(parts):
-        names = _quoted_path(scratch.folder / f"names_{part}.parquet")
-        con.execute(f"COPY ({_names_sql(parts=parts, part=part)}) TO '{names}' (FORMAT parquet)")
+    files = [scratch.folder / f"names_{part}.parquet" for part in range(parts)]
+    for part, file in enumerate(files):
+        con.execute(f"COPY ({_names_sql(parts=parts, part=part)}) TO {sql_text(file)} (FORMAT parquet)")
     create_rows_table(scratch.con, "rows")
-    names = str(scratch.folder / "names_*.parquet")
-    for piece in scratch.pieces("SELECT * FROM read_parquet(?)", [names], PIECE_ROWS):
+    for piece in scratch.pieces("SELECT * FROM read_parquet(?)", [[str(f) for f in files]], PIECE_ROWS):
         scratch.append("rows", builder.match(piece))
     scratch.append("rows", builder.own_rows())
-    for part in range(parts):
-        (scratch.folder / f"names_{part}.parquet").unlink()
+    for file in files:
+        file.unlink()
     scratch.con.execute(f"CREATE TABLE aliases AS {finish_sql('rows')}")
     scratch.con.execute("DROP TABLE rows")
     matched = finished(scratch.con.execute("SELECT * FROM aliases WHERE status = 'matched'").df())
@@ -238,10 +237,6 @@ def rebuild(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | None = Non
     gained = _fill_observations(con)
     return {"models": len(models), "spellings": int(sum(counts.values())), "status": counts,
             "gained_compute": gained, "alias_files": [str(p) for p in paths], "notes": builder.notes}
-
-
-def _quoted_path(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 def attach_compute(con: duckdb.DuckDBPyConnection, alias_paths: list[Path] | None = None) -> int:

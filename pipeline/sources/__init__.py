@@ -56,6 +56,11 @@ class SourceData:
     staged: Staged | None = None  # too many rows to hold: `observations` is then empty, the rows are here
 
 
+def sql_text(path: Path | str) -> str:
+    """A path as a quoted SQL string, for statements that take no parameter there (ATTACH, COPY ... TO)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 class Scratch:
     """A DuckDB file in a private temp folder that spills to disk, removed when the last user of it is gone."""
 
@@ -91,7 +96,7 @@ class Scratch:
     @contextmanager
     def attached(self, con: duckdb.DuckDBPyConnection, alias: str) -> Iterator[str]:
         """Closed and attached read-only to `con` as `alias`, for the store to copy from inside its transaction."""
-        con.execute(f"ATTACH '{str(self.close()).replace(chr(39), chr(39) * 2)}' AS {alias} (READ_ONLY)")
+        con.execute(f"ATTACH {sql_text(self.close())} AS {alias} (READ_ONLY)")
         try:
             yield alias
         finally:
